@@ -1,0 +1,113 @@
+"""Array backends: the array-API namespace of each backend and a shim for what the
+standard lacks (scatter-add).
+
+The sliCQT is written once against the array API standard (through
+``array_api_compat``); this module is the only place that knows which library
+is underneath.
+"""
+from __future__ import annotations
+
+import numpy as np
+import array_api_compat
+
+BACKENDS = ("torch", "numpy", "cupy")
+
+
+def cupy_available() -> bool:
+    """True when CuPy imports and can run on a CUDA device."""
+    try:
+        import cupy
+        if not cupy.cuda.is_available():
+            return False
+        cupy.zeros(1).sum()  # the driver may still refuse the first kernel
+        return True
+    except (ImportError, RuntimeError, OSError):
+        return False
+    except Exception as err:  # cupy raises its own CUDA error types
+        if type(err).__module__.startswith("cupy"):
+            return False
+        raise
+
+
+def check_backend(backend: str) -> None:
+    """Raise a clear error if ``backend`` is unknown or cannot run here."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "cupy" and not cupy_available():
+        raise RuntimeError(
+            "backend='cupy' needs CuPy (pip install 'xslicq[gpu]') and a working CUDA GPU; "
+            "none is usable on this machine. Use backend='torch' or backend='numpy'.")
+
+
+def backend_of(x) -> str:
+    """Name of the backend an array belongs to ('torch', 'numpy' or 'cupy')."""
+    if array_api_compat.is_torch_array(x):
+        return "torch"
+    if array_api_compat.is_cupy_array(x):
+        return "cupy"
+    if array_api_compat.is_numpy_array(x):
+        return "numpy"
+    raise TypeError(f"expected a torch, numpy or cupy array, got {type(x).__name__}")
+
+
+def namespace(x):
+    """The array-API namespace of ``x``."""
+    return array_api_compat.array_namespace(x)
+
+
+def to_numpy(x) -> np.ndarray:
+    """A host NumPy copy of any backend's array (detached for torch)."""
+    kind = backend_of(x)
+    if kind == "torch":
+        return x.detach().cpu().numpy()
+    if kind == "cupy":
+        return x.get()
+    return np.asarray(x)
+
+
+def scatter_add_last(xp, values, index, size: int, out=None):
+    """``out[..., index[p]] += values[..., p]``, into zeros of shape
+    ``values.shape[:-1] + (size,)`` when ``out`` is None; returns the sum.
+
+    Args:
+        xp: array namespace of ``values``.
+        values: (..., P) real or complex array.
+        index: (P,) integer array on the same device, values in ``[0, size)``.
+        out: optional (..., size) array to accumulate into (updated in place for
+            torch, whose ``index_add_`` is differentiable).
+    """
+    lead = tuple(values.shape[:-1])
+    kind = backend_of(values)
+    if out is None:
+        out = xp.zeros(lead + (size,), dtype=values.dtype, device=array_api_compat.device(values))
+    if kind == "torch":
+        return out.index_add_(-1, index, values)
+    rows = xp.reshape(values, (-1, values.shape[-1]))
+    parts = (rows.real, rows.imag) if xp.isdtype(values.dtype, "complex floating") else (rows,)
+    summed = []
+    for part in parts:
+        if kind == "cupy":
+            import cupyx
+            acc = xp.zeros((rows.shape[0], size), dtype=part.dtype)
+            cupyx.scatter_add(acc, (slice(None), index), part)
+        else:  # numpy: one bincount per row keeps memory at one row of indices
+            acc = np.zeros((rows.shape[0], size), dtype=part.dtype)
+            for r, row in enumerate(part):
+                acc[r] = np.bincount(index, weights=row, minlength=size)
+        summed.append(acc)
+    total = summed[0] if len(summed) == 1 else summed[0] + 1j * summed[1]
+    return out + xp.reshape(xp.astype(total, values.dtype), lead + (size,))
+
+
+def frames(xp, x, size: int, hop: int):
+    """Overlapping frames ``(..., n_frames, size)`` of ``x`` (..., samples), ``hop`` apart,
+    as a view where the library has one (the array API has no sliding window)."""
+    n_frames = (x.shape[-1] - size) // hop + 1
+    kind = backend_of(x)
+    if kind == "torch":
+        return x.unfold(-1, size, hop)
+    if kind == "numpy":
+        return np.lib.stride_tricks.sliding_window_view(x, size, axis=-1)[..., ::hop, :]
+    import cupy
+    strides = x.strides[:-1] + (x.strides[-1] * hop, x.strides[-1])
+    return cupy.lib.stride_tricks.as_strided(x, tuple(x.shape[:-1]) + (n_frames, size), strides)

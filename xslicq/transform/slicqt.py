@@ -1,0 +1,277 @@
+"""The sliced constant-Q transform (sliCQT) with an exact inverse.
+
+Data flow of :meth:`SliCQT.forward`, one line per step (shapes with
+``B`` batch, ``C`` channels, ``S`` slices, ``N = sllen``, ``nf = N // 2 + 1``)::
+
+    x (B, C, samples) real
+      -> slices (B, C, S, N)        Tukey-windowed, hop N / 2      (slicing.py)
+      -> X (B, C, S, nf)            one-sided spectrum, rfft / N
+      -> per block: gather + window (B, C, S, rows, M)             (frames.py tables)
+      -> inverse DFT along M        (B, C, rows, S, M) complex coefficients
+
+:meth:`SliCQT.inverse` runs the same steps backwards with the canonical dual
+windows and a scatter-add, which makes it an exact left inverse.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from . import backend as bk
+from .frames import (MIN_WINDOW_SAMPLES, SUGGESTED_WINDOW_SAMPLES, SliceFrame,
+                     build_slice_frame, fft_friendly_sllen, min_sllen)
+from .scales import FrequencyScale, make_scale
+from .slicing import (check_slicing, max_length, nb_slices, overlap_add, slice_signal,
+                      slice_window, suggested_trlen)
+
+
+class SliCQT(torch.nn.Module):
+    """Sliced constant-Q transform: ragged complex coefficients with an exact inverse.
+
+    Args:
+        scale: frequency scale, one of ``cqlog``, ``oct``, ``mel``, ``bark``, ``vqlog``.
+        bins: number of scale bins (bins per octave for ``oct``). The transform has
+            ``bins + 1`` rows (a DC row below the first bin), plus a Nyquist row when
+            ``fmax`` is below the Nyquist frequency.
+        fmin, fmax: lowest and highest centre frequency in Hz.
+        sample_rate: sampling rate of the signals in Hz.
+        sllen: slice length in samples (a multiple of 4). ``None`` picks the suggested
+            length: the shortest at which the narrowest window spans four spectrum samples,
+            rounded up to a length with no prime factor above 7 (fast FFTs). Any longer
+            slice is fine, up to a whole training segment.
+        trlen: length of the slice window's transitions (even, ``sllen > 2 * trlen``).
+            ``None`` picks a quarter slice.
+        gamma: extra bandwidth in Hz of every ``vqlog`` bin.
+        backend: ``torch`` (differentiable, CPU and CUDA), ``numpy`` (CPU) or ``cupy`` (GPU).
+
+    Attributes:
+        sllen, trlen, hop: slice length, transition length and slice hop in samples.
+        freqs: (nb_bins,) centre frequency of every row in Hz, ascending.
+        bandwidths, q: (nb_bins,) bandwidth in Hz and quality factor of every row.
+        block_shapes: ``[(rows_in_block, time_in_block), ...]``, ascending frequency.
+    """
+
+    def __init__(self, scale: str = "cqlog", bins: int = 262, fmin: float = 32.9,
+                 fmax: float = 22050.0, sample_rate: int = 44100, sllen: int | None = None,
+                 trlen: int | None = None, gamma: float = 25.0, backend: str = "torch"):
+        super().__init__()
+        bk.check_backend(backend)
+        if not (isinstance(sample_rate, (int, float, np.number)) and math.isfinite(sample_rate)
+                and sample_rate > 0):
+            raise ValueError(f"sample_rate must be a positive number of Hz, got {sample_rate!r}")
+        self.scale: FrequencyScale = make_scale(scale, fmin, fmax, bins, gamma)
+        nyquist = sample_rate / 2.0
+        if fmax > nyquist:
+            raise ValueError(f"fmax={fmax} Hz is above the Nyquist frequency {nyquist} Hz "
+                             f"of sample_rate={sample_rate}")
+        shortest = min_sllen(self.scale.freqs, self.scale.bandwidths, sample_rate,
+                             MIN_WINDOW_SAMPLES)
+        if sllen is None:
+            sllen = fft_friendly_sllen(min_sllen(self.scale.freqs, self.scale.bandwidths,
+                                                 sample_rate, SUGGESTED_WINDOW_SAMPLES))
+        if trlen is None and isinstance(sllen, (int, np.integer)) and not isinstance(sllen, bool):
+            trlen = suggested_trlen(int(sllen))
+        check_slicing(sllen, trlen)
+        if sllen < shortest:
+            raise ValueError(
+                f"sllen={sllen} is too short for the longest window of this scale "
+                f"(narrowest band {float(np.min(self.scale.bandwidths)):.3f} Hz): "
+                f"use sllen >= {shortest}, or sllen=None for the suggested length")
+
+        self.scale_name, self.bins, self.fmin, self.fmax = scale, int(bins), float(fmin), float(fmax)
+        self.sample_rate, self.gamma, self.backend = sample_rate, float(gamma), backend
+        self.sllen, self.trlen, self.hop = int(sllen), int(trlen), int(sllen) // 2
+        self.frame: SliceFrame = build_slice_frame(self.scale.freqs, self.scale.bandwidths,
+                                                   sample_rate, self.sllen)
+        self.freqs = self.frame.freqs
+        self.bandwidths = self.frame.bandwidths
+        self.block_shapes = [(b.rows, b.m) for b in self.frame.blocks]
+        self._host = {"slice_window": slice_window(self.sllen, self.trlen)}
+        for i, b in enumerate(self.frame.blocks):
+            self._host.update({f"index_{i}": b.index.reshape(-1), f"window_{i}": b.window,
+                               f"dual_{i}": b.dual})
+        for name, host in self._host.items():
+            self.register_buffer(name, torch.as_tensor(host), persistent=False)
+        self._cache: dict = {}
+
+    # ----------------------------------------------------------------- geometry
+    @property
+    def q(self) -> np.ndarray:
+        """Quality factor (centre / bandwidth) of every row; 0 for the DC row."""
+        return self.freqs / self.bandwidths
+
+    @property
+    def nb_bins(self) -> int:
+        return len(self.freqs)
+
+    @property
+    def frame_bounds(self) -> tuple[float, float]:
+        """Lower and upper frame bounds A, B of one slice's frame (A ||x||^2 <= ||c||^2 <= B ||x||^2)."""
+        weight = np.full(self.frame.nf, 2.0)
+        weight[0] = 1.0
+        if self.sllen % 2 == 0:
+            weight[-1] = 1.0
+        ratio = self.frame.diag / (self.sllen * weight)
+        return float(ratio.min()), float(ratio.max())
+
+    def nb_slices(self, length: int) -> int:
+        """Number of slices the forward transform gives for ``length`` samples."""
+        return nb_slices(length, self.sllen, self.trlen)
+
+    def coef_sample(self, block: int, slice_index, time_index):
+        """Signal sample (float) at which coefficient ``(slice, time)`` of ``block`` is centred."""
+        m = self.block_shapes[block][1]
+        return (np.asarray(slice_index) * self.hop - self.sllen / 2
+                + np.asarray(time_index) * self.sllen / m)
+
+    def locate(self, sample, block: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(slice, time)`` indices of ``block`` whose coefficient covers signal ``sample``:
+        the slice whose window plateau holds the sample, and the nearest time index in it."""
+        m = self.block_shapes[block][1]
+        sample = np.asarray(sample)
+        slice_index = np.rint(sample / self.hop).astype(int)
+        time_index = np.rint((sample - slice_index * self.hop + self.sllen / 2) * m
+                             / self.sllen).astype(int) % m
+        return slice_index, time_index
+
+    def extra_repr(self) -> str:
+        return (f"scale={self.scale_name!r}, bins={self.bins}, fmin={self.fmin}, fmax={self.fmax}, "
+                f"sample_rate={self.sample_rate}, sllen={self.sllen}, trlen={self.trlen}, "
+                f"blocks={len(self.block_shapes)}, backend={self.backend!r}")
+
+    # ------------------------------------------------------------------ tables
+    def _apply(self, fn, recurse=True):
+        """Move the tables with the module but keep them in float64: a dtype cast of the
+        module must not cost the transform its exactness."""
+        super()._apply(fn, recurse)
+        device = self.slice_window.device
+        for name, host in self._host.items():
+            self._buffers[name] = torch.as_tensor(host, device=device)
+        self._cache = {}
+        return self
+
+    def _tables(self, xp, x):
+        """Slice window and per-block (index, window, dual) on ``x``'s device in its real dtype."""
+        device = bk.array_api_compat.device(x)
+        key = (xp.__name__, str(device), str(x.dtype))
+        tables = self._cache.get(key)
+        if tables is None:
+            if self.backend == "torch":
+                def get(name, dtype=x.dtype):
+                    return self.get_buffer(name).to(device=device, dtype=dtype)
+                int_dtype = torch.int64
+            else:
+                def get(name, dtype=x.dtype):
+                    return xp.asarray(self._host[name], dtype=dtype, device=device)
+                int_dtype = xp.int64
+            tables = (get("slice_window"),
+                      [(get(f"index_{i}", int_dtype), get(f"window_{i}"), get(f"dual_{i}"))
+                       for i in range(len(self.block_shapes))])
+            self._cache[key] = tables
+        return tables
+
+    # ------------------------------------------------------------- transforms
+    def _check_signal(self, x):
+        kind = bk.backend_of(x)
+        if kind != self.backend:
+            raise TypeError(f"SliCQT(backend={self.backend!r}) got a {kind} array; "
+                            f"pass a {self.backend} array or build the transform with "
+                            f"backend={kind!r}")
+        xp = bk.namespace(x)
+        if x.ndim != 3:
+            raise ValueError(f"expected a 3-D (batch, channels, samples) signal, got shape "
+                             f"{tuple(x.shape)} ({x.ndim}-D)")
+        if any(n == 0 for n in x.shape):
+            raise ValueError(f"the signal is empty: shape {tuple(x.shape)} "
+                             f"(batch, channels, samples)")
+        if kind == "torch" and x.dtype in (torch.float16, torch.bfloat16):
+            x = x.float()
+        if not xp.isdtype(x.dtype, "real floating"):
+            raise TypeError(f"the signal must be real floating point (float32 or float64), got "
+                            f"dtype {x.dtype}")
+        if not bool(xp.all(xp.isfinite(x))):
+            raise ValueError("the signal contains NaN or inf values")
+        return xp, x
+
+    def forward(self, x) -> list:
+        """Analyse a signal.
+
+        Args:
+            x: (batch, channels, samples) real float32/float64 array of this backend.
+
+        Returns:
+            list of complex arrays ``(batch, channels, rows_in_block, slices, time_in_block)``,
+            one per block, in ascending frequency.
+        """
+        xp, x = self._check_signal(x)
+        window, blocks = self._tables(xp, x)
+        slices = slice_signal(xp, x, window, self.sllen, self.nb_slices(x.shape[-1]))
+        spectrum = xp.fft.rfft(slices, axis=-1, norm="forward")
+        lead = tuple(spectrum.shape[:-1])
+        out = []
+        for (index, win, _), (rows, m) in zip(blocks, self.block_shapes):
+            buf = xp.reshape(xp.take(spectrum, index, axis=-1), lead + (rows, m))
+            buf *= win   # in place: the gathered copy is fresh, and autograd needs no old value
+            coefs = xp.fft.ifft(buf, axis=-1, norm="forward")
+            out.append(xp.permute_dims(coefs, (0, 1, 3, 2, 4)))
+        return out
+
+    def _check_coefs(self, coefs: Sequence):
+        if not isinstance(coefs, (list, tuple)) or len(coefs) != len(self.block_shapes):
+            got = len(coefs) if isinstance(coefs, (list, tuple)) else type(coefs).__name__
+            raise ValueError(f"expected a list of {len(self.block_shapes)} coefficient blocks, "
+                             f"got {got}")
+        first = coefs[0]
+        kind = bk.backend_of(first)
+        if kind != self.backend:
+            raise TypeError(f"SliCQT(backend={self.backend!r}) got {kind} coefficients")
+        xp = bk.namespace(first)
+        if first.ndim != 5:
+            raise ValueError(f"coefficient blocks must be 5-D (batch, channels, rows, slices, "
+                             f"time), got shape {tuple(first.shape)}")
+        b, c, _, s, _ = first.shape
+        expected = [(b, c, rows, s, m) for rows, m in self.block_shapes]
+        given = [tuple(blk.shape) for blk in coefs]
+        if given != expected:
+            raise ValueError(f"coefficient block shapes do not match this transform: expected "
+                             f"{expected}, got {given}")
+        if not all(xp.isdtype(blk.dtype, "complex floating") for blk in coefs):
+            raise TypeError(f"coefficients must be complex, got dtypes "
+                            f"{sorted({str(blk.dtype) for blk in coefs})}")
+        return xp
+
+    def inverse(self, coefs: Sequence, length: int | None = None):
+        """Synthesise a signal from (possibly modified) coefficients with the canonical duals.
+
+        Args:
+            coefs: list of blocks as returned by :meth:`forward`.
+            length: number of samples to return; ``None`` gives the longest signal the
+                slices cover.
+
+        Returns:
+            (batch, channels, length) real array; equal to the analysed signal when the
+            coefficients are unmodified.
+        """
+        xp = self._check_coefs(coefs)
+        slices = coefs[0].shape[3]
+        longest = max_length(slices, self.sllen, self.trlen)
+        if length is None:
+            length = longest
+        if isinstance(length, bool) or not isinstance(length, (int, np.integer)) \
+                or not 0 < length <= slices * self.hop:
+            raise ValueError(f"length must be an integer in [1, {slices * self.hop}] for "
+                             f"{slices} slices, got {length!r}")
+        real_dtype = xp.real(coefs[0][..., :1, :1, :1]).dtype
+        probe = xp.zeros((1,), dtype=real_dtype, device=bk.array_api_compat.device(coefs[0]))
+        window, blocks = self._tables(xp, probe)
+        spectrum = None
+        for blk, (index, _, dual), (rows, m) in zip(coefs, blocks, self.block_shapes):
+            buf = xp.fft.fft(xp.permute_dims(blk, (0, 1, 3, 2, 4)), axis=-1, norm="forward")
+            buf *= dual
+            buf = xp.reshape(buf, tuple(buf.shape[:-2]) + (rows * m,))
+            spectrum = bk.scatter_add_last(xp, buf, index, self.frame.nf, out=spectrum)
+        slices_td = xp.fft.irfft(spectrum, n=self.sllen, axis=-1, norm="forward")
+        return overlap_add(xp, slices_td, self.sllen, int(length))
