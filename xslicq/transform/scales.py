@@ -87,6 +87,9 @@ def make_scale(name: str, fmin: float, fmax: float, bins: int, gamma: float = 25
     u = u_min + step * np.arange(-1, nb + 1)
     edges = inverse(u)                       # centres with one extrapolated neighbour each side
     freqs = edges[1:-1]
+    freqs[0] = fmin                     # exact ends, whatever the warp's rounding
+    if name != "oct" and nb > 1:
+        freqs[-1] = fmax
     bandwidths = edges[2:] - edges[:-2]
     if name == "vqlog":
         bandwidths = bandwidths + gamma
