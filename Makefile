@@ -1,0 +1,26 @@
+# The two commands of the README: `make demo` (the main job) and `make test`.
+# Both install what they need on a fresh machine (scripts/setup.sh) and are idempotent.
+PY := .venv/bin/python
+
+.PHONY: setup demo test test-fast bench clean
+.DEFAULT_GOAL := demo
+
+setup: .setup-stamp
+.setup-stamp: scripts/setup.sh pyproject.toml constraints.txt
+	bash scripts/setup.sh
+	@touch $@
+
+demo: setup
+	$(PY) -m xslicq.demo
+
+test: setup
+	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest -m "not slow"
+
+bench: setup
+	$(PY) experiments/bench_transform.py
+
+clean:
+	rm -rf .setup-stamp outputs .pytest_cache
