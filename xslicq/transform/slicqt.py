@@ -153,20 +153,18 @@ class SliCQT(torch.nn.Module):
         self._cache = {}
         return self
 
-    def _tables(self, xp, x):
-        """Slice window and per-block (index, window, dual) on ``x``'s device in its real dtype."""
-        device = bk.array_api_compat.device(x)
-        key = (xp.__name__, str(device), str(x.dtype))
+    def _tables(self, xp, device, dtype):
+        """Slice window and per-block (index, window, dual) on ``device`` in real ``dtype``."""
+        key = (xp.__name__, str(device), str(dtype))
         tables = self._cache.get(key)
         if tables is None:
             if self.backend == "torch":
-                def get(name, dtype=x.dtype):
+                def get(name, dtype=dtype):
                     return self.get_buffer(name).to(device=device, dtype=dtype)
-                int_dtype = torch.int64
             else:
-                def get(name, dtype=x.dtype):
+                def get(name, dtype=dtype):
                     return xp.asarray(self._host[name], dtype=dtype, device=device)
-                int_dtype = xp.int64
+            int_dtype = xp.int64
             tables = (get("slice_window"),
                       [(get(f"index_{i}", int_dtype), get(f"window_{i}"), get(f"dual_{i}"))
                        for i in range(len(self.block_shapes))])
@@ -207,7 +205,7 @@ class SliCQT(torch.nn.Module):
             one per block, in ascending frequency.
         """
         xp, x = self._check_signal(x)
-        window, blocks = self._tables(xp, x)
+        window, blocks = self._tables(xp, bk.array_api_compat.device(x), x.dtype)
         slices = slice_signal(xp, x, window, self.sllen, self.nb_slices(x.shape[-1]))
         spectrum = xp.fft.rfft(slices, axis=-1, norm="forward")
         lead = tuple(spectrum.shape[:-1])
@@ -264,9 +262,8 @@ class SliCQT(torch.nn.Module):
                 or not 0 < length <= slices * self.hop:
             raise ValueError(f"length must be an integer in [1, {slices * self.hop}] for "
                              f"{slices} slices, got {length!r}")
-        real_dtype = xp.real(coefs[0][..., :1, :1, :1]).dtype
-        probe = xp.zeros((1,), dtype=real_dtype, device=bk.array_api_compat.device(coefs[0]))
-        window, blocks = self._tables(xp, probe)
+        real_dtype = xp.float32 if coefs[0].dtype == xp.complex64 else xp.float64
+        _, blocks = self._tables(xp, bk.array_api_compat.device(coefs[0]), real_dtype)
         spectrum = None
         for blk, (index, _, dual), (rows, m) in zip(coefs, blocks, self.block_shapes):
             buf = xp.fft.fft(xp.permute_dims(blk, (0, 1, 3, 2, 4)), axis=-1, norm="forward")
