@@ -1,6 +1,8 @@
 """Transforms: frequency scales, slicing, the sliCQT and its backends."""
 from .backend import BACKENDS, cupy_available
 from .scales import SCALES, FrequencyScale, make_scale
+from .matrix import RaggedToMatrix
 from .slicqt import SliCQT
 
-__all__ = ["BACKENDS", "SCALES", "FrequencyScale", "SliCQT", "cupy_available", "make_scale"]
+__all__ = ["BACKENDS", "SCALES", "FrequencyScale", "RaggedToMatrix", "SliCQT", "cupy_available",
+           "make_scale"]

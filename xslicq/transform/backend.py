@@ -65,6 +65,16 @@ def to_numpy(x) -> np.ndarray:
     return np.asarray(x)
 
 
+def real_dtype(xp, dtype):
+    """The real dtype of a complex ``dtype`` (complex64 -> float32, complex128 ->
+    float64); real dtypes are returned unchanged."""
+    if dtype == xp.complex64:
+        return xp.float32
+    if dtype == xp.complex128:
+        return xp.float64
+    return dtype
+
+
 def scatter_add_last(xp, values, index, size: int, out=None):
     """``out[..., index[p]] += values[..., p]``, into zeros of shape
     ``values.shape[:-1] + (size,)`` when ``out`` is None; returns the sum.

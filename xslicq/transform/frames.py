@@ -17,8 +17,8 @@ Conventions (one slice of ``sllen = N`` samples, one-sided spectrum of
   window's centre sample), so the coefficients are demodulated to base band and
   nothing aliases ("painless" case). Its coefficients are the inverse DFT of
   the windowed buffer: ``M_k`` time samples spread evenly over the slice.
-* ``M_k`` is rounded up to a size of the form 2^a or 3*2^a; rows with the same
-  ``M`` that are neighbours in frequency form one block.
+* ``M_k`` is rounded up to a power of two; rows with the same ``M`` that are
+  neighbours in frequency form one block.
 * With the analysis ``c_k = IDFT_M(g_k X)`` (unnormalised sum), the frame
   operator is the diagonal ``D[j] = sum_k M_k g_k[j]^2``; the canonical dual
   windows are ``M_k g_k / D``, and ``sum_k (dual_k g_k)`` is 1 at every
@@ -66,10 +66,11 @@ class SliceFrame:
         return self.sllen // 2 + 1
 
 
-def _fast_size(n: int) -> int:
-    """Smallest number >= n of the form 2^a or 3 * 2^a."""
-    p = 1 << max(int(np.ceil(np.log2(max(n, 1)))), 0)
-    return min(p, 3 * p // 4) if 3 * p // 4 >= n else p
+def _pow2_size(n: int) -> int:
+    """Smallest power of two >= max(n, 2): the time size of a row whose window covers n
+    spectrum samples. Powers of two keep every block's time size a divisor or a multiple
+    of any other, so blocks resample onto a common grid by integer factors."""
+    return 1 << int(np.ceil(np.log2(max(n, 2))))
 
 
 def row_geometry(freqs: np.ndarray, bandwidths: np.ndarray, sample_rate: float):
@@ -155,7 +156,7 @@ def build_slice_frame(freqs: np.ndarray, bandwidths: np.ndarray, sample_rate: fl
         supports.append(j)
         windows.append(g)
         centre_samples.append(int(np.clip(np.round(centres[k] / df), 0, nf - 1)))
-        sizes[k] = _fast_size(len(j))
+        sizes[k] = _pow2_size(len(j))
     # window widths grow with frequency on every scale; keep M from jittering with the grid
     last_bin = nrows - 1 if freqs[-1] < sample_rate / 2.0 else nrows
     sizes[1:last_bin] = np.maximum.accumulate(sizes[1:last_bin])

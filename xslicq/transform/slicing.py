@@ -38,12 +38,20 @@ def suggested_trlen(sllen: int) -> int:
     return q + q % 2
 
 
+def slice_window_at(t, sllen: int, trlen: int) -> np.ndarray:
+    """The slice window at (fractional) positions ``t`` in ``[0, sllen)``."""
+    t = np.asarray(t, dtype=float)
+    rise_start = sllen / 4 - trlen / 2
+    fall_start = rise_start + sllen / 2
+    rise = 0.5 - 0.5 * np.cos(np.pi * np.clip((t - rise_start) / trlen, 0.0, 1.0))
+    fall = 0.5 + 0.5 * np.cos(np.pi * np.clip((t - fall_start) / trlen, 0.0, 1.0))
+    return np.where(t < fall_start, rise, fall)
+
+
 def slice_window(sllen: int, trlen: int) -> np.ndarray:
-    """The (sllen,) Tukey slice window; windows ``sllen / 2`` apart sum to one."""
-    zeros = sllen // 4 - trlen // 2
-    rise = 0.5 - 0.5 * np.cos(np.pi * (np.arange(trlen) + 0.5) / trlen)
-    return np.concatenate([np.zeros(zeros), rise, np.ones(sllen // 2 - trlen), 1.0 - rise,
-                           np.zeros(zeros)])
+    """The (sllen,) Tukey slice window (sampled at sample centres); windows ``sllen / 2``
+    apart sum to one."""
+    return slice_window_at(np.arange(sllen) + 0.5, sllen, trlen)
 
 
 def nb_slices(length: int, sllen: int, trlen: int) -> int:

@@ -217,7 +217,13 @@ class SliCQT(torch.nn.Module):
             out.append(xp.permute_dims(coefs, (0, 1, 3, 2, 4)))
         return out
 
-    def _check_coefs(self, coefs: Sequence):
+    def check_coefs(self, coefs: Sequence, complex_only: bool = True):
+        """Validate ragged blocks against this transform and return their array namespace.
+
+        Raises an error that names the expected and the given block shapes when they
+        differ; ``complex_only=False`` also admits real blocks (magnitudes, masks), all of
+        one kind.
+        """
         if not isinstance(coefs, (list, tuple)) or len(coefs) != len(self.block_shapes):
             got = len(coefs) if isinstance(coefs, (list, tuple)) else type(coefs).__name__
             raise ValueError(f"expected a list of {len(self.block_shapes)} coefficient blocks, "
@@ -236,8 +242,13 @@ class SliCQT(torch.nn.Module):
         if given != expected:
             raise ValueError(f"coefficient block shapes do not match this transform: expected "
                              f"{expected}, got {given}")
-        if not all(xp.isdtype(blk.dtype, "complex floating") for blk in coefs):
-            raise TypeError(f"coefficients must be complex, got dtypes "
+        kinds = {"complex" if xp.isdtype(blk.dtype, "complex floating") else
+                 "real" if xp.isdtype(blk.dtype, "real floating") else str(blk.dtype)
+                 for blk in coefs}
+        allowed = [{"complex"}] if complex_only else [{"complex"}, {"real"}]
+        if kinds not in allowed:
+            wanted = "complex" if complex_only else "all complex or all real floating"
+            raise TypeError(f"coefficients must be {wanted}, got dtypes "
                             f"{sorted({str(blk.dtype) for blk in coefs})}")
         return xp
 
@@ -253,7 +264,7 @@ class SliCQT(torch.nn.Module):
             (batch, channels, length) real array; equal to the analysed signal when the
             coefficients are unmodified.
         """
-        xp = self._check_coefs(coefs)
+        xp = self.check_coefs(coefs)
         slices = coefs[0].shape[3]
         longest = max_length(slices, self.sllen, self.trlen)
         if length is None:
@@ -262,8 +273,8 @@ class SliCQT(torch.nn.Module):
                 or not 0 < length <= slices * self.hop:
             raise ValueError(f"length must be an integer in [1, {slices * self.hop}] for "
                              f"{slices} slices, got {length!r}")
-        real_dtype = xp.float32 if coefs[0].dtype == xp.complex64 else xp.float64
-        _, blocks = self._tables(xp, bk.array_api_compat.device(coefs[0]), real_dtype)
+        _, blocks = self._tables(xp, bk.array_api_compat.device(coefs[0]),
+                                 bk.real_dtype(xp, coefs[0].dtype))
         spectrum = None
         for blk, (index, _, dual), (rows, m) in zip(coefs, blocks, self.block_shapes):
             buf = xp.fft.fft(xp.permute_dims(blk, (0, 1, 3, 2, 4)), axis=-1, norm="forward")

@@ -1,0 +1,238 @@
+"""Ragged sliCQT blocks <-> one matrix ``(batch, channels, nb_bins, slices, T)``.
+
+Every block's time axis holds ``M`` coefficients per slice, a power of two, and
+``T`` is a power of two too, so each block is resampled by an integer factor:
+
+* ``M <= T`` (upsampling by ``r = T / M``): coefficient ``n`` lands exactly on
+  matrix column ``n * r`` and the ``r - 1`` columns up to the next coefficient
+  are interpolated (periodically, as the slice's coefficients are circular).
+  Real input (magnitudes, masks) is interpolated linearly; complex input has its
+  magnitude interpolated linearly and its phase advanced by the wrapped phase
+  difference to the next coefficient, so a steady sinusoid keeps a steady phase
+  advance and nothing is summed across a wrap. The inverse picks every ``r``-th
+  column: an exact left inverse, local, and it never leaves the range of its
+  input (masks in [0, 1] stay in [0, 1]).
+* ``M > T`` (only with a configured ``T`` below the finest block's ``M``): groups
+  of ``r = M / T`` coefficients are averaged (magnitude mean, phase of the complex
+  sum), and the inverse interpolates the matrix back onto the block's grid. This
+  loses the block's finest time detail, which suits masks computed by a network
+  at a coarse time resolution and applied to the exact ragged mixture.
+
+``mode="zeropad"`` pads every block with zeros to ``T`` instead; its inverse crops.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from . import backend as bk
+from .slicing import overlap_add, slice_window_at
+
+MODES = ("interpolate", "zeropad")
+
+
+def _is_complex(xp, x) -> bool:
+    return xp.isdtype(x.dtype, "complex floating")
+
+
+def _polar(xp, z):
+    """Magnitude and phase of complex ``z``; the phase of an exact zero is 0 and its
+    gradient stays finite."""
+    zero = xp.abs(z) == 0
+    re = xp.where(zero, xp.ones_like(xp.real(z)), xp.real(z))
+    im = xp.where(zero, xp.zeros_like(xp.imag(z)), xp.imag(z))
+    return xp.abs(z), xp.atan2(im, re)
+
+
+def _wrap(xp, phase):
+    """Phase difference wrapped to [-pi, pi]."""
+    return phase - 2.0 * math.pi * xp.round(phase / (2.0 * math.pi))
+
+
+def _from_polar(mag, phase, xp):
+    return mag * xp.cos(phase) + 1j * (mag * xp.sin(phase))
+
+
+class RaggedToMatrix(torch.nn.Module):
+    """Turn ragged sliCQT blocks into one matrix a 2-D network can use, and back.
+
+    Args:
+        transform: the :class:`~xslicq.transform.SliCQT` whose blocks are converted.
+        mode: ``"interpolate"`` (resample every block's time axis to ``T``) or
+            ``"zeropad"`` (pad every block with zeros to ``T``).
+        T: matrix columns per slice. ``None`` takes the finest block's time size
+            (the largest ``M``), where ``inverse`` is an exact left inverse of
+            ``forward``. ``interpolate`` needs a power of two; a ``T`` below the
+            largest ``M`` averages the finer blocks (not invertible for them).
+            ``zeropad`` needs ``T >= max(M)``.
+
+    Attributes:
+        T: columns per slice; freqs: (nb_bins,) centre frequency of every row in Hz;
+        exact: True when ``inverse(forward(c)) == c`` holds for every block.
+    """
+
+    def __init__(self, transform, mode: str = "interpolate", T: int | None = None):
+        super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        sizes = [m for _, m in transform.block_shapes]
+        finest = max(sizes)
+        T = finest if T is None else T
+        if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 2:
+            raise ValueError(f"T must be an integer >= 2, got {T!r}")
+        if mode == "interpolate" and T & (T - 1):
+            raise ValueError(f"T must be a power of two for mode='interpolate' (block time "
+                             f"sizes are {sorted(set(sizes))}), got T={T}")
+        if mode == "zeropad" and T < finest:
+            raise ValueError(f"T must be at least the finest block's time size {finest} for "
+                             f"mode='zeropad', got T={T}")
+        self.transform = transform
+        self.mode, self.T = mode, int(T)
+        self.freqs = transform.freqs
+        self.nb_bins = transform.nb_bins
+        self.exact = self.T >= finest
+        self._rows = np.cumsum([0] + [r for r, _ in transform.block_shapes])
+
+    def extra_repr(self) -> str:
+        return f"mode={self.mode!r}, T={self.T}, nb_bins={self.nb_bins}, exact={self.exact}"
+
+    # ----------------------------------------------------------------- forward
+    def forward(self, coefs):
+        """Ragged blocks -> matrix.
+
+        Args:
+            coefs: blocks ``(batch, channels, rows, slices, M)``, all complex or all real.
+
+        Returns:
+            ``(batch, channels, nb_bins, slices, T)``, complex for complex input, real for
+            real input; rows in ascending frequency (``self.freqs``).
+        """
+        xp = self.transform.check_coefs(coefs, complex_only=False)
+        return xp.concat([self._block_forward(xp, blk) for blk in coefs], axis=2)
+
+    def _block_forward(self, xp, x):
+        m, T = x.shape[-1], self.T
+        lead = tuple(x.shape[:-1])
+        if self.mode == "zeropad":
+            pad = xp.zeros(lead + (T - m,), dtype=x.dtype, device=bk.array_api_compat.device(x))
+            return xp.concat([x, pad], axis=-1)
+        if m == T:
+            return x
+        if m > T:                                   # average groups of r coefficients
+            groups = xp.reshape(x, lead + (T, m // T))
+            if not _is_complex(xp, x):
+                return xp.mean(groups, axis=-1)
+            mag = xp.mean(xp.abs(groups), axis=-1)
+            _, phase = _polar(xp, xp.sum(groups, axis=-1))
+            return _from_polar(mag, phase, xp)
+        r = T // m                                  # upsample by r, anchors on every r-th column
+        w = xp.asarray(np.arange(r) / r, dtype=bk.real_dtype(xp, x.dtype),
+                       device=bk.array_api_compat.device(x))
+        if not _is_complex(xp, x):
+            nxt = xp.roll(x, -1, axis=-1)
+            out = x[..., None] * (1.0 - w) + nxt[..., None] * w
+            return xp.reshape(out, lead + (T,))
+        mag, phase = _polar(xp, x)
+        step = _wrap(xp, xp.roll(phase, -1, axis=-1) - phase)
+        mag_up = mag[..., None] * (1.0 - w) + xp.roll(mag, -1, axis=-1)[..., None] * w
+        phase_up = phase[..., None] + step[..., None] * w
+        return xp.reshape(_from_polar(mag_up, phase_up, xp), lead + (T,))
+
+    # ----------------------------------------------------------------- inverse
+    def check_matrix(self, matrix):
+        """Validate a matrix ``(batch, channels, nb_bins, slices, T)``; return its namespace."""
+        xp = bk.namespace(matrix)
+        if matrix.ndim != 5 or matrix.shape[2] != self.nb_bins or matrix.shape[4] != self.T:
+            raise ValueError(f"expected a matrix of shape (batch, channels, {self.nb_bins}, "
+                             f"slices, {self.T}), got shape {tuple(matrix.shape)}")
+        return xp
+
+    def inverse(self, matrix):
+        """Matrix -> ragged blocks (an exact left inverse of :meth:`forward` when ``exact``).
+
+        Args:
+            matrix: ``(batch, channels, nb_bins, slices, T)``, real or complex.
+
+        Returns:
+            list of blocks ``(batch, channels, rows, slices, M)`` of the matrix's dtype.
+        """
+        xp = self.check_matrix(matrix)
+        out = []
+        for i, (_, m) in enumerate(self.transform.block_shapes):
+            out.append(self._block_inverse(xp, matrix[:, :, self._rows[i]:self._rows[i + 1]], m))
+        return out
+
+    def _block_inverse(self, xp, y, m):
+        T = self.T
+        lead = tuple(y.shape[:-1])
+        if self.mode == "zeropad":
+            return y[..., :m]
+        if m <= T:                                  # pick the anchor columns
+            return xp.reshape(y, lead + (m, T // m))[..., 0]
+        r = m // T                                  # interpolate between group centres
+        pos = (np.arange(m) - (r - 1) / 2.0) / r
+        left = np.floor(pos).astype(np.int64)
+        dev = bk.array_api_compat.device(y)
+        i0 = xp.asarray(left % T, device=dev)
+        i1 = xp.asarray((left + 1) % T, device=dev)
+        w = xp.asarray(pos - left, dtype=bk.real_dtype(xp, y.dtype), device=dev)
+        if not _is_complex(xp, y):
+            return xp.take(y, i0, axis=-1) * (1.0 - w) + xp.take(y, i1, axis=-1) * w
+        mag, phase = _polar(xp, y)
+        p0 = xp.take(phase, i0, axis=-1)
+        step = _wrap(xp, xp.take(phase, i1, axis=-1) - p0)
+        mag_up = xp.take(mag, i0, axis=-1) * (1.0 - w) + xp.take(mag, i1, axis=-1) * w
+        return _from_polar(mag_up, p0 + step * w, xp)
+
+    # ------------------------------------------------------------ slice views
+    @staticmethod
+    def flatten(matrix):
+        """``(batch, channels, nb_bins, slices, T)`` -> ``(batch, channels, nb_bins, slices * T)``:
+        the slices side by side along time, the view a network convolves over (its first
+        layer's stride folds the 50% slice overlap in)."""
+        xp = bk.namespace(matrix)
+        b, c, f, s, t = matrix.shape
+        return xp.reshape(matrix, (b, c, f, s * t))
+
+    def unflatten(self, flat):
+        """Inverse of :meth:`flatten`."""
+        xp = bk.namespace(flat)
+        b, c, f, n = flat.shape
+        if n % self.T:
+            raise ValueError(f"a flattened matrix needs a multiple of T={self.T} columns, got {n}")
+        return xp.reshape(flat, (b, c, f, n // self.T, self.T))
+
+    def overlap_add(self, matrix, length: int | None = None):
+        """Overlap-add the slices of a matrix into one time line, for plots.
+
+        Every slice is weighted by the slice window sampled on its ``T`` columns (the
+        windows of neighbouring slices sum to one), and the half-slice overlaps are added.
+
+        Returns:
+            ``(batch, channels, nb_bins, frames)`` starting at signal sample 0, one frame
+            every ``sllen / T`` samples; ``length`` (samples) crops to the signal.
+        """
+        xp = self.check_matrix(matrix)
+        t = self.transform
+        w = slice_window_at(np.arange(self.T) * t.sllen / self.T, t.sllen, t.trlen)
+        w = xp.asarray(w, dtype=bk.real_dtype(xp, matrix.dtype),
+                       device=bk.array_api_compat.device(matrix))
+        slices = matrix.shape[3]
+        frames = slices * self.T // 2 if length is None else \
+            min(math.ceil(length * self.T / t.sllen), slices * self.T // 2)
+        return overlap_add(xp, matrix * w, self.T, frames)
+
+    def apply_mask(self, mask, coefs):
+        """Multiply ragged coefficients by a mask given in matrix form.
+
+        The mask goes back onto every block's own time grid (:meth:`inverse`) and
+        multiplies the mixture coefficients there, so a mask of ones returns ``coefs``
+        unchanged and the inverse sliCQT stays exact.
+
+        Args:
+            mask: ``(batch, channels, nb_bins, slices, T)`` real (or complex) mask.
+            coefs: ragged mixture blocks ``(batch, channels, rows, slices, M)``.
+        """
+        return [c * m for c, m in zip(coefs, self.inverse(mask))]
