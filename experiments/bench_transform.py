@@ -15,8 +15,9 @@ import json
 import platform
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from benchutil import median_time
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SR = 44100
@@ -77,14 +78,9 @@ def measure(case: str, op: str, threads: int, repeats: int) -> dict:
         raise ValueError(op)
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    run()                                            # warm-up (also builds table caches)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - t0)
+    median = median_time(run, repeats)               # the warm-up also builds table caches
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"case": case, "op": op, "median_s": float(np.median(times)),
+    return {"case": case, "op": op, "median_s": median,
             "peak_mib": (peak - before) / 1024.0,
             "coefficients": int(sum(b.numel() for b in t(x))) if op.startswith("slicqt") else
             int(stft(x).numel())}

@@ -252,7 +252,7 @@ def test_tables_are_cached_per_device_and_dtype():
 
 def test_module_dtype_cast_keeps_exactness():
     t = SliCQT("bark", bins=50, fmin=30.0, fmax=SR / 2, sample_rate=SR).float()
-    assert t.window_0.dtype == torch.float64
+    assert t.segment_window_0.dtype == torch.float64 and t.dual_0.dtype == torch.float64
     x = torch.randn(1, 2, 12345, dtype=torch.float64)
     assert rel_err(x, t.inverse(t(x), 12345)) <= 1e-12
 

@@ -26,7 +26,7 @@ def run_demo(cfg: DictConfig, out_dir: Path) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .plotting import plot_slicq, plot_stft
+    from .plotting import spectrogram_figure
 
     if cfg.seconds <= 0:
         raise ValueError(f"seconds must be positive, got {cfg.seconds}")
@@ -51,9 +51,7 @@ def run_demo(cfg: DictConfig, out_dir: Path) -> dict:
         "inverse_s": t2 - t1,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(1, 2, figsize=(14, 5), constrained_layout=True)
-    plot_slicq(transform, coefs, x.shape[-1], ax=axes[0])
-    plot_stft(audio, sr, ax=axes[1])
+    fig = spectrogram_figure(transform, coefs, x.shape[-1], audio=audio)
     png = out_dir / "spectrogram.png"
     fig.savefig(png, dpi=110)
     plt.close(fig)

@@ -109,6 +109,21 @@ def scatter_add_last(xp, values, index, size: int, out=None):
     return out + xp.reshape(xp.astype(total, values.dtype), lead + (size,))
 
 
+def runs(xp, x, size: int, starts):
+    """Contiguous runs ``x[..., s:s + size]`` for every ``s`` in ``starts`` (1-D integer
+    array), as one array ``(..., len(starts), size)``: a strided window view indexed by
+    the starts, which copies whole runs (much faster than an element-wise gather)."""
+    kind = backend_of(x)
+    if kind == "torch":
+        return x.unfold(-1, size, 1)[..., starts, :]
+    if kind == "numpy":
+        return np.lib.stride_tricks.sliding_window_view(x, size, axis=-1)[..., starts, :]
+    import cupy
+    view = cupy.lib.stride_tricks.as_strided(
+        x, tuple(x.shape[:-1]) + (x.shape[-1] - size + 1, size), x.strides + x.strides[-1:])
+    return view[..., starts, :]
+
+
 def frames(xp, x, size: int, hop: int):
     """Overlapping frames ``(..., n_frames, size)`` of ``x`` (..., samples), ``hop`` apart,
     as a view where the library has one (the array API has no sliding window)."""

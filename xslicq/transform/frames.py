@@ -13,9 +13,9 @@ Conventions (one slice of ``sllen = N`` samples, one-sided spectrum of
   :func:`row_geometry`.
 * Row k keeps the spectrum samples ``j`` where its window is non-zero, a
   contiguous run of ``s_k`` samples, and places sample ``j`` at position
-  ``(j - c_k) mod M_k`` of a buffer of ``M_k >= s_k`` samples (``c_k`` is the
-  window's centre sample), so the coefficients are demodulated to base band and
-  nothing aliases ("painless" case). Its coefficients are the inverse DFT of
+  ``(j - c_k) mod M_k`` of a buffer of ``M_k`` samples (``c_k`` is the window's
+  centre sample; the window fits in the ``M_k`` samples centred on ``c_k``), so the
+  coefficients are demodulated to base band and nothing aliases ("painless" case). Its coefficients are the inverse DFT of
   the windowed buffer: ``M_k`` time samples spread evenly over the slice.
 * ``M_k`` is rounded up to a power of two; rows with the same ``M`` that are
   neighbours in frequency form one block.
@@ -44,6 +44,20 @@ class Block:
     index: np.ndarray   # (rows, M) int64: spectrum sample read into each buffer position
     window: np.ndarray  # (rows, M) float64: analysis window at each buffer position (0 if unused)
     dual: np.ndarray    # (rows, M) float64: canonical dual window at each buffer position
+    centre: np.ndarray  # (rows,) int64: spectrum sample c of every row (its buffer position 0)
+
+    @property
+    def segment_start(self) -> np.ndarray:
+        """First spectrum sample ``c - M/2`` of the contiguous run of ``M`` samples centred
+        on every row's centre; the row's window lies inside it. May be negative or run past
+        Nyquist (those samples are zero padding)."""
+        return self.centre - self.m // 2
+
+    @property
+    def segment_window(self) -> np.ndarray:
+        """(rows, M) analysis window in segment order: position ``m`` holds spectrum
+        sample ``c - M/2 + m`` (the buffer rolled by ``M/2``)."""
+        return np.roll(self.window, self.m // 2, axis=1)
 
     @property
     def rows(self) -> int:
@@ -156,7 +170,8 @@ def build_slice_frame(freqs: np.ndarray, bandwidths: np.ndarray, sample_rate: fl
         supports.append(j)
         windows.append(g)
         centre_samples.append(int(np.clip(np.round(centres[k] / df), 0, nf - 1)))
-        sizes[k] = _pow2_size(len(j))
+        # the window must fit in the run of M samples centred on its centre sample
+        sizes[k] = _pow2_size(2 * max(centre_samples[k] - j[0], j[-1] + 1 - centre_samples[k]))
     # window widths grow with frequency on every scale; keep M from jittering with the grid
     last_bin = nrows - 1 if freqs[-1] < sample_rate / 2.0 else nrows
     sizes[1:last_bin] = np.maximum.accumulate(sizes[1:last_bin])
@@ -182,7 +197,8 @@ def build_slice_frame(freqs: np.ndarray, bandwidths: np.ndarray, sample_rate: fl
             index[r, pos] = supports[row]
             window[r, pos] = windows[row]
         dual = m * window / diag[index]
-        blocks.append(Block(start=start, stop=k, m=m, index=index, window=window, dual=dual))
+        blocks.append(Block(start=start, stop=k, m=m, index=index, window=window, dual=dual,
+                            centre=np.asarray(centre_samples[start:k], dtype=np.int64)))
         start = k
     return SliceFrame(sllen=sllen, sample_rate=float(sample_rate), freqs=centres,
                       bandwidths=b - a + lo + hi, blocks=blocks, diag=diag)

@@ -55,6 +55,20 @@ def _from_polar(mag, phase, xp):
     return mag * xp.cos(phase) + 1j * (mag * xp.sin(phase))
 
 
+def _between(xp, left, right, w):
+    """Values a fraction ``w`` (r,) of the way from ``left`` to ``right`` (..., n), as
+    (..., n, r): linear for real input; for complex input the magnitude linearly and the
+    phase by the wrapped phase difference (no cancellation across a phase wrap)."""
+    if not _is_complex(xp, left):
+        out = (right - left)[..., None] * w
+        out += left[..., None]          # in place: one full-size array per call
+        return out
+    mag0, ph0 = _polar(xp, left)
+    mag1, ph1 = _polar(xp, right)
+    mag = mag0[..., None] + (mag1 - mag0)[..., None] * w
+    return _from_polar(mag, ph0[..., None] + _wrap(xp, ph1 - ph0)[..., None] * w, xp)
+
+
 class RaggedToMatrix(torch.nn.Module):
     """Turn ragged sliCQT blocks into one matrix a 2-D network can use, and back.
 
@@ -130,15 +144,7 @@ class RaggedToMatrix(torch.nn.Module):
         r = T // m                                  # upsample by r, anchors on every r-th column
         w = xp.asarray(np.arange(r) / r, dtype=bk.real_dtype(xp, x.dtype),
                        device=bk.array_api_compat.device(x))
-        if not _is_complex(xp, x):
-            nxt = xp.roll(x, -1, axis=-1)
-            out = x[..., None] * (1.0 - w) + nxt[..., None] * w
-            return xp.reshape(out, lead + (T,))
-        mag, phase = _polar(xp, x)
-        step = _wrap(xp, xp.roll(phase, -1, axis=-1) - phase)
-        mag_up = mag[..., None] * (1.0 - w) + xp.roll(mag, -1, axis=-1)[..., None] * w
-        phase_up = phase[..., None] + step[..., None] * w
-        return xp.reshape(_from_polar(mag_up, phase_up, xp), lead + (T,))
+        return xp.reshape(_between(xp, x, xp.roll(x, -1, axis=-1), w), lead + (T,))
 
     # ----------------------------------------------------------------- inverse
     def check_matrix(self, matrix):
@@ -171,20 +177,22 @@ class RaggedToMatrix(torch.nn.Module):
             return y[..., :m]
         if m <= T:                                  # pick the anchor columns
             return xp.reshape(y, lead + (m, T // m))[..., 0]
-        r = m // T                                  # interpolate between group centres
-        pos = (np.arange(m) - (r - 1) / 2.0) / r
-        left = np.floor(pos).astype(np.int64)
-        dev = bk.array_api_compat.device(y)
-        i0 = xp.asarray(left % T, device=dev)
-        i1 = xp.asarray((left + 1) % T, device=dev)
-        w = xp.asarray(pos - left, dtype=bk.real_dtype(xp, y.dtype), device=dev)
-        if not _is_complex(xp, y):
-            return xp.take(y, i0, axis=-1) * (1.0 - w) + xp.take(y, i1, axis=-1) * w
-        mag, phase = _polar(xp, y)
-        p0 = xp.take(phase, i0, axis=-1)
-        step = _wrap(xp, xp.take(phase, i1, axis=-1) - p0)
-        mag_up = xp.take(mag, i0, axis=-1) * (1.0 - w) + xp.take(mag, i1, axis=-1) * w
-        return _from_polar(mag_up, p0 + step * w, xp)
+        # interpolate between the centres of the groups averaged by forward: output n of
+        # group g lies a fraction (n - (r - 1) / 2) / r of a group away from its centre
+        r = m // T
+        offset = (np.arange(r) - (r - 1) / 2.0) / r
+        dev, dtype = bk.array_api_compat.device(y), bk.real_dtype(xp, y.dtype)
+        if not _is_complex(xp, y):                  # one slope per half group, one array
+            slopes = xp.stack([y - xp.roll(y, 1, axis=-1), xp.roll(y, -1, axis=-1) - y], axis=-1)
+            up = xp.take(slopes, xp.asarray((offset >= 0).astype(np.int64), device=dev), axis=-1)
+            up *= xp.asarray(offset, dtype=dtype, device=dev)
+            up += y[..., None]
+            return xp.reshape(up, lead + (m,))
+        before = xp.asarray(1.0 + offset[offset < 0], dtype=dtype, device=dev)
+        after = xp.asarray(offset[offset >= 0], dtype=dtype, device=dev)
+        up = xp.concat([_between(xp, xp.roll(y, 1, axis=-1), y, before),
+                        _between(xp, y, xp.roll(y, -1, axis=-1), after)], axis=-1)
+        return xp.reshape(up, lead + (m,))
 
     # ------------------------------------------------------------ slice views
     @staticmethod

@@ -89,10 +89,17 @@ class SliCQT(torch.nn.Module):
         self.freqs = self.frame.freqs
         self.bandwidths = self.frame.bandwidths
         self.block_shapes = [(b.rows, b.m) for b in self.frame.blocks]
+        # the forward reads every row's window as a contiguous run of a zero-padded spectrum
+        self._pad = max(max(0, int(np.max(b.m // 2 - b.centre)),
+                            int(np.max(b.centre + b.m // 2)) - (self.frame.nf - 1))
+                        for b in self.frame.blocks)
         self._host = {"slice_window": slice_window(self.sllen, self.trlen)}
         for i, b in enumerate(self.frame.blocks):
-            self._host.update({f"index_{i}": b.index.reshape(-1), f"window_{i}": b.window,
-                               f"dual_{i}": b.dual})
+            self._host.update({
+                f"start_{i}": b.segment_start + self._pad,
+                f"segment_window_{i}": b.segment_window,
+                f"sign_{i}": (-1.0) ** np.arange(b.m),
+                f"index_{i}": b.index.reshape(-1), f"dual_{i}": b.dual})
         for name, host in self._host.items():
             self.register_buffer(name, torch.as_tensor(host), persistent=False)
         self._cache: dict = {}
@@ -166,7 +173,9 @@ class SliCQT(torch.nn.Module):
                     return xp.asarray(self._host[name], dtype=dtype, device=device)
             int_dtype = xp.int64
             tables = (get("slice_window"),
-                      [(get(f"index_{i}", int_dtype), get(f"window_{i}"), get(f"dual_{i}"))
+                      [{"start": get(f"start_{i}", int_dtype),
+                        "window": get(f"segment_window_{i}"), "sign": get(f"sign_{i}"),
+                        "index": get(f"index_{i}", int_dtype), "dual": get(f"dual_{i}")}
                        for i in range(len(self.block_shapes))])
             self._cache[key] = tables
         return tables
@@ -209,11 +218,16 @@ class SliCQT(torch.nn.Module):
         slices = slice_signal(xp, x, window, self.sllen, self.nb_slices(x.shape[-1]))
         spectrum = xp.fft.rfft(slices, axis=-1, norm="forward")
         lead = tuple(spectrum.shape[:-1])
+        if self._pad:
+            zeros = xp.zeros(lead + (self._pad,), dtype=spectrum.dtype,
+                             device=bk.array_api_compat.device(spectrum))
+            spectrum = xp.concat([zeros, spectrum, zeros], axis=-1)
         out = []
-        for (index, win, _), (rows, m) in zip(blocks, self.block_shapes):
-            buf = xp.reshape(xp.take(spectrum, index, axis=-1), lead + (rows, m))
-            buf *= win   # in place: the gathered copy is fresh, and autograd needs no old value
+        for tab, (rows, m) in zip(blocks, self.block_shapes):
+            buf = bk.runs(xp, spectrum, m, tab["start"])        # (B, C, S, rows, M)
+            buf *= tab["window"]        # in place: the runs are a fresh copy
             coefs = xp.fft.ifft(buf, axis=-1, norm="forward")
+            coefs *= tab["sign"]   # (-1)^n: demodulate to the centre, not the run's start
             out.append(xp.permute_dims(coefs, (0, 1, 3, 2, 4)))
         return out
 
@@ -276,10 +290,11 @@ class SliCQT(torch.nn.Module):
         _, blocks = self._tables(xp, bk.array_api_compat.device(coefs[0]),
                                  bk.real_dtype(xp, coefs[0].dtype))
         spectrum = None
-        for blk, (index, _, dual), (rows, m) in zip(coefs, blocks, self.block_shapes):
+        for blk, tab, (rows, m) in zip(coefs, blocks, self.block_shapes):
+            # the FFT of centre-demodulated coefficients is the buffer in rotated order
             buf = xp.fft.fft(xp.permute_dims(blk, (0, 1, 3, 2, 4)), axis=-1, norm="forward")
-            buf *= dual
+            buf *= tab["dual"]
             buf = xp.reshape(buf, tuple(buf.shape[:-2]) + (rows * m,))
-            spectrum = bk.scatter_add_last(xp, buf, index, self.frame.nf, out=spectrum)
+            spectrum = bk.scatter_add_last(xp, buf, tab["index"], self.frame.nf, out=spectrum)
         slices_td = xp.fft.irfft(spectrum, n=self.sllen, axis=-1, norm="forward")
         return overlap_add(xp, slices_td, self.sllen, int(length))

@@ -1,0 +1,43 @@
+"""Figures of the README: one song-like signal as ragged sliCQT, matrix forms and STFT.
+
+    .venv/bin/python experiments/make_figures.py      # writes docs/spectrograms.png
+"""
+from pathlib import Path
+
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from xslicq import signals  # noqa: E402
+from xslicq.plotting import plot_slicq, plot_stft  # noqa: E402
+from xslicq.transform import RaggedToMatrix, SliCQT  # noqa: E402
+
+SR = 44100
+OUT = Path(__file__).resolve().parents[1] / "docs" / "spectrograms.png"
+
+
+def main() -> None:
+    audio = signals.music_like(8.0, SR, channels=2, seed=0)
+    x = torch.from_numpy(audio).float()[None]
+    t = SliCQT()
+    c = t(x)
+    exact = RaggedToMatrix(t)
+    coarse = RaggedToMatrix(t, T=128)
+    fig, axes = plt.subplots(2, 2, figsize=(14, 9), constrained_layout=True)
+    plot_slicq(t, c, x.shape[-1], ax=axes[0, 0],
+               title=f"sliCQT cqlog, ragged: {len(c)} blocks, {t.nb_bins} rows")
+    plot_slicq(t, exact(c), x.shape[-1], ax=axes[0, 1],
+               title=f"matrix form, T={exact.T} per slice (exactly invertible)")
+    plot_slicq(t, coarse([b.abs() for b in c]), x.shape[-1], ax=axes[1, 0],
+               title=f"matrix form, T={coarse.T} per slice (a network's input)")
+    plot_stft(audio, SR, ax=axes[1, 1])
+    OUT.parent.mkdir(exist_ok=True)
+    fig.savefig(OUT, dpi=80)
+    from PIL import Image              # a 128-colour palette keeps the PNG small
+    Image.open(OUT).convert("RGB").quantize(128).save(OUT, optimize=True)
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
