@@ -313,6 +313,16 @@ def test_gradcheck_forward_and_inverse():
     assert torch.autograd.gradcheck(lambda *blocks: t.inverse(list(blocks), length=70), tuple(c))
 
 
+def test_backward_of_the_default_transform_at_training_size():
+    """The backward pass of a full-size transform stays within ordinary memory (a naive
+    gradient of the strided spectrum runs would ask for about a hundred gigabytes)."""
+    t = transform("cqlog")
+    x = torch.randn(2, 2, 2 * SR, requires_grad=True)
+    y = t.inverse([0.5 * b for b in t(x)], 2 * SR)
+    y.square().mean().backward()
+    torch.testing.assert_close(x.grad, 0.5 * y.detach() * 2 / y.numel(), rtol=1e-4, atol=1e-9)
+
+
 def test_gradients_flow_through_a_masked_round_trip():
     t = transform("bark")
     x = torch.randn(1, 2, 9000)

@@ -75,6 +75,16 @@ def real_dtype(xp, dtype):
     return dtype
 
 
+def multiply(a, b):
+    """``a * b`` for a complex ``a`` and a real or complex ``b``; torch multiplies a complex
+    tensor by a real one through a complex copy of the real one, so it is done on the
+    (real, imag) pairs instead (same values, about three times faster on the CPU)."""
+    if backend_of(a) == "torch" and a.is_complex() and not b.is_complex():
+        import torch
+        return torch.view_as_complex(torch.view_as_real(a) * b[..., None])
+    return a * b
+
+
 def scatter_add_last(xp, values, index, size: int, out=None):
     """``out[..., index[p]] += values[..., p]``, into zeros of shape
     ``values.shape[:-1] + (size,)`` when ``out`` is None; returns the sum.
@@ -115,13 +125,44 @@ def runs(xp, x, size: int, starts):
     the starts, which copies whole runs (much faster than an element-wise gather)."""
     kind = backend_of(x)
     if kind == "torch":
-        return x.unfold(-1, size, 1)[..., starts, :]
+        return _torch_runs().apply(x, starts, size)
     if kind == "numpy":
         return np.lib.stride_tricks.sliding_window_view(x, size, axis=-1)[..., starts, :]
     import cupy
     view = cupy.lib.stride_tricks.as_strided(
         x, tuple(x.shape[:-1]) + (x.shape[-1] - size + 1, size), x.strides + x.strides[-1:])
     return view[..., starts, :]
+
+
+_RUNS = None
+
+
+def _torch_runs():
+    """Autograd function for :func:`runs` on torch. Autograd's own backward of indexing a
+    strided window view would build a gradient of the whole view (every possible start,
+    gigabytes); this one scatter-adds the runs' gradients straight into the input's."""
+    global _RUNS
+    if _RUNS is None:
+        import torch
+
+        class Runs(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, x, starts, size):
+                ctx.size, ctx.length = size, x.shape[-1]
+                ctx.save_for_backward(starts)
+                return x.unfold(-1, size, 1)[..., starts, :]
+
+            @staticmethod
+            def backward(ctx, grad):
+                (starts,) = ctx.saved_tensors
+                index = (starts[:, None] + torch.arange(ctx.size, device=starts.device)).reshape(-1)
+                flat = grad.reshape(grad.shape[:-2] + (-1,))
+                out = torch.zeros(grad.shape[:-2] + (ctx.length,), dtype=grad.dtype,
+                                  device=grad.device)
+                return out.index_add(-1, index, flat), None, None
+
+        _RUNS = Runs
+    return _RUNS
 
 
 def frames(xp, x, size: int, hop: int):

@@ -184,7 +184,8 @@ class RaggedToMatrix(torch.nn.Module):
         dev, dtype = bk.array_api_compat.device(y), bk.real_dtype(xp, y.dtype)
         if not _is_complex(xp, y):                  # one slope per half group, one array
             slopes = xp.stack([y - xp.roll(y, 1, axis=-1), xp.roll(y, -1, axis=-1) - y], axis=-1)
-            up = xp.take(slopes, xp.asarray((offset >= 0).astype(np.int64), device=dev), axis=-1)
+            up = xp.reshape(xp.broadcast_to(slopes[..., None], lead + (T, 2, r // 2)),
+                            lead + (T, r))          # the slope of each half group, copied out
             up *= xp.asarray(offset, dtype=dtype, device=dev)
             up += y[..., None]
             return xp.reshape(up, lead + (m,))
@@ -243,4 +244,4 @@ class RaggedToMatrix(torch.nn.Module):
             mask: ``(batch, channels, nb_bins, slices, T)`` real (or complex) mask.
             coefs: ragged mixture blocks ``(batch, channels, rows, slices, M)``.
         """
-        return [c * m for c, m in zip(coefs, self.inverse(mask))]
+        return [bk.multiply(c, m) for c, m in zip(coefs, self.inverse(mask))]
