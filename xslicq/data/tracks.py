@@ -1,0 +1,159 @@
+"""Tracks of a dataset in MUSDB18-HQ layout: discovery, splits, validation and reading.
+
+Layout: ``ROOT/{train,test}/<track>/{mixture,vocals,drums,bass,other}.wav``.
+
+Splits:
+    train  ``train/`` minus the validation tracks
+    valid  the validation tracks (inside ``train/``)
+    test   ``test/``
+
+The validation tracks are the 14 of the standard MUSDB18 split (read from the
+installed ``musdb`` package) unless ``ROOT`` holds the manifest of a synthetic
+set (:mod:`xslicq.data.synthetic`), whose own split is used.
+
+Mono stems are upmixed to stereo with a warning (MUSDB18-HQ is stereo
+throughout; a mono stem usually means a re-exported file). Everything else that
+is off (missing folders or stems, unreadable files, other sample rates, stems of
+different lengths) is an error that names the file.
+"""
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from . import SOURCES
+
+STEMS = ("mixture",) + SOURCES
+SPLITS = ("train", "valid", "test")
+SYNTHETIC_MANIFEST = "xslicq_synthetic.json"
+
+
+class DatasetError(ValueError):
+    """A dataset folder or file is not usable; the message names it."""
+
+
+@dataclass(frozen=True)
+class Track:
+    """One track: its stem files and their common format."""
+
+    name: str
+    folder: Path
+    frames: int
+    sample_rate: int
+    channels: int                      # channels in the files (mono files are upmixed)
+    paths: dict = field(repr=False)    # stem name -> Path
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.sample_rate
+
+
+def musdb_validation_tracks() -> list[str]:
+    """The 14 validation track names of the standard MUSDB18 split (from ``musdb``)."""
+    try:
+        import importlib.resources
+
+        import yaml
+        text = importlib.resources.files("musdb").joinpath("configs/mus.yaml").read_text()
+        return list(yaml.safe_load(text)["validation_tracks"])
+    except (ImportError, FileNotFoundError, KeyError) as err:
+        raise DatasetError("cannot read the MUSDB18 validation split from the musdb package "
+                           f"({err}); install musdb") from err
+
+
+def _info(path: Path):
+    try:
+        return sf.info(str(path))
+    except (RuntimeError, sf.LibsndfileError) as err:
+        raise DatasetError(f"cannot read audio file {path}: {err}") from err
+
+
+def load_track(folder: Path, sample_rate: int = 44100, stems=STEMS) -> Track:
+    """Check one track folder and describe it (reads only the file headers)."""
+    folder = Path(folder)
+    paths, infos = {}, {}
+    for stem in stems:
+        path = folder / f"{stem}.wav"
+        if not path.is_file():
+            raise DatasetError(f"track folder {folder} has no {stem}.wav")
+        info = _info(path)
+        if info.frames == 0:
+            raise DatasetError(f"audio file {path} is empty")
+        if info.samplerate != sample_rate:
+            raise DatasetError(f"audio file {path} has sample rate {info.samplerate} Hz, "
+                               f"expected {sample_rate} Hz")
+        if info.channels not in (1, 2):
+            raise DatasetError(f"audio file {path} has {info.channels} channels; expected "
+                               "stereo (or mono, which is upmixed)")
+        paths[stem], infos[stem] = path, info
+    lengths = {s: i.frames for s, i in infos.items()}
+    if len(set(lengths.values())) > 1:
+        raise DatasetError(f"stems of track {folder} have different lengths (frames): {lengths}")
+    mono = [s for s, i in infos.items() if i.channels == 1]
+    if mono:
+        warnings.warn(f"track {folder.name}: mono stems {mono} are upmixed to stereo",
+                      stacklevel=2)
+    return Track(name=folder.name, folder=folder, frames=next(iter(lengths.values())),
+                 sample_rate=sample_rate, channels=2, paths=paths)
+
+
+def read(track: Track, stem: str, start: int = 0, frames: int | None = None) -> np.ndarray:
+    """Read ``frames`` samples of a stem from ``start`` as float32 ``(2, frames)``."""
+    frames = track.frames - start if frames is None else frames
+    path = track.paths[stem]
+    try:
+        audio = sf.read(str(path), start=start, frames=frames, dtype="float32",
+                        always_2d=True)[0]
+    except (RuntimeError, sf.LibsndfileError) as err:
+        raise DatasetError(f"cannot read audio file {path}: {err}") from err
+    if audio.shape[0] != frames:
+        raise DatasetError(f"audio file {path} ended after {start + audio.shape[0]} of "
+                           f"{track.frames} frames")
+    if audio.shape[1] == 1:
+        audio = np.repeat(audio, 2, axis=1)
+    if not np.all(np.isfinite(audio)):
+        raise DatasetError(f"audio file {path} contains NaN or inf samples")
+    return np.ascontiguousarray(audio.T)
+
+
+def split_names(root: Path) -> dict[str, list[str]] | None:
+    """The split of a synthetic set's manifest, or None for a MUSDB18-HQ-style folder."""
+    manifest = Path(root) / SYNTHETIC_MANIFEST
+    if not manifest.is_file():
+        return None
+    split = json.loads(manifest.read_text())["split"]
+    return {s: list(split.get(s, [])) for s in SPLITS}
+
+
+def find_tracks(root, split: str, sample_rate: int = 44100, stems=STEMS) -> list[Track]:
+    """All tracks of ``split`` (``train``, ``valid`` or ``test``) under ``root``, sorted."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"dataset folder {root} does not exist")
+    subset = "test" if split == "test" else "train"
+    folder = root / subset
+    if not folder.is_dir():
+        raise DatasetError(f"dataset folder {root} has no {subset}/ folder "
+                           "(expected MUSDB18-HQ layout: ROOT/{train,test}/<track>/<stem>.wav)")
+    names = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    own = split_names(root)
+    if own is not None:
+        wanted = set(own[split])
+        missing = wanted - set(names)
+        if missing:
+            raise DatasetError(f"tracks {sorted(missing)} of the {split} split are missing "
+                               f"from {folder}")
+        names = [n for n in names if n in wanted]
+    elif split != "test":
+        valid = set(musdb_validation_tracks())
+        names = [n for n in names if (n in valid) == (split == "valid")]
+    if not names:
+        raise DatasetError(f"split {split!r} of {root} has no tracks")
+    return [load_track(folder / n, sample_rate, stems) for n in names]
