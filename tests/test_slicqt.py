@@ -141,9 +141,9 @@ def test_nyquist_row_when_fmax_below_nyquist():
 
 def test_suggested_lengths_and_q():
     t = transform("cqlog")
-    # narrowest window (the first bin) spans about four spectrum samples at the suggested sllen
+    # narrowest window (the first bin) spans about three spectrum samples at the suggested sllen
     first_bw = t.scale.bandwidths[0]
-    assert 4 <= first_bw * t.sllen / SR < 4.2
+    assert 3 <= first_bw * t.sllen / SR < 3.2
     assert t.trlen == t.sllen // 4
     np.testing.assert_allclose(t.q[1:], t.q[1], rtol=1e-9)   # constant Q over the scale bins
     assert t.q[0] == 0.0

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 MIN_WINDOW_SAMPLES = 2      # narrowest admissible window width, in spectrum samples
-SUGGESTED_WINDOW_SAMPLES = 4  # width of the narrowest window at the suggested sllen
+SUGGESTED_WINDOW_SAMPLES = 3  # width of the narrowest window at the suggested sllen
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ class SliCQT(torch.nn.Module):
         fmin, fmax: lowest and highest centre frequency in Hz.
         sample_rate: sampling rate of the signals in Hz.
         sllen: slice length in samples (a multiple of 4). ``None`` picks the suggested
-            length: the shortest at which the narrowest window spans four spectrum samples,
+            length: the shortest at which the narrowest window spans three spectrum samples,
             rounded up to a length with no prime factor above 7 (fast FFTs). Any longer
             slice is fine, up to a whole training segment.
         trlen: length of the slice window's transitions (even, ``sllen > 2 * trlen``).
