@@ -1,0 +1,420 @@
+"""Training losses: known answers, combinations, gradients, BSS decomposition and errors."""
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from xslicq import losses
+from xslicq.losses import (LOSSES, BSSMixLoss, ComplexMSELoss, MSELoss, SDRMixLoss,
+                           SISDRLoss, bss_decomposition, sdr, sisdr)
+
+from conftest import SR, transform
+
+EPS = 1e-8
+B, J, C, T = 2, 4, 2, 4000
+
+
+def noise(*shape, seed=0, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(*shape, generator=g, dtype=dtype)
+
+
+def energy(x):
+    return float(x.double().square().sum())
+
+
+def with_snr(ref, snr_db, seed=1):
+    """ref plus independent noise scaled to exactly ``snr_db`` per (channels, samples) item."""
+    n = noise(*ref.shape, seed=seed, dtype=ref.dtype)
+    ratio = ref.square().sum(dim=(-2, -1), keepdim=True) / n.square().sum(dim=(-2, -1),
+                                                                            keepdim=True)
+    return ref + n * torch.sqrt(ratio / 10 ** (snr_db / 10))
+
+
+def ragged(batch=B, targets=J, seed=0, shapes=((3, 5, 8), (7, 5, 16), (2, 5, 4))):
+    """A list of complex blocks (batch, targets, channels, rows, slices, time)."""
+    return [torch.complex(noise(batch, targets, C, *s, seed=seed + 2 * i),
+                          noise(batch, targets, C, *s, seed=seed + 2 * i + 1))
+            for i, s in enumerate(shapes)]
+
+
+def softmax_masks(coefs, seed=5):
+    return [torch.softmax(noise(*c.shape, seed=seed + i), dim=1) for i, c in enumerate(coefs)]
+
+
+@pytest.fixture
+def two_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+# ------------------------------------------------------------------------ sdr, sisdr
+
+def test_sdr_of_identical_signals_is_the_eps_ceiling():
+    ref = noise(B, J, C, T)
+    expected = 10 * torch.log10((ref.square().sum(dim=(-2, -1)) + EPS) / EPS)
+    got = sdr(ref.clone(), ref, EPS)
+    assert got.shape == (B, J)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-9)
+    assert float(got.min()) > 100
+
+
+def test_sdr_of_silence_estimate_is_zero():
+    ref = noise(B, J, C, T)
+    assert torch.equal(sdr(torch.zeros_like(ref), ref, EPS), torch.zeros(B, J, dtype=ref.dtype))
+
+
+@pytest.mark.parametrize("snr", [-5.0, 0.0, 6.0, 20.0])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_sdr_of_noisy_copy_is_the_snr(snr, dtype):
+    ref = noise(B, J, C, T, dtype=dtype)
+    got = sdr(with_snr(ref, snr), ref, EPS)
+    assert float((got - snr).abs().max()) < 0.01
+
+
+def test_sisdr_is_scale_invariant_and_sdr_is_not():
+    ref = noise(B, J, C, T)
+    assert float(sisdr(2 * ref, ref, EPS).min()) > 100
+    assert float(sisdr(0.5 * ref, ref, EPS).min()) > 100
+    assert float(sdr(2 * ref, ref, EPS).abs().max()) < 1e-9      # 10 log10(1 / 1)
+    ref32 = ref.float()
+    assert float(sisdr(2 * ref32, ref32, EPS).min()) > 60
+
+
+def test_sisdr_ignores_offsets_and_reads_the_snr():
+    ref = noise(B, J, C, T)
+    ref = ref - ref.mean(dim=-1, keepdim=True)
+    n = noise(B, J, C, T, seed=3)
+    n = n - n.mean(dim=-1, keepdim=True)
+    # make the noise orthogonal to ref so the projection is exactly ref
+    n = n - (n * ref).sum(dim=(-2, -1), keepdim=True) / ref.square().sum(
+        dim=(-2, -1), keepdim=True) * ref
+    n = n * torch.sqrt(ref.square().sum(dim=(-2, -1), keepdim=True)
+                       / n.square().sum(dim=(-2, -1), keepdim=True) / 10)
+    got = sisdr(3 * (ref + n) + 0.7, ref, EPS)
+    assert float((got - 10).abs().max()) < 0.01
+
+
+@pytest.mark.parametrize("fn", [sdr, sisdr])
+def test_functions_name_both_shapes_on_mismatch(fn):
+    with pytest.raises(ValueError, match=r"\(2, 4, 2, 100\).*\(2, 3, 2, 100\)"):
+        fn(torch.zeros(2, 4, 2, 100), torch.zeros(2, 3, 2, 100))
+
+
+# --------------------------------------------------------------------------- sdr_mix
+
+def test_combination_counts():
+    assert len(SDRMixLoss.combinations(4)) == 14
+    assert SDRMixLoss.combinations(4) == tuple(
+        c for k in (1, 2, 3) for c in itertools.combinations(range(4), k))
+    assert SDRMixLoss.combinations(1) == ((0,),)
+    assert SDRMixLoss.combinations(2) == ((0,), (1,))
+    assert len(SDRMixLoss.combinations(3)) == 6
+    m = SDRMixLoss.combination_matrix(4)
+    assert m.shape == (14, 4) and m.sum() == 4 * 1 + 6 * 2 + 4 * 3
+    with pytest.raises(ValueError, match="at least one target"):
+        SDRMixLoss.combinations(0)
+
+
+def test_sdr_mix_of_perfect_estimates_is_minus_the_ceiling():
+    ref = noise(B, J, C, T)
+    expected = np.mean([
+        10 * math.log10((energy(ref[b, list(c)].sum(dim=0)) + EPS) / EPS)
+        for b in range(B) for c in SDRMixLoss.combinations(J)])
+    coefs = ragged()
+    loss, parts = SDRMixLoss()(ref.clone(), ref, coefs, [c.clone() for c in coefs])
+    assert set(parts) == {"sdr_mix", "freq_mse", "mask_sum"}
+    assert abs(float(parts["sdr_mix"]) + expected) < 1e-9
+    assert float(parts["freq_mse"]) == 0 and float(parts["mask_sum"]) == 0
+    assert abs(float(loss) + expected) < 1e-9
+
+
+def test_sdr_mix_averages_noisy_combinations():
+    ref = noise(B, J, C, T)
+    est = with_snr(ref, 10.0)
+    loss, parts = SDRMixLoss(weight_freq=0.0)(est, ref)
+    expected = np.mean([float(sdr(est[b, list(c)].sum(0), ref[b, list(c)].sum(0), EPS))
+                        for b in range(B) for c in SDRMixLoss.combinations(J)])
+    assert abs(float(loss) + expected) < 1e-9
+    # a single target reduces to the plain negative SDR
+    loss1, _ = SDRMixLoss(weight_freq=0.0)(est[:, :1], ref[:, :1])
+    assert abs(float(loss1) + float(sdr(est[:, 0], ref[:, 0], EPS).mean())) < 1e-9
+
+
+def test_freq_mse_weights_blocks_by_element_count():
+    ref = ragged()
+    est = [r.clone() for r in ref]
+    est[0] = ref[0] + 1.0 * torch.exp(1j * torch.angle(ref[0]))   # |est| = |ref| + 1
+    counts = [c.numel() for c in ref]
+    expected = counts[0] / sum(counts)
+    mse, parts = MSELoss()(None, None, est, ref)
+    assert abs(float(mse) - expected) < 1e-9 and abs(float(parts["mse"]) - expected) < 1e-9
+    w = noise(B, J, C, 10)
+    loss, parts = SDRMixLoss(weight_time=0.0, weight_freq=0.5)(w, w, est, ref)
+    assert abs(float(loss) - 0.5 * expected) < 1e-9
+    assert float(parts["sdr_mix"]) == 0
+
+
+def test_mse_ignores_phase_and_complex_mse_does_not():
+    ref = ragged()
+    rotated = [r * 1j for r in ref]
+    assert float(MSELoss()(None, None, rotated, ref)[0]) < 1e-20
+    # |i r - r|^2 = 2 |r|^2
+    expected = 2 * sum(float(r.abs().square().sum()) for r in ref) / sum(r.numel() for r in ref)
+    got, parts = ComplexMSELoss()(None, None, rotated, ref)
+    assert abs(float(got) - expected) < 1e-9 * expected
+    assert set(parts) == {"complex_mse", "mask_sum"}
+    offset = [r + (1 + 1j) * 0.5 for r in ref]
+    assert abs(float(ComplexMSELoss()(None, None, offset, ref)[0]) - 0.5) < 1e-12
+
+
+def test_sisdr_loss_is_minus_mean_sisdr():
+    ref = noise(B, J, C, T)
+    est = with_snr(ref, 5.0)
+    loss, parts = SISDRLoss()(est, ref)
+    assert abs(float(loss) + float(sisdr(est, ref).mean())) < 1e-12
+    assert set(parts) == {"sisdr", "mask_sum"}
+
+
+# -------------------------------------------------------------------------- bss_mix
+
+def test_bss_interference_gives_sir_20_db(two_threads):
+    assert torch.get_num_threads() == 2
+    ref = noise(B, J, C, 44100)
+    k = [1, 2, 3, 0]
+    est = ref + 0.1 * ref[:, k]
+    loss_fn = BSSMixLoss(weight_sdr=1.0, weight_sir=1.0, weight_sar=1.0, weight_isr=1.0)
+    r = loss_fn.ratios(est, ref)
+    assert float((r["sir"] - 20).abs().max()) < 0.5
+    assert float((r["sdr"] - 20).abs().max()) < 0.5
+    assert float(r["sar"].min()) > 60
+    assert float(r["isr"].min()) > 40
+    loss, parts = loss_fn(est, ref)
+    assert set(parts) == {"bss_mix", "sdr_db", "sir_db", "sar_db", "isr_db", "mask_sum"}
+    total = sum(float(parts[p]) for p in ("sdr_db", "sir_db", "sar_db", "isr_db"))
+    assert abs(float(loss) + total) < 1e-6
+
+
+def test_bss_white_noise_gives_sar_20_db(two_threads):
+    ref = noise(B, J, C, 44100)
+    est = with_snr(ref, 20.0, seed=7)
+    r = BSSMixLoss().ratios(est, ref)
+    assert float((r["sar"] - 20).abs().max()) < 1.0
+    assert float(r["sir"].min()) > 40
+    assert float((r["sdr"] - 20).abs().max()) < 1.0
+
+
+def test_bss_is_the_same_with_one_and_two_threads():
+    ref = noise(3, J, C, 8000)
+    est = with_snr(ref, 10.0) + 0.2 * ref[:, [3, 0, 1, 2]]
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = BSSMixLoss().ratios(est, ref)
+        torch.set_num_threads(2)
+        runs = [BSSMixLoss().ratios(est, ref) for _ in range(5)]
+    finally:
+        torch.set_num_threads(before)
+    for run in runs:
+        for key in one:
+            torch.testing.assert_close(run[key], one[key], rtol=1e-9, atol=1e-9)
+
+
+def test_bss_decomposition_matches_least_squares():
+    ref, est = noise(2, 3, 2, 300), noise(2, 3, 2, 300, seed=1)
+    for L in (0, 4):
+        s_t, e_i, e_a, ref_p = bss_decomposition(est, ref, L, 1e-14)
+        n = 300 + max(L, 1) - 1
+        assert s_t.shape == e_i.shape == e_a.shape == ref_p.shape == (2, 3, 2, n)
+        torch.testing.assert_close(s_t + e_i + e_a, torch.nn.functional.pad(est, (0, n - 300)))
+        for b, c, j in itertools.product(range(2), range(2), range(3)):
+            def delayed(x):
+                return torch.stack([torch.nn.functional.pad(x, (d, n - 300 - d))
+                                    for d in range(max(L, 1))], dim=1)
+            A = torch.cat([delayed(ref[b, k, c]) for k in range(3)], dim=1)
+            A_own = delayed(ref[b, j, c])
+            e = torch.nn.functional.pad(est[b, j, c], (0, n - 300))
+            proj = A @ torch.linalg.lstsq(A, e[:, None]).solution[:, 0]
+            own = A_own @ torch.linalg.lstsq(A_own, e[:, None]).solution[:, 0]
+            torch.testing.assert_close(s_t[b, j, c], own, rtol=1e-7, atol=1e-8)
+            torch.testing.assert_close(e_a[b, j, c], e - proj, rtol=1e-7, atol=1e-8)
+
+
+def test_bss_distortion_filter_forgives_a_short_filter():
+    ref = noise(1, J, C, 8000)
+    ref[..., -2:] = 0                                      # so the roll wraps only zeros
+    est = 0.8 * ref + 0.5 * torch.roll(ref, 2, dims=-1)   # an FIR distortion of ref_j
+    plain = BSSMixLoss(filter_len=0).ratios(est, ref)
+    filtered = BSSMixLoss(filter_len=4).ratios(est, ref)
+    assert float(filtered["sdr"].min()) > 60
+    assert float(plain["sdr"].max()) < 10
+
+
+def test_bss_handles_a_silent_reference():
+    ref = noise(1, J, C, 2000)
+    ref[:, 2] = 0
+    est = ref + 0.01 * noise(1, J, C, 2000, seed=2)
+    est.requires_grad_(True)
+    loss, parts = BSSMixLoss(weight_sdr=1, weight_sir=1, weight_sar=1)(est, ref)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(est.grad).all()
+
+
+# ------------------------------------------------------------------------- gradients
+
+LOSS_CASES = {
+    "sdr_mix": lambda: SDRMixLoss(mask_sum=0.1),
+    "sdr_mix_time_only": lambda: SDRMixLoss(weight_freq=0.0),
+    "mse": lambda: MSELoss(mask_sum=0.1),
+    "complex_mse": lambda: ComplexMSELoss(mask_sum=0.1),
+    "sisdr": lambda: SISDRLoss(mask_sum=0.1),
+    "bss_mix": lambda: BSSMixLoss(weight_sdr=1, weight_sir=0.5, weight_sar=0.5,
+                                  weight_isr=0.1, mask_sum=0.1),
+    "bss_mix_filter": lambda: BSSMixLoss(weight_sdr=1, weight_sir=0.5, filter_len=3),
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("case", list(LOSS_CASES))
+def test_gradients_flow(case, dtype):
+    loss_fn = LOSS_CASES[case]()
+    ref = noise(B, J, C, 1000, dtype=dtype)
+    est = with_snr(ref, 5.0).detach().requires_grad_(True)
+    ref_c = [c.to(torch.complex64 if dtype == torch.float32 else torch.complex128)
+             for c in ragged()]
+    est_c = [(c + 0.3 * d).detach().requires_grad_(True) for c, d in zip(ref_c, ragged(seed=9))]
+    masks = [(m + 0.1).requires_grad_(True) for m in softmax_masks(ref_c)]
+    loss, parts = loss_fn(est, ref, est_c, ref_c, masks)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    assert all(not p.requires_grad for p in parts.values())
+    loss.backward()
+    grads = []
+    if case in ("sdr_mix", "sdr_mix_time_only", "sisdr") or case.startswith("bss_mix"):
+        grads.append(est.grad)
+    if case in ("sdr_mix", "mse", "complex_mse"):
+        grads += [c.grad for c in est_c]
+    if loss_fn.mask_sum > 0:
+        grads += [m.grad for m in masks]
+    assert grads
+    for g in grads:
+        assert g is not None and torch.isfinite(g).all() and float(g.abs().max()) > 0
+
+
+def test_magnitude_mse_gradient_is_finite_at_zero():
+    ref = ragged()
+    est = [torch.zeros_like(r).requires_grad_(True) for r in ref]
+    loss, _ = MSELoss()(None, None, est, ref)
+    loss.backward()
+    assert all(torch.isfinite(torch.view_as_real(e.grad)).all() for e in est)
+
+
+# ------------------------------------------------------------------------ mask_sum
+
+def test_mask_sum_is_zero_for_masks_summing_to_one():
+    ref = noise(B, J, C, 500)
+    masks = softmax_masks(ragged())
+    for loss_fn in (SISDRLoss(mask_sum=1.0), SDRMixLoss(weight_freq=0.0, mask_sum=1.0)):
+        base, _ = type(loss_fn)(**({"weight_freq": 0.0} if isinstance(loss_fn, SDRMixLoss)
+                                   else {}))(with_snr(ref, 3.0), ref)
+        loss, parts = loss_fn(with_snr(ref, 3.0), ref, masks=masks)
+        assert float(parts["mask_sum"]) < 1e-24
+        assert abs(float(loss) - float(base)) < 1e-9
+
+
+def test_mask_sum_is_positive_otherwise_and_weighted():
+    ref = noise(B, J, C, 500)
+    est = with_snr(ref, 3.0)
+    masks = [m * 1.5 for m in softmax_masks(ragged())]     # sums to 1.5 everywhere
+    base, _ = SISDRLoss()(est, ref)
+    loss, parts = SISDRLoss(mask_sum=2.0)(est, ref, masks=masks)
+    assert abs(float(parts["mask_sum"]) - 0.25) < 1e-9
+    assert abs(float(loss) - float(base) - 2.0 * 0.25) < 1e-9
+    # a single tensor with the target axis at dim 1 works the same
+    single = torch.full((B, J, C, 6, 3), 0.5)                 # sums to 2 -> (2 - 1)^2 = 1
+    assert abs(float(SISDRLoss(mask_sum=1.0)(est, ref, masks=single)[1]["mask_sum"]) - 1) < 1e-9
+    # logged with weight 0, not added to the loss
+    loss0, parts0 = SISDRLoss()(est, ref, masks=masks)
+    assert abs(float(parts0["mask_sum"]) - 0.25) < 1e-9 and float(loss0) == float(base)
+
+
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_mask_sum_without_masks_raises(name):
+    with pytest.raises(ValueError, match=f"{name}.*mask_sum"):
+        LOSSES[name](mask_sum=0.5)(noise(B, J, C, 100), noise(B, J, C, 100), ragged(), ragged())
+
+
+# --------------------------------------------------------------------------- errors
+
+@pytest.mark.parametrize("name", ["sdr_mix", "sisdr", "bss_mix"])
+def test_malformed_waveforms_name_both_shapes(name):
+    with pytest.raises(ValueError, match=r"\(2, 4, 2, 100\).*\(2, 3, 2, 100\)"):
+        LOSSES[name]()(torch.zeros(2, 4, 2, 100), torch.zeros(2, 3, 2, 100), ragged(), ragged())
+
+
+@pytest.mark.parametrize("name", ["sdr_mix", "mse", "complex_mse"])
+def test_malformed_coefficients_name_both_shapes(name):
+    w = noise(B, J, C, 100)
+    est, ref = ragged(), ragged()
+    est[1] = est[1][:, :3]
+    with pytest.raises(ValueError, match=r"block 1.*\(2, 3, 2, 7, 5, 16\).*\(2, 4, 2, 7, 5, 16\)"):
+        LOSSES[name]()(w, w, est, ref)
+    with pytest.raises(ValueError, match="same number"):
+        LOSSES[name]()(w, w, ragged()[:2], ragged())
+
+
+@pytest.mark.parametrize("name", ["sdr_mix", "mse", "complex_mse"])
+def test_missing_coefficients_name_the_loss(name):
+    w = noise(B, J, C, 100)
+    with pytest.raises(ValueError, match=f"'{name}'.*est_coefs"):
+        LOSSES[name]()(w, w)
+    with pytest.raises(ValueError, match=f"'{name}'.*ref_coefs is None"):
+        LOSSES[name]()(w, w, ragged(), None)
+
+
+def test_missing_or_wrong_rank_waveforms_raise():
+    with pytest.raises(ValueError, match="'sisdr'.*est_wave"):
+        SISDRLoss()(None, None)
+    with pytest.raises(ValueError, match=r"\(batch, targets, channels, samples\).*\(4, 2, 100\)"):
+        SISDRLoss()(torch.zeros(4, 2, 100), torch.zeros(4, 2, 100))
+
+
+def test_bad_constructor_values_raise():
+    with pytest.raises(ValueError, match="mask_sum"):
+        SISDRLoss(mask_sum=-1.0)
+    with pytest.raises(ValueError, match="weight_freq"):
+        SDRMixLoss(weight_freq=float("nan"))
+    with pytest.raises(ValueError, match="all of weight_sdr"):
+        BSSMixLoss(weight_sdr=0.0)
+    with pytest.raises(ValueError, match="filter_len"):
+        BSSMixLoss(filter_len=-2)
+
+
+def test_registry_names_match_config_files():
+    assert set(LOSSES) == {"sdr_mix", "mse", "complex_mse", "sisdr", "bss_mix"}
+    assert all(LOSSES[n].name == n for n in LOSSES)
+    assert losses.LOSSES is LOSSES
+
+
+# ------------------------------------------------------------------ with the sliCQT
+
+def test_losses_on_real_slicqt_coefficients():
+    t = transform("cqlog", bins=48, fmin=40.0, fmax=SR / 4)
+    ref = noise(1, J, C, SR // 2, dtype=torch.float32)
+    est = with_snr(ref, 10.0).requires_grad_(True)
+
+    def coefs(x):
+        return [c.reshape(x.shape[0], J, *c.shape[1:]) for c in t(x.reshape(-1, C, x.shape[-1]))]
+
+    ref_c = coefs(ref)
+    assert all(c.ndim == 6 and c.is_complex() for c in ref_c)
+    assert float(MSELoss()(None, None, ref_c, ref_c)[0]) == 0
+    loss, parts = SDRMixLoss()(est, ref, coefs(est), ref_c)
+    loss.backward()
+    assert torch.isfinite(est.grad).all() and float(est.grad.abs().max()) > 0
+    assert 0 < float(parts["freq_mse"])
