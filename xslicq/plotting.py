@@ -55,11 +55,12 @@ def slicq_image(transform, coefs, length: int, width: int = 1000, item: int = 0,
 
 
 def image_to_rgb(image: np.ndarray, dynamic_range_db: float = 80.0,
-                 cmap: str = "magma") -> np.ndarray:
+                 cmap: str = "magma", top_db: float | None = None) -> np.ndarray:
     """A dB image (rows ascending in frequency) as a (3, rows, width) uint8 RGB array with
-    low frequencies at the bottom, ready for TensorBoard's ``add_image``."""
+    low frequencies at the bottom, ready for TensorBoard's ``add_image``. ``top_db`` (default:
+    the image's maximum) is the brightest level, to put several images on one scale."""
     from matplotlib import colormaps
-    top = float(image.max())
+    top = float(image.max()) if top_db is None else top_db
     scaled = np.clip((image - (top - dynamic_range_db)) / dynamic_range_db, 0.0, 1.0)
     rgb = colormaps[cmap](scaled[::-1])[..., :3]
     return (255 * rgb).round().astype(np.uint8).transpose(2, 0, 1)

@@ -3,6 +3,7 @@ from .backend import BACKENDS, cupy_available
 from .scales import SCALES, FrequencyScale, make_scale
 from .matrix import RaggedToMatrix
 from .slicqt import SliCQT
+from .stft import STFT
 
-__all__ = ["BACKENDS", "SCALES", "FrequencyScale", "RaggedToMatrix", "SliCQT", "cupy_available",
-           "make_scale"]
+__all__ = ["BACKENDS", "SCALES", "STFT", "FrequencyScale", "RaggedToMatrix", "SliCQT",
+           "cupy_available", "make_scale"]
