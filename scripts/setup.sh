@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the project needs (audio tools join this list as features need them)
-APT_PACKAGES=()
+# Debian packages: fluidsynth + FluidR3_GM render the synthetic set; musdb, museval and
+# stempeg need ffmpeg on PATH to import
+APT_PACKAGES=(fluidsynth fluid-soundfont-gm ffmpeg)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
