@@ -1,0 +1,207 @@
+"""Networks: shapes, mask range, gradients, normalisation, CrossNet bridging, overfitting."""
+import numpy as np
+import pytest
+import torch
+
+from xslicq.models import MODELS, CDAEBlocks, OpenUnmix, XUMXMatrix, count_parameters
+from xslicq.models.common import fold_overlap, unfold_overlap
+from xslicq.transform import RaggedToMatrix, SliCQT
+
+from conftest import transform
+
+
+def assert_masks(masks, shape):
+    assert tuple(masks.shape) == shape
+    assert bool(torch.isfinite(masks).all())
+    assert float(masks.detach().min()) >= 0.0 and float(masks.detach().max()) <= 1.0
+
+
+def assert_all_grads(model, loss):
+    loss.backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None, f"no gradient reached {name}"
+        assert bool(torch.isfinite(p.grad).all()), f"non-finite gradient in {name}"
+
+
+# ------------------------------------------------------------------ slice overlap fold
+@pytest.mark.parametrize("S,T", [(1, 2), (1, 8), (3, 16), (7, 128)])
+def test_fold_is_exactly_inverted(S, T):
+    x = torch.randn(2, 3, 5, S, T)
+    folded = fold_overlap(x)
+    assert folded.shape == (2, 6, 5, (S + 1) * T // 2)
+    assert torch.equal(unfold_overlap(folded, S), x)
+
+
+def test_fold_aligns_the_two_copies_of_each_half_slice():
+    # column t of slice s is centred on signal time (s - 1) * T / 2 + t (in column units)
+    S, T = 5, 16
+    time = (torch.arange(S)[:, None] - 1) * T // 2 + torch.arange(T)
+    x = time.expand(1, 1, 3, S, T).float()
+    folded = fold_overlap(x)                         # channel 0: slice s-1, 1: slice s
+    half = T // 2
+    inner = slice(half, S * half)                    # half-slices both slices cover
+    assert torch.equal(folded[:, 0, :, inner], folded[:, 1, :, inner])
+    # the outermost half-slices have one zero copy
+    assert torch.all(folded[:, 0, :, :half] == 0) and torch.all(folded[:, 1, :, -half:] == 0)
+    # the geometry assumed above holds for a real transform: the second half of slice s and
+    # the first half of slice s + 1 are centred on the same samples, in every block
+    t = transform("bark")
+    for block, (_, m) in enumerate(t.block_shapes):
+        first = t.coef_sample(block, 1, np.arange(m // 2))
+        assert np.allclose(t.coef_sample(block, 0, np.arange(m // 2, m)), first)
+
+
+# ------------------------------------------------------------------------ XUMXMatrix
+@pytest.mark.parametrize("F,S,T,hidden", [(51, 1, 8, 8), (77, 2, 16, 8), (263, 3, 128, 8),
+                                          (300, 1, 32, 4), (64, 30, 8, 4), (99, 2, 256, 4),
+                                          (50, 1, 2, 4)])
+def test_xumx_matrix_shapes_and_range(F, S, T, hidden):
+    model = XUMXMatrix(F, T, hidden=hidden, depth=3)
+    x = torch.rand(2, 2, F, S, T)
+    assert_masks(model(x), (2, 4, 2, F, S, T))
+
+
+def test_xumx_matrix_default_size_and_grads():
+    model = XUMXMatrix(263, 128)
+    assert 200_000 <= count_parameters(model) <= 2_000_000
+    masks = model(torch.rand(1, 2, 263, 1, 128))
+    assert_masks(masks, (1, 4, 2, 263, 1, 128))
+    assert_all_grads(model, masks.mean())
+
+
+def test_xumx_matrix_samples_are_independent():
+    model = XUMXMatrix(40, 16, hidden=8, depth=2)
+    x = torch.rand(3, 2, 40, 2, 16)
+    alone = model(x[1:2])
+    assert torch.allclose(model(x)[1:2], alone, atol=1e-5)
+
+
+def test_per_bin_normalisation_from_stats():
+    F, T = 37, 8
+    mean = np.linspace(0.5, 10.0, F)
+    std = np.geomspace(0.01, 5.0, F)
+    x = torch.as_tensor(mean[:, None, None] + std[:, None, None]
+                        * np.random.randn(8, 2, F, 20, T), dtype=torch.float32)
+    data_mean = x.mean(dim=(0, 1, 3, 4)).numpy()
+    data_std = x.std(dim=(0, 1, 3, 4)).numpy()
+    for model in (XUMXMatrix(F, T, hidden=4, stats=(data_mean, data_std)),
+                  XUMXMatrix(F, T, hidden=4).init_from_stats(data_mean, data_std)):
+        z = model.normalise(x)
+        assert np.allclose(z.mean(dim=(0, 1, 3, 4)).detach().numpy(), 0.0, atol=1e-4)
+        assert np.allclose(z.std(dim=(0, 1, 3, 4)).detach().numpy(), 1.0, atol=1e-4)
+    umx = OpenUnmix(F, hidden=8, layers=1, stats=(data_mean, data_std))
+    z = umx.normalise(x.reshape(8, 2, F, 20 * T))
+    assert np.allclose(z.mean(dim=(0, 1, 3)).detach().numpy(), 0.0, atol=1e-4)
+    assert np.allclose(z.std(dim=(0, 1, 3)).detach().numpy(), 1.0, atol=1e-4)
+    # constants are buffers, learned statistics parameters: nothing frozen by hand
+    assert all(p.requires_grad for p in model.parameters())
+    with pytest.raises(ValueError, match=r"\(37,\).*\(5,\)"):
+        XUMXMatrix(F, T).init_from_stats(np.zeros(5), np.ones(5))
+
+
+def _perturbed_outputs(model, x, module):
+    with torch.no_grad():
+        before = model(x)
+        for p in module.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+        return before, model(x)
+
+
+def test_xumx_matrix_bridging_couples_targets():
+    model = XUMXMatrix(40, 16, hidden=8, depth=2).eval()
+    x = torch.rand(1, 2, 40, 2, 16)
+    before, after = _perturbed_outputs(model, x, model.encoders[0])
+    assert not torch.allclose(before[:, 1:], after[:, 1:])     # other targets feel encoder 0
+    before, after = _perturbed_outputs(model, x, model.decoders[0])
+    assert torch.equal(before[:, 1:], after[:, 1:])            # decoders are per target
+    assert not torch.equal(before[:, 0], after[:, 0])
+
+
+def test_bad_input_shapes_name_the_shapes():
+    model = XUMXMatrix(40, 16, hidden=4)
+    for bad in (torch.rand(2, 40, 2, 16), torch.rand(1, 2, 41, 2, 16), torch.rand(1, 1, 40, 2, 16),
+                torch.rand(1, 2, 40, 2, 8)):
+        with pytest.raises(ValueError, match=r"expected shape .*nb_bins=40.*got \(" ):
+            model(bad)
+    with pytest.raises(ValueError, match="power of two"):
+        XUMXMatrix(40, 12)
+    umx = OpenUnmix(40, hidden=8, layers=1)
+    for bad in (torch.rand(1, 2, 40), torch.rand(1, 2, 39, 5), torch.rand(1, 3, 40, 5)):
+        with pytest.raises(ValueError, match=r"expected shape .*nb_bins=40.*got \("):
+            umx(bad)
+
+
+def test_xumx_matrix_overfits_one_example():
+    torch.manual_seed(1)
+    model = XUMXMatrix(32, 16, hidden=8, depth=2)
+    x = torch.rand(1, 2, 32, 2, 16)
+    target = torch.rand(1, 4, 2, 32, 2, 16)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(60):
+        opt.zero_grad()
+        loss = torch.mean((model(x) - target) ** 2)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] <= 0.5 * losses[0], (losses[0], losses[-1])
+
+
+# ------------------------------------------------------------------------ CDAEBlocks
+def test_cdae_blocks_on_a_real_transform():
+    t = SliCQT("bark")
+    model = CDAEBlocks(t.block_shapes, hidden=4)
+    coefs = t.forward(torch.randn(2, 2, 3 * t.sllen))
+    mags = [c.abs().float() for c in coefs]
+    masks = model(mags)
+    assert len(masks) == len(t.block_shapes) == len(model.cdaes)
+    assert all(len(per_target) == 4 for per_target in model.cdaes)
+    nb_slices = coefs[0].shape[3]
+    for m, (rows, time) in zip(masks, t.block_shapes):
+        assert_masks(m, (2, 4, 2, rows, nb_slices, time))
+    assert_all_grads(model, sum(m.mean() for m in masks))
+    # masks go back onto the mixture like any ragged mask
+    assert [tuple(c.shape) for c in coefs] == [tuple(m[:, 0].shape) for m in masks]
+    with pytest.raises(ValueError, match="block 1"):
+        model([mags[0], mags[0]] + mags[2:])
+
+
+def test_cdae_blocks_targets_are_independent():
+    model = CDAEBlocks([(3, 4), (10, 16)], hidden=4).eval()
+    x = [torch.rand(1, 2, 3, 1, 4), torch.rand(1, 2, 10, 1, 16)]
+    with torch.no_grad():
+        before = model(x)
+        for p in model.cdaes[1][0].parameters():
+            p.add_(torch.randn_like(p))
+        after = model(x)
+    assert torch.equal(before[0], after[0]) and torch.equal(before[1][:, 1:], after[1][:, 1:])
+    assert not torch.equal(before[1][:, 0], after[1][:, 0])
+
+
+# ------------------------------------------------------------------------- OpenUnmix
+@pytest.mark.parametrize("F,N,max_bin", [(263, 37, None), (51, 1, 20), (64, 13, 64)])
+def test_umx_shapes_range_and_grads(F, N, max_bin):
+    model = OpenUnmix(F, hidden=16, layers=3, max_bin=max_bin)
+    masks = model(torch.rand(2, 2, F, N))
+    assert_masks(masks, (2, 4, 2, F, N))
+    assert_all_grads(model, masks.mean())
+
+
+def test_umx_on_a_flattened_matrix_and_bridging():
+    t = transform("bark")
+    r2m = RaggedToMatrix(t, T=16)
+    mags = r2m.forward([c.abs().float() for c in t.forward(torch.randn(1, 2, 2 * t.sllen))])
+    flat = RaggedToMatrix.flatten(mags)
+    model = OpenUnmix(t.nb_bins, hidden=8, layers=1).eval()
+    before, after = _perturbed_outputs(model, flat, model.nets[0].fc1)
+    assert before.shape == (1, 4, 2, t.nb_bins, flat.shape[-1])
+    assert not torch.allclose(before[:, 1:], after[:, 1:])
+
+
+def test_default_sizes_and_registry():
+    assert MODELS == {"xumx_matrix": XUMXMatrix, "cdae_blocks": CDAEBlocks, "umx": OpenUnmix}
+    # the system reads how to feed each model from its class
+    assert {name: cls.input_form for name, cls in MODELS.items()} == \
+        {"xumx_matrix": "matrix", "cdae_blocks": "ragged", "umx": "frames"}
+    assert count_parameters(OpenUnmix(263)) > count_parameters(XUMXMatrix(263, 128))
+    assert 100_000 < count_parameters(CDAEBlocks(transform("bark").block_shapes)) < 2_000_000

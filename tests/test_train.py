@@ -1,0 +1,227 @@
+"""The training system: config composition, a tiny training run, checkpoints, resume,
+errors, the CLI and the Optuna sweep."""
+import math
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.utils import instantiate
+from omegaconf import open_dict
+
+from xslicq.train import ConfigError, train
+
+from test_config_and_demo import CONF, ROOT
+from test_data import make_dataset
+
+GROUPS = {g: sorted(p.stem for p in (CONF / g).glob("*.yaml"))
+          for g in ("transform", "model", "loss", "data", "trainer")}
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    return make_dataset(tmp_path_factory.mktemp("data") / "ds", train=3, test=1, valid=1,
+                        seconds=5.0)
+
+
+def tiny_cfg(tmp_path, data_root, overrides=()):
+    """The real train config, shrunk: a small transform, tiny data and two batches."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", return_hydra_config=True, overrides=[
+            "trainer=debug", f"data.root={data_root}", "data.synthetic=null",
+            "data.seq_dur=2.0", "data.samples_per_track=2", "data.batch_size=2",
+            "data.num_workers=0", "data.val_seq_dur=2.0", "transform=bark",
+            "model.net.hidden=8", "model.matrix_T=16", "model.init_stats_batches=1",
+            f"hydra.runtime.output_dir={tmp_path}", "log_media=true", *overrides])
+    from hydra.core.hydra_config import HydraConfig
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
+
+
+@pytest.mark.parametrize("group, option", [(g, o) for g, opts in GROUPS.items() for o in opts])
+def test_every_option_composes_and_instantiates(group, option, tmp_path):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=[f"{group}={option}", f"paths.data_dir={tmp_path}",
+                                          "data.root=/nonexistent"] if group == "data" and
+                      option == "musdb" else [f"{group}={option}", f"paths.data_dir={tmp_path}"])
+    node = cfg[group]
+    if group == "model":
+        assert callable(instantiate(node.net))
+    elif group == "trainer":
+        with open_dict(node):
+            node.default_root_dir = str(tmp_path)
+        if node.accelerator == "gpu" and not torch.cuda.is_available():
+            assert node.precision == "bf16-mixed"     # composes; instantiating needs a GPU
+            return
+        assert instantiate(node).max_epochs >= 1
+    else:
+        assert instantiate(node) is not None
+
+
+def test_tiny_training_run_logs_checkpoints_and_media(tmp_path, data_root):
+    cfg = tiny_cfg(tmp_path, data_root, ["trainer.max_epochs=2"])
+    metrics, objects = train(cfg)
+    for key in ("train/loss", "val/loss", "val/sdr", "val/sdr_best", "val/sdr_vocals"):
+        assert key in metrics and math.isfinite(metrics[key]), key
+    assert metrics["val/sdr_best"] >= metrics["val/sdr"] - 1e-6
+    ckpts = tmp_path / "checkpoints"
+    assert (ckpts / "last.ckpt").is_file() and list(ckpts.glob("best-*.ckpt"))
+    assert not list(ckpts.glob("*.tmp"))                      # atomic writes leave nothing
+    events = list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    assert events
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(str(tmp_path / "tensorboard"),
+                           size_guidance={"images": 0, "audio": 0, "scalars": 0}).Reload()
+    tags = acc.Tags()
+    assert any("spectrograms" in t for t in tags["images"])
+    assert any(t.startswith("val_audio/") for t in tags["audio"])
+    assert "val/sdr_best" in tags["scalars"] and "lr-AdamW" in tags["scalars"]
+
+
+def test_resume_restores_epoch_optimizer_and_rng(tmp_path, data_root):
+    first = tiny_cfg(tmp_path / "a", data_root, ["trainer.max_epochs=1"])
+    _, objects = train(first)
+    last = tmp_path / "a" / "checkpoints" / "last.ckpt"
+    state = torch.load(last, weights_only=False)
+    assert state["epoch"] == 0 and state["optimizer_states"] and "xslicq" in state
+    resumed = tiny_cfg(tmp_path / "b", data_root, ["trainer.max_epochs=2", f"ckpt_path={last}"])
+    _, objects = train(resumed)
+    assert objects["trainer"].current_epoch == 2
+    assert objects["trainer"].global_step == 2 * state["global_step"]
+
+
+@pytest.mark.parametrize("override, match", [
+    ("optimizer.lr=0", "optimizer.lr must be positive, got 0"),
+    ("optimizer.lr=-1e-3", "optimizer.lr must be positive"),
+    ("data.targets=[vocals,piano]", "unknown target names \\['piano'\\]"),
+    ("transform=cqlog", "data.seq_dur=2.0 s .* is shorter than one slice"),
+])
+def test_bad_values_stop_before_training(override, match, tmp_path, data_root):
+    overrides = [override] + (["transform.sllen=107520"] if override == "transform=cqlog" else [])
+    cfg = tiny_cfg(tmp_path, data_root, overrides)
+    with pytest.raises(ConfigError, match=match):
+        train(cfg)
+    assert not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("model", ["cdae_blocks", "umx"])
+def test_other_models_train(model, tmp_path, data_root):
+    extra = ["model.net.hidden=8"] + (["model.net.layers=1"] if model == "umx" else [])
+    metrics, _ = train(tiny_cfg(tmp_path, data_root, [f"model={model}", *extra,
+                                                      "log_media=false"]))
+    assert math.isfinite(metrics["val/sdr"])
+
+
+def test_stft_baseline_and_wiener_train(tmp_path, data_root):
+    metrics, _ = train(tiny_cfg(tmp_path, data_root, [
+        "transform=stft", "transform.n_fft=512", "transform.hop=128",
+        "transform.frames_per_slice=16", "model.wiener_iterations=1", "log_media=false"]))
+    assert math.isfinite(metrics["val/sdr"])
+
+
+@pytest.mark.parametrize("loss", GROUPS["loss"])
+def test_every_loss_trains(loss, tmp_path, data_root):
+    metrics, _ = train(tiny_cfg(tmp_path, data_root, [f"loss={loss}", "log_media=false"]))
+    assert math.isfinite(metrics["train/loss"])
+
+
+def test_sigterm_mid_epoch_leaves_a_resumable_checkpoint(tmp_path, data_root):
+    from xslicq.callbacks import GracefulStop
+    cfg = tiny_cfg(tmp_path, data_root, ["trainer.max_epochs=5", "log_media=false"])
+
+    class Kill(GracefulStop):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if trainer.current_epoch == 1 and batch_idx == 0:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    cfg.callbacks.graceful_stop._target_ = f"{__name__}.KillAfterOneEpoch"
+    globals()["KillAfterOneEpoch"] = Kill
+    _, objects = train(cfg)
+    assert objects["trainer"].current_epoch < 5
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    assert last.is_file()
+    state = torch.load(last, weights_only=False)
+    assert state["epoch"] == 1
+    resumed = tiny_cfg(tmp_path / "r", data_root, ["trainer.max_epochs=2", f"ckpt_path={last}",
+                                                   "log_media=false"])
+    _, objects = train(resumed)
+    assert objects["trainer"].current_epoch == 2
+
+
+def test_cli_runs(tmp_path, data_root):
+    r = subprocess.run([sys.executable, "-m", "xslicq.train", "trainer=debug",
+                        f"data.root={data_root}", "data.synthetic=null", "data.num_workers=0",
+                        "data.batch_size=2", "data.samples_per_track=2", "data.val_seq_dur=2.0",
+                        "transform=bark", "model.net.hidden=8", "model.matrix_T=16",
+                        "log_media=false", f"hydra.run.dir={tmp_path}"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+
+
+SWEEP = """# @package _global_
+defaults:
+  - override /hydra/sweeper: optuna
+optimized_metric: val/sdr_best
+hydra:
+  mode: MULTIRUN
+  sweeper:
+    storage: sqlite:///{db}
+    study_name: test_sweep
+    direction: maximize
+    n_trials: 2
+    n_jobs: 1
+    sampler:
+      _target_: optuna.samplers.TPESampler
+      seed: 3
+      n_startup_trials: 2
+    params:
+      optimizer.lr: choice(0.0, 0.001)
+"""
+
+
+@pytest.mark.slow
+def test_optuna_sweep_with_a_failing_trial(tmp_path, data_root):
+    """Two tiny trials through the Hydra Optuna sweeper, the real train_optuna search
+    narrowed by a test search config; a trial with lr=0 is rejected, recorded as failed, and
+    the sweep finishes."""
+    db = tmp_path / "optuna.sqlite"
+    extra = tmp_path / "conf" / "hparams_search"
+    extra.mkdir(parents=True)
+    (extra / "test_sweep.yaml").write_text(SWEEP.format(db=db))
+    r = subprocess.run([sys.executable, "-m", "xslicq.train", "-m",
+                        f"--config-dir={tmp_path / 'conf'}", "hparams_search=test_sweep",
+                        "trainer=debug", f"data.root={data_root}", "data.synthetic=null",
+                        "data.num_workers=0", "data.batch_size=2", "data.samples_per_track=2",
+                        "data.val_seq_dur=2.0", "transform=bark", "model.matrix_T=16",
+                        "model.net.hidden=8", "log_media=false",
+                        f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    import optuna
+    study = optuna.load_study(study_name="test_sweep", storage=f"sqlite:///{db}")
+    assert len(study.trials) == 2
+    assert {t.state.name for t in study.trials} <= {"COMPLETE", "FAIL"}
+    for t in study.trials:
+        assert (t.state.name == "FAIL") == (t.params["optimizer.lr"] == 0.0)
+
+
+def test_optuna_search_config_composes(tmp_path):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", return_hydra_config=True,
+                      overrides=["hparams_search=train_optuna", f"paths.root_dir={tmp_path}"])
+    sweeper = cfg.hydra.sweeper
+    assert sweeper.direction == "maximize" and sweeper.sampler.seed == 1234
+    assert sweeper.storage.startswith("sqlite:///") and cfg.optimized_metric == "val/sdr_best"
+    assert set(sweeper.params) == {"optimizer.lr", "model.net.hidden", "loss.weight_freq",
+                                   "loss.mask_sum"}
