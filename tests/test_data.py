@@ -246,3 +246,20 @@ def test_data_configs_compose(name, tmp_path):
     assert isinstance(dm, MusdbDataModule)
     assert str(dm.root) == f"{tmp_path}/synthetic-16x20.0s-seed0"
     assert dm.synthetic["tracks"] == 16 and dm.targets == SOURCES
+
+
+def test_synthetic_default_is_generated_once_and_reused(tmp_path):
+    import shutil
+    if shutil.which("fluidsynth") is None:
+        pytest.skip("fluidsynth is not installed")
+    root = tmp_path / "cache" / "synthetic"
+    params = {"tracks": 3, "seconds": 3.0, "seed": 0, "valid_tracks": 1, "test_tracks": 1}
+    dm = MusdbDataModule(str(root), synthetic=params, seq_dur=1.0, num_workers=0)
+    dm.prepare_data()
+    mixture = next(root.glob("train/*/mixture.wav"))
+    stamp = mixture.stat().st_mtime_ns
+    MusdbDataModule(str(root), synthetic=params).prepare_data()
+    assert mixture.stat().st_mtime_ns == stamp
+    dm.setup()
+    assert len(dm.train_set.tracks) == 1 and len(dm.val_set.tracks) == 1
+    assert len(dm.test_set.tracks) == 1

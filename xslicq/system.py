@@ -128,13 +128,19 @@ class SeparationSystem(pl.LightningModule):
         return self.separate(mixture)[0]
 
     # -------------------------------------------------------------- training
-    def common_step(self, batch, stage: str):
+    def compute_loss(self, batch):
+        """``(mixture (B, C, L), references (B, J, C, L))`` -> (loss, parts, estimates)."""
         mixture, references = batch
         estimates, est_coefs, masks = self.separate(mixture)
         b, j = references.shape[:2]
         ref_coefs = self.transform(references.reshape(b * j, *references.shape[2:]))
         ref_coefs = [r.reshape((b, j) + tuple(r.shape[1:])) for r in ref_coefs]
         loss, parts = self.loss(estimates, references, est_coefs, ref_coefs, masks)
+        return loss, parts, estimates
+
+    def common_step(self, batch, stage: str):
+        loss, parts, estimates = self.compute_loss(batch)
+        b = batch[0].shape[0]
         if not torch.isfinite(loss):
             raise FloatingPointError(f"{stage} loss is {float(loss)} at step {self.global_step}")
         self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=b)
@@ -193,6 +199,10 @@ class SeparationSystem(pl.LightningModule):
             grid = np.concatenate(rows, axis=1)
             experiment.add_image("val/spectrograms (mixture | reference | estimate)", grid,
                                  self.current_epoch)
+
+    def on_fit_start(self):
+        if self.device.type == "cuda" and self.form != "ragged":
+            self.model.to(memory_format=torch.channels_last)     # faster 2-D convs on GPUs
 
     # ------------------------------------------------------------ optimizers
     def configure_optimizers(self):

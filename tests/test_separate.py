@@ -1,0 +1,73 @@
+"""Separator and the separation CLI, on a checkpoint of a tiny training run."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from xslicq import Separator
+from xslicq.separator import SeparationInputError
+from xslicq.train import train
+
+from test_config_and_demo import ROOT
+from test_train import data_root, tiny_cfg  # noqa: F401  (fixture)
+
+SR = 44100
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory, data_root):  # noqa: F811
+    out = tmp_path_factory.mktemp("run")
+    train(tiny_cfg(out, data_root, ["log_media=false", "model.mask_sum_to_one=true"]))
+    return out / "checkpoints" / "last.ckpt"
+
+
+def test_separator_shapes_rates_and_mixture_sum(checkpoint):
+    sep = Separator.from_checkpoint(checkpoint, chunk_seconds=3.0, overlap_seconds=0.5)
+    assert sep.targets == ("vocals", "drums", "bass", "other")
+    rng = np.random.default_rng(0)
+    audio = 0.1 * rng.standard_normal((2, 7 * SR + 123)).astype(np.float32)
+    stems = sep.separate(audio, SR)                        # three cross-faded chunks
+    assert set(stems) == set(sep.targets)
+    assert all(s.shape == audio.shape and s.dtype == np.float32 for s in stems.values())
+    # mask-sum mode: the stems add up to the input
+    np.testing.assert_allclose(sum(stems.values()), audio, atol=1e-4)
+    mono = sep.separate(audio[0], 22050)                   # mono, another sample rate
+    assert all(s.shape == (1, audio.shape[1]) for s in mono.values())
+    torch_in = sep.separate(torch.from_numpy(audio[:, :SR]), SR)
+    assert torch_in["vocals"].shape == (2, SR)
+
+
+@pytest.mark.parametrize("audio, match", [
+    (np.zeros((2, 0), np.float32), "empty"),
+    (np.zeros((2, 1000), np.float32), "silent"),
+    (np.full((2, 1000), np.nan, np.float32), "NaN"),
+    (np.ones((1000, 2), np.float32), "expected mono or stereo audio, got 1000 channels"),
+    (np.ones((1, 2, 3), np.float32), "expected audio of shape"),
+])
+def test_bad_audio(checkpoint, audio, match):
+    sep = Separator.from_checkpoint(checkpoint)
+    with pytest.raises(SeparationInputError, match=match):
+        sep.separate(audio, SR)
+
+
+def test_cli(checkpoint, tmp_path):
+    song = tmp_path / "song.flac"
+    audio = 0.1 * np.random.default_rng(1).standard_normal((SR * 2, 2))
+    sf.write(song, audio, SR)
+    out = tmp_path / "stems"
+    cmd = [sys.executable, "-m", "xslicq.separate", str(song), "--checkpoint", str(checkpoint),
+           "--out", str(out), "--accompaniment"]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    for name in ("vocals", "drums", "bass", "other", "accompaniment"):
+        data, rate = sf.read(out / f"{name}.wav")
+        assert rate == SR and data.shape == audio.shape
+    again = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert again.returncode == 1 and "exists and is not empty; use --force" in again.stderr
+    missing = subprocess.run([sys.executable, "-m", "xslicq.separate", str(tmp_path / "no.wav"),
+                              "--checkpoint", str(checkpoint), "--out", str(tmp_path / "x")],
+                             capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert missing.returncode == 1 and "no.wav does not exist" in missing.stderr
