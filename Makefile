@@ -2,7 +2,7 @@
 # Both install what they need on a fresh machine (scripts/setup.sh) and are idempotent.
 PY := .venv/bin/python
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup demo transform-demo test test-fast bench clean
 .DEFAULT_GOAL := demo
 
 setup: .setup-stamp
@@ -11,6 +11,9 @@ setup: .setup-stamp
 	@touch $@
 
 demo: setup
+	$(PY) -m xslicq.quickstart
+
+transform-demo: setup
 	$(PY) -m xslicq.demo
 
 test: setup
@@ -21,6 +24,9 @@ test-fast: setup
 
 bench: setup
 	$(PY) experiments/bench_transform.py
+	$(PY) experiments/bench_matrix.py
+	$(PY) experiments/bench_training.py
+	$(PY) experiments/bench_data.py
 
 clean:
 	rm -rf .setup-stamp outputs .pytest_cache
