@@ -73,6 +73,7 @@ def test_cli(checkpoint, tmp_path):
     assert missing.returncode == 1 and "no.wav does not exist" in missing.stderr
 
 
+@pytest.mark.slow
 def test_quickstart_trains_and_separates_a_held_out_song(tmp_path):
     """`make demo`'s job, shrunk: synthetic data generated offline, brief training, then the
     held-out song separated with SDRs printed."""
