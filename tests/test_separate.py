@@ -59,7 +59,7 @@ def test_cli(checkpoint, tmp_path):
     sf.write(song, audio, SR)
     out = tmp_path / "stems"
     cmd = [sys.executable, "-m", "xslicq.separate", str(song), "--checkpoint", str(checkpoint),
-           "--out", str(out), "--accompaniment"]
+           "--out", str(out), "--accompaniment", "--wiener", "1"]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     for name in ("vocals", "drums", "bass", "other", "accompaniment"):

@@ -47,7 +47,10 @@ def main(argv=None) -> int:
     parser.add_argument("--accompaniment", action="store_true",
                         help="also write accompaniment.wav (everything but vocals)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--chunk-seconds", type=float, default=20.0)
+    parser.add_argument("--wiener", type=int, default=None,
+                        help="Wiener-EM refinement iterations (default: the checkpoint's)")
+    parser.add_argument("--chunk-seconds", type=float, default=10.0,
+                        help="chunk length: memory grows with it (default 10 s)")
     args = parser.parse_args(argv)
 
     from .separator import SeparationInputError, Separator
@@ -58,6 +61,10 @@ def main(argv=None) -> int:
         audio, rate = load_audio(args.audio)
         separator = Separator.from_checkpoint(args.checkpoint, device=args.device,
                                               chunk_seconds=args.chunk_seconds)
+        if args.wiener is not None:
+            if args.wiener < 0:
+                raise ValueError(f"--wiener must be >= 0, got {args.wiener}")
+            separator.system.wiener_iterations = args.wiener
         stems = separator.separate(audio, rate, progress=True)
     except (FileNotFoundError, FileExistsError, ValueError, SeparationInputError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -30,7 +30,7 @@ class Separator(torch.nn.Module):
         overlap_seconds: cross-fade between neighbouring chunks.
     """
 
-    def __init__(self, system, chunk_seconds: float = 20.0, overlap_seconds: float = 2.0):
+    def __init__(self, system, chunk_seconds: float = 10.0, overlap_seconds: float = 1.0):
         super().__init__()
         if not chunk_seconds > 2 * overlap_seconds > 0:
             raise ValueError(f"need chunk_seconds > 2 * overlap_seconds > 0, got "
@@ -107,7 +107,8 @@ class Separator(torch.nn.Module):
         est = self._chunked(x.to(self.device), progress)          # (J, 2, N)
         if sample_rate != self.sample_rate:
             est = torchaudio.functional.resample(est, self.sample_rate, sample_rate)
-        est = torch.nn.functional.pad(est, (0, max(0, n_in - est.shape[-1])))[..., :n_in]
+        if est.shape[-1] != n_in:           # resampling may round the length
+            est = torch.nn.functional.pad(est, (0, max(0, n_in - est.shape[-1])))[..., :n_in]
         if mono:
             est = est.mean(1, keepdim=True)
         return {t: est[j].cpu().numpy() for j, t in enumerate(self.targets)}
