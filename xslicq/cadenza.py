@@ -70,13 +70,11 @@ the end of every validation epoch and logs ``val/haaqi``.
 """
 from __future__ import annotations
 
-import concurrent.futures
 import csv
 import importlib
 import json
 import logging
 import math
-import multiprocessing
 import os
 import warnings
 from pathlib import Path
@@ -658,41 +656,23 @@ def evaluate_cadenza(separate_fn: Callable, tracks: Sequence[Track], listeners: 
 
 def _run_pool(jobs: Iterator, workers: int, options: dict, keep_remix: bool,
               collect: Callable) -> None:
-    """Run the jobs in ``workers`` spawned processes, at most two per worker queued ahead."""
-    from .evaluate import _worker_threads
+    """Score the (song, listener) jobs in ``workers`` spawned processes."""
+    from .evaluate import run_in_processes
 
     # by import name, so that workers can unpickle it when this module runs as __main__
     worker = importlib.import_module("xslicq.cadenza")._job
-    context = multiprocessing.get_context("spawn")       # safe after torch started threads
-    with _worker_threads(workers), concurrent.futures.ProcessPoolExecutor(
-            workers, mp_context=context) as pool:
-        pending: dict = {}
 
-        def drain(until: int):
-            while len(pending) > until:
-                done, _ = concurrent.futures.wait(
-                    pending, return_when=concurrent.futures.FIRST_COMPLETED)
-                for fut in done:
-                    song, listener_id = pending.pop(fut)
-                    try:
-                        result = fut.result()
-                    except CadenzaError as err:
-                        raise CadenzaError(f"song {song}, listener {listener_id}: {err}") \
-                            from err
-                    except Exception as err:
-                        raise CadenzaError(f"scoring song {song} for listener {listener_id} "
-                                           f"failed: {type(err).__name__}: {err}") from err
-                    collect(song, listener_id, result)
+    def failed(key, err):
+        song, listener_id = key
+        if isinstance(err, CadenzaError):
+            return CadenzaError(f"song {song}, listener {listener_id}: {err}")
+        return CadenzaError(f"scoring song {song} for listener {listener_id} failed: "
+                            f"{type(err).__name__}: {err}")
 
-        try:
-            for song, listener, stems, refs, sr in jobs:
-                fut = pool.submit(worker, song, listener, stems, refs, sr, options, keep_remix)
-                pending[fut] = (song, listener.id)
-                drain(2 * workers)
-            drain(0)
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    run_in_processes(worker, (((song, listener.id),
+                               (song, listener, stems, refs, sr, options, keep_remix))
+                              for song, listener, stems, refs, sr in jobs),
+                     workers, lambda key, result: collect(*key, result), failed)
 
 
 # ----------------------------------------------------------------------- the CLI

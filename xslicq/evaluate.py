@@ -328,6 +328,40 @@ def _worker_threads(workers: int):
                 os.environ[k] = v
 
 
+def run_in_processes(worker: Callable, jobs: Iterable[tuple], workers: int,
+                     collect: Callable, failed: Callable) -> None:
+    """Run ``worker(*args)`` for every ``(key, args)`` of ``jobs`` in ``workers`` spawned
+    processes, consuming ``jobs`` lazily with at most two jobs per worker queued ahead, and
+    call ``collect(key, result)`` in completion order. A job that raises stops the run with
+    the exception ``failed(key, err)`` (chained to ``err``); queued jobs are dropped."""
+    context = multiprocessing.get_context("spawn")      # safe after torch started threads
+    with _worker_threads(workers), concurrent.futures.ProcessPoolExecutor(
+            workers, mp_context=context) as pool:
+        pending: dict = {}
+
+        def drain(until: int):
+            while len(pending) > until:
+                done, _ = concurrent.futures.wait(
+                    pending, return_when=concurrent.futures.FIRST_COMPLETED)
+                for fut in done:
+                    key = pending.pop(fut)
+                    try:
+                        result = fut.result()
+                    except Exception as err:
+                        raise failed(key, err) from err
+                    collect(key, result)
+
+        try:
+            for key, args in jobs:
+                pending[pool.submit(worker, *args)] = key
+                drain(2 * workers)
+            drain(0)
+        except BaseException:
+            # drop the queued jobs; the pool still waits for the ones running
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
 def _json_dir(json_root, group: str, track: Track) -> Path | None:
     if json_root is None:
         return None
@@ -367,35 +401,14 @@ def score_tracks(jobs: Iterable[tuple[str, Track, Mapping[str, np.ndarray]]], to
         # this module by its import name, so that workers can unpickle the function even
         # when it runs as __main__ (python -m xslicq.evaluate)
         worker = importlib.import_module("xslicq.evaluate").score_track
-        context = multiprocessing.get_context("spawn")  # safe after torch started threads
-        with _worker_threads(workers), concurrent.futures.ProcessPoolExecutor(
-                workers, mp_context=context) as pool:
-            pending: dict = {}
 
-            def drain(until: int):
-                while len(pending) > until:
-                    done, _ = concurrent.futures.wait(
-                        pending, return_when=concurrent.futures.FIRST_COMPLETED)
-                    for fut in done:
-                        group, name = pending.pop(fut)
-                        try:
-                            scores = fut.result()
-                        except Exception as err:
-                            raise EvaluationError(f"scoring track {name} failed: "
-                                                  f"{type(err).__name__}: {err}") from err
-                        collect(group, name, scores)
+        def failed(key, err):
+            return EvaluationError(f"scoring track {key[1]} failed: {type(err).__name__}: {err}")
 
-            try:
-                for group, track, est in jobs:
-                    fut = pool.submit(worker, track, est, metric,
-                                      _json_dir(json_root, group, track))
-                    pending[fut] = (group, track.name)
-                    drain(2 * workers)
-                drain(0)
-            except BaseException:
-                # drop the queued jobs; the pool still waits for the ones running
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
+        run_in_processes(worker, (((group, track.name),
+                                   (track, est, metric, _json_dir(json_root, group, track)))
+                                  for group, track, est in jobs),
+                         workers, lambda key, scores: collect(*key, scores), failed)
         return results
     finally:
         bar.close()
