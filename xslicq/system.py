@@ -77,11 +77,11 @@ class SeparationSystem(pl.LightningModule):
         if wiener_iterations < 0:
             raise ValueError(f"wiener_iterations must be >= 0, got {wiener_iterations}")
         self.transform = transform
+        self.form = model_input_form(model)
         if matrix_T is not None:
             matrix_T = min(int(matrix_T), max(m for _, m in transform.block_shapes)) \
-                if model_input_form(model) != "ragged" else None
+                if self.form != "ragged" else None
         self.r2m = RaggedToMatrix(transform, T=matrix_T)
-        self.form = model_input_form(model)
         self.model = build_model(model, transform, self.r2m, channels, len(self.targets))
         self.loss = loss
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
