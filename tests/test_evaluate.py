@@ -12,7 +12,7 @@ import torch
 from xslicq.data import SOURCES
 from xslicq.data.tracks import DatasetError, find_tracks
 from xslicq.evaluate import (EvaluationError, evaluate, fast_frames, load_split,
-                             museval_frames, score_arrays)
+                             museval_frames, score_arrays, sdr_frames)
 from xslicq.signals import music_like
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,6 +101,22 @@ def test_fast_agrees_with_museval_on_music_like_audio():
     np.testing.assert_allclose(reference["SDR"], snr, atol=1e-6)
 
 
+def test_sdr_metric_equals_museval_sdr():
+    """The direct SDR equals museval's v4 SDR frame by frame (to float precision) on
+    interference, filtering, rescaling and noise, with a partial last window dropped."""
+    rng = np.random.default_rng(2)
+    n = 3 * SR + 1234                                   # 3 frames and a partial one
+    refs = np.stack([music_like(n / SR, seed=0)[:, :n], music_like(n / SR, seed=5)[:, :n],
+                     0.3 * rng.standard_normal((2, n))])
+    ests = np.stack([0.8 * refs[0] + 0.1 * refs[1],              # rescaled + interference
+                     np.apply_along_axis(np.convolve, -1, refs[1], [0.6, 0.3, 0.1], "same"),
+                     refs[2] + 0.2 * rng.standard_normal((2, n))])
+    reference = museval_frames(refs, ests, SR)["SDR"]
+    direct = sdr_frames(refs, ests, SR)["SDR"]
+    assert reference.shape == direct.shape == (3, 3)
+    np.testing.assert_allclose(direct, reference, rtol=0, atol=1e-9)
+
+
 def test_fast_path_threads_and_exact_estimate():
     """Near-perfect estimates give a high, finite SDR; more torch threads are fine."""
     refs = np.stack([music_like(2, seed=0), music_like(2, seed=3, tempo=140)])
@@ -122,7 +138,7 @@ def test_silent_frames_and_targets_follow_museval():
                      np.zeros((2, 3 * SR))])
     refs[1, :, SR:2 * SR] = 0.0                       # source 1 silent in the second frame
     ests = refs + 0.01 * np.random.default_rng(0).standard_normal(refs.shape)
-    for metric in ("fast", "museval"):
+    for metric in ("fast", "museval", "sdr"):
         scores = score_arrays(refs, ests, SR, metric, ["a", "b", "c"])
         assert np.isnan(scores["a"]["SDR"][1]) and np.isnan(scores["b"]["SDR"][1])
         assert np.all(np.isfinite(scores["a"]["SDR"][[0, 2]]))
@@ -139,6 +155,10 @@ def test_all_zero_estimate_is_dithered():
         scores = score_arrays(refs, ests, SR, "museval", ["a", "b"])
     np.testing.assert_allclose(scores["b"]["SDR"], 0.0, atol=1e-3)
     assert np.all(scores["a"]["SDR"] > 40)
+    with pytest.warns(UserWarning, match="all zeros"):
+        direct = score_arrays(refs, ests, SR, "sdr", ["a", "b"])
+    for t in ("a", "b"):
+        np.testing.assert_allclose(direct[t]["SDR"], scores[t]["SDR"], atol=1e-9)
     with pytest.warns(UserWarning, match="all zeros"):
         assert np.all(score_arrays(refs, ests, SR, "fast", ["a", "b"])["b"]["SDR"] < -10)
 
