@@ -52,6 +52,7 @@ class SliCQT(torch.nn.Module):
         freqs: (nb_bins,) centre frequency of every row in Hz, ascending.
         bandwidths, q: (nb_bins,) bandwidth in Hz and quality factor of every row.
         block_shapes: ``[(rows_in_block, time_in_block), ...]``, ascending frequency.
+        coefs_per_second: complex coefficients per second of audio and channel.
     """
 
     def __init__(self, scale: str = "cqlog", bins: int = 262, fmin: float = 32.9,
@@ -113,6 +114,17 @@ class SliCQT(torch.nn.Module):
     @property
     def nb_bins(self) -> int:
         return len(self.freqs)
+
+    @property
+    def coefs_per_slice(self) -> int:
+        """Complex coefficients of one slice of one channel (all blocks)."""
+        return int(sum(rows * m for rows, m in self.block_shapes))
+
+    @property
+    def coefs_per_second(self) -> float:
+        """Complex coefficients per second of audio and channel: one slice's worth every
+        ``hop`` samples (the transform's redundancy times the sample rate / 2)."""
+        return self.coefs_per_slice * self.sample_rate / self.hop
 
     @property
     def frame_bounds(self) -> tuple[float, float]:

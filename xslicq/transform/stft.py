@@ -48,6 +48,11 @@ class STFT(torch.nn.Module):
     def nb_bins(self) -> int:
         return len(self.freqs)
 
+    @property
+    def coefs_per_second(self) -> float:
+        """Complex coefficients per second of audio and channel, ``bins * rate / hop``."""
+        return self.nb_bins * self.sample_rate / self.hop_length
+
     def nb_slices(self, length: int) -> int:
         return max(1, math.ceil((length // self.hop_length + 1) / self.frames_per_slice))
 
