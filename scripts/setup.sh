@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: fluidsynth + FluidR3_GM render the synthetic set; musdb, museval and
-# stempeg need ffmpeg on PATH to import
-APT_PACKAGES=(fluidsynth fluid-soundfont-gm ffmpeg)
+# stempeg need ffmpeg on PATH to import; the tests start a PostgreSQL server to check Optuna
+# studies shared by several workers
+APT_PACKAGES=(fluidsynth fluid-soundfont-gm ffmpeg postgresql)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

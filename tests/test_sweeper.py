@@ -1,0 +1,184 @@
+"""The Optuna sweeper: the transform search through the real CLI on SQLite and on a real
+PostgreSQL server (two workers, one killed mid-trial), failed trials with their reasons,
+resumption, and search spaces that fit the composed configuration."""
+import logging
+import math
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+
+from xslicq.search import pareto_front
+from xslicq.sweeper import StudySweeper
+
+from test_config_and_demo import CONF, ROOT
+from test_data import make_dataset
+
+STUDY = "transform_oracle-ds-valid"          # search name, data.name (the folder), split
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    return make_dataset(tmp_path_factory.mktemp("search") / "ds", train=2, test=1, valid=1,
+                        seconds=3.0)
+
+
+def search_command(data_root, storage, sweep_dir, n_trials, *extra):
+    return [sys.executable, "-m", "xslicq.oracle", "-m", "hparams_search=transform_oracle",
+            f"data.root={data_root}", "data.synthetic=null", f"hydra.sweeper.storage={storage}",
+            f"hydra.sweeper.n_trials={n_trials}", f"hydra.sweep.dir={sweep_dir}",
+            "hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=2", *extra]
+
+
+def run(cmd):
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r
+
+
+def test_search_records_failed_trials_with_reasons_and_resumes(data_root, tmp_path):
+    """An fmax above the Nyquist frequency cannot be built: those trials fail with that
+    reason, the others complete with their details stored; starting the same search again
+    with a larger n_trials adds exactly the missing trials."""
+    storage = f"sqlite:///{tmp_path / 'study.sqlite'}"
+    space = ["search.scale=choice(cqlog)", "search.fmax=choice(30000.0,16000.0)",
+             "hydra.sweeper.sampler.seed=0"]                 # draws 16000, 30000, 16000, 30000
+    run(search_command(data_root, storage, tmp_path / "sweep", 4, *space))
+    study = optuna.load_study(study_name=STUDY, storage=storage)
+    assert [t.number for t in study.trials] == [0, 1, 2, 3]
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL", "COMPLETE", "FAIL"]
+    for t in study.trials:
+        if t.params["search.fmax"] == 30000.0:
+            assert t.user_attrs["fail_reason"].startswith(
+                "InvalidTransform: need 0 < fmin < fmax <= 22050 Hz")
+            continue
+        sdr, cps = t.values
+        attrs = t.user_attrs
+        assert cps == attrs["coefs_per_second"] and sdr == attrs["sdr"]["mixphase"]["mean"]
+        assert attrs["transform"]["scale"] == "cqlog" and attrs["transform"]["fmax"] == 16000.0
+        assert math.isfinite(attrs["sdr"]["irm"]["mean"]) and 0 < sdr < 60
+        assert Path(attrs["output_dir"]) == tmp_path / "sweep" / str(t.number)
+        assert (Path(attrs["output_dir"]) / "mixphase" / "summary.md").is_file()
+
+    run(search_command(data_root, storage, tmp_path / "sweep2", 5, *space))
+    study = optuna.load_study(study_name=STUDY, storage=storage)
+    assert [t.number for t in study.trials] == [0, 1, 2, 3, 4]
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    front = {complete[i].number for i in pareto_front([t.values for t in complete],
+                                                      ["maximize", "minimize"])}
+    results = yaml.safe_load((tmp_path / "sweep2" / "optimization_results.yaml").read_text())
+    assert {s["trial"] for s in results["solutions"]} == front
+    assert results["trials"] == {s: sum(t.state.name == s for t in study.trials)
+                                 for s in {"COMPLETE", "FAIL"}}
+
+
+def _trial_numbers(url, sweep_dir, state):
+    """Numbers of the trials in ``state`` that the worker writing into ``sweep_dir`` runs."""
+    try:
+        study = optuna.load_study(study_name=STUDY, storage=url)
+    except KeyError:                                   # the study does not exist yet
+        return []
+    return [t.number for t in study.get_trials(deepcopy=False)
+            if t.state.name == state
+            and str(t.user_attrs.get("output_dir", "")).startswith(str(sweep_dir))]
+
+
+def _wait(condition, what, timeout=240.0):
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        result = condition()
+        if result:
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_two_workers_share_a_postgres_study_and_a_killed_one_is_failed(data_root, tmp_path,
+                                                                       postgres_url):
+    """Worker A starts the study on a real PostgreSQL server; worker B joins. A is killed
+    with SIGKILL in the middle of a trial; B fails that trial once its heartbeats stop and
+    finishes the study: trial numbers 0..N-1, each once, exactly one failed trial (A's), and
+    no point drawn twice although both workers run the same seeded sampler."""
+    n = 24
+    dir_a, dir_b = tmp_path / "a", tmp_path / "b"
+    space = ["search.scale=choice(bark,mel)"]
+    a = subprocess.Popen(search_command(data_root, postgres_url, dir_a, n, *space), cwd=ROOT,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    b = None
+    try:
+        _wait(lambda: _trial_numbers(postgres_url, dir_a, "COMPLETE"), "worker A's first trial")
+        b = subprocess.Popen(search_command(data_root, postgres_url, dir_b, n, *space),
+                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True)
+        _wait(lambda: _trial_numbers(postgres_url, dir_b, "COMPLETE"), "worker B's first trial")
+        (killed,) = _wait(lambda: _trial_numbers(postgres_url, dir_a, "RUNNING"),
+                          "worker A in a trial")
+        a.send_signal(signal.SIGKILL)
+        a.wait(timeout=30)
+        out, _ = b.communicate(timeout=600)
+        assert b.returncode == 0, out[-3000:]
+    finally:
+        for p in (a, b):
+            if p is not None and p.poll() is None:
+                p.kill()
+    study = optuna.load_study(study_name=STUDY, storage=postgres_url)
+    trials = study.get_trials(deepcopy=False)
+    assert sorted(t.number for t in trials) == list(range(n))
+    # the seeded sampler is reseeded per trial number: the workers never repeat a point
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == n
+    failed = [t for t in trials if t.state.name == "FAIL"]
+    assert [t.number for t in failed] == [killed]
+    assert failed[0].user_attrs["fail_reason"] == \
+        "no heartbeat for more than 2 s: its worker stopped"
+    assert all(t.state.name == "COMPLETE" for t in trials if t.number != killed)
+    assert _trial_numbers(postgres_url, dir_a, "COMPLETE") and \
+        _trial_numbers(postgres_url, dir_b, "COMPLETE")
+    assert (dir_b / "optimization_results.yaml").is_file()
+
+
+def _sweeper_of(overrides, tmp_path):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", return_hydra_config=True,
+                      overrides=["hparams_search=train_optuna", f"paths.root_dir={tmp_path}",
+                                 *overrides])
+    from hydra.core.hydra_config import HydraConfig
+    HydraConfig.instance().set_config(cfg)
+    settings = OmegaConf.to_container(cfg.hydra.sweeper, resolve=True)
+    settings.pop("_target_")
+    settings.pop("sampler")
+    sweeper = StudySweeper(**settings)
+    sweeper.config = cfg
+    return sweeper, settings
+
+
+def test_train_search_leaves_out_parameters_the_loss_does_not_have(tmp_path, caplog):
+    """``loss=mse`` has no ``weight_freq``: the train_optuna search drops it (with a
+    warning) instead of failing every trial, and the study is named after the loss."""
+    sweeper, settings = _sweeper_of(["loss=mse"], tmp_path)
+    with caplog.at_level(logging.WARNING, logger="xslicq.sweeper"):
+        space, fixed = sweeper._search_space([])
+    assert set(space) == {"optimizer.lr", "model.net.hidden", "loss.mask_sum"}
+    assert "search parameter loss.weight_freq does not exist" in caplog.text
+    assert settings["study_name"] == "train_optuna-synthetic-24x20.0s-seed0-cqlog-xumx_matrix-mse"
+    sweeper, _ = _sweeper_of([], tmp_path)
+    assert "loss.weight_freq" in sweeper._search_space([])[0]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(direction="up"), "direction must be maximize, minimize or a list of them"),
+    (dict(n_trials=0), "n_trials must be a positive integer, got 0"),
+    (dict(max_failure_rate=2.0), r"max_failure_rate must be in \[0, 1\], got 2.0"),
+    (dict(heartbeat_interval=0), "heartbeat_interval must be >= 1 s"),
+])
+def test_bad_sweeper_settings_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        StudySweeper(**kwargs)
