@@ -1,6 +1,11 @@
 """xslicq: music source separation with the sliced constant-Q transform."""
 __version__ = "0.1.0"
 
+try:                            # config resolvers (data.name, ...) for every entry point
+    from . import config as _config  # noqa: F401
+except ImportError:             # an inference-only install without OmegaConf
+    pass
+
 
 def __getattr__(name):
     # the Separator pulls in Lightning; import it on first use only

@@ -3,6 +3,7 @@
     python -m xslicq.oracle                                   # cqlog sliCQT, synthetic test split
     python -m xslicq.oracle transform=stft data=musdb data.root=/path/MUSDB18-HQ
     python -m xslicq.oracle transform=bark metric=museval oracle=[mixphase] workers=2
+    python -m xslicq.oracle -m hparams_search=transform_oracle     # Optuna transform search
 
 An oracle separates with the true sources in hand, so its score is the ceiling of what a
 masking separator can reach with that transform. Data flow per track, one line per stage
@@ -14,7 +15,10 @@ masking separator can reach with that transform. Data flow per track, one line p
     Y_j -> transform.inverse -> estimates (C, N) -> the scoring of :mod:`xslicq.evaluate`
 
 Any transform with ``forward``/``inverse`` on torch tensors works: every sliCQT scale and
-the STFT. The mixture is the track's ``mixture.wav`` (the sum of the stems in MUSDB18-HQ
+the STFT. With ``search`` set (the transform search, :mod:`xslicq.search`) the transform
+is built from that point of the search space instead of the ``transform`` config, and
+with ``objectives`` set the command returns the values a multi-objective sweep optimises
+(mean oracle SDRs and ``coefs_per_second``) with the run's details for the trial's record. The mixture is the track's ``mixture.wav`` (the sum of the stems in MUSDB18-HQ
 and the synthetic set); the masks use all the track's sources, also those that are not
 targets.
 """
@@ -27,7 +31,7 @@ from typing import Iterator, Sequence
 import hydra
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from .data import SOURCES
 from .data.tracks import DatasetError, Track, read
@@ -36,12 +40,17 @@ from .evaluate import (EvaluationError, check_metric, check_workers, load_split,
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ORACLES", "oracle_estimates", "oracle_scores", "run_oracles"]
+__all__ = ["ORACLES", "OBJECTIVES", "oracle_estimates", "oracle_scores", "run_oracles",
+           "trial_result"]
 
 ORACLES = {
     "irm": "ideal ratio mask |S_j| / sum_k |S_k| on the mixture",
     "mixphase": "true magnitude |S_j| with the mixture's phase",
 }
+
+
+OBJECTIVES = tuple(ORACLES) + ("coefs_per_second",)
+"""What a sweep can optimise: the mean SDR of an oracle, or the transform's size."""
 
 
 def _check_kinds(kinds: Sequence[str]) -> list[str]:
@@ -180,28 +189,82 @@ def describe_transform(cfg_transform: DictConfig) -> str:
     return target
 
 
-def run(cfg: DictConfig) -> dict[str, dict]:
+def transform_to_score(cfg: DictConfig) -> DictConfig:
+    """The transform to score: ``cfg.transform``, or the point ``cfg.search`` of the
+    transform search (slices at most one training segment, ``data.seq_dur``, long)."""
+    if not cfg.get("search"):
+        return cfg.transform
+    from .search import SearchPoint
+    from .search import transform_config as point_config
+    rate = int(cfg.data.get("sample_rate", 44100))
+    point = SearchPoint(**OmegaConf.to_container(cfg.search, resolve=True))
+    return OmegaConf.create(point_config(point, rate, int(round(cfg.data.seq_dur * rate))))
+
+
+def trial_result(summaries: dict[str, dict], transform, transform_cfg: DictConfig,
+                 objectives) -> dict:
+    """What a sweep trial reports: ``{"values": [one per objective], "attrs": {...}}``;
+    the attributes (the built transform, every oracle's SDR per target) are stored with
+    the trial."""
+    unknown = [o for o in objectives if o not in OBJECTIVES]
+    if unknown:
+        raise EvaluationError(f"unknown objectives {unknown}; choose from {', '.join(OBJECTIVES)}")
+    missing = [o for o in objectives if o in ORACLES and o not in summaries]
+    if missing:
+        raise EvaluationError(f"objectives {missing} are oracles that were not run "
+                              f"(oracle={list(summaries)})")
+    cps = float(transform.coefs_per_second)
+    values = [cps if o == "coefs_per_second" else float(summaries[o]["mean"]["SDR"])
+              for o in objectives]
+    attrs = {"transform": OmegaConf.to_container(transform_cfg, resolve=True),
+             "coefs_per_second": cps,
+             "sdr": {kind: {"mean": float(s["mean"]["SDR"]),
+                            **{t: float(v["SDR"]) for t, v in s["per_target"].items()}}
+                     for kind, s in summaries.items()}}
+    return {"values": values, "attrs": attrs}
+
+
+def run(cfg: DictConfig) -> tuple[dict[str, dict], object, DictConfig]:
+    """Score the oracles as configured; returns ``(summaries, transform, transform config)``."""
     kinds = _check_kinds(list(cfg.oracle))
     check_metric(cfg.metric)
     workers = check_workers(cfg.workers)
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
+    transform_cfg = transform_to_score(cfg)
+    transform = hydra.utils.instantiate(transform_cfg)
     tracks = load_split(cfg.data, cfg.split)
-    transform = hydra.utils.instantiate(cfg.transform)
     targets = list(cfg.targets) if cfg.get("targets") else list(cfg.data.get("targets", SOURCES))
-    name = describe_transform(cfg.transform)
+    name = describe_transform(transform_cfg)
     log.info("oracles %s of %s on %d %s tracks (%s)", kinds, name, len(tracks), cfg.split,
              cfg.metric)
-    return run_oracles(transform, tracks, kinds, cfg.metric, workers, targets, cfg.out, name)
+    summaries = run_oracles(transform, tracks, kinds, cfg.metric, workers, targets, cfg.out,
+                            name)
+    return summaries, transform, transform_cfg
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="oracle")
-def main(cfg: DictConfig) -> float:
-    """Returns the mean SDR of the first oracle."""
+def main(cfg: DictConfig):
+    """Returns the mean SDR of the first oracle, or with ``objectives`` set (a sweep) the
+    :func:`trial_result`. In a sweep, errors are raised for the sweeper to record."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from .search import InvalidTransform
+    sweeping = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
-        summaries = run(cfg)
-    except (EvaluationError, DatasetError) as err:
+        summaries, transform, transform_cfg = run(cfg)
+        result = trial_result(summaries, transform, transform_cfg, list(cfg.objectives)) \
+            if cfg.get("objectives") else None
+    except (EvaluationError, DatasetError, InvalidTransform) as err:
+        if sweeping:
+            raise
         raise SystemExit(f"xslicq.oracle: error: {err}") from None
-    print(oracle_markdown(summaries, describe_transform(cfg.transform)))
+    print(oracle_markdown(summaries, describe_transform(transform_cfg)))
     print(f"written to {Path(cfg.out).resolve()}")
+    if result is not None:
+        log.info("objectives %s = %s", list(cfg.objectives), result["values"])
+        return result
     return next(iter(summaries.values()))["mean"]["SDR"]
 
 

@@ -27,7 +27,7 @@ class ConfigError(ValueError):
     """A configuration value is out of range; the message names it."""
 
 
-def validate_config(cfg: DictConfig, transform=None) -> None:
+def validate_config(cfg: DictConfig) -> None:
     """Stop before training with one clear message on values out of range."""
     from .data import SOURCES
     lr = cfg.optimizer.get("lr")
@@ -39,8 +39,11 @@ def validate_config(cfg: DictConfig, transform=None) -> None:
                           f"data.targets; choose from {', '.join(SOURCES)}")
     if not cfg.data.seq_dur > 0:
         raise ConfigError(f"data.seq_dur must be positive, got {cfg.data.seq_dur}")
-    if transform is not None and hasattr(transform, "sllen") and \
-            getattr(transform, "scale_name", "") != "stft":
+
+
+def validate_transform(cfg: DictConfig, transform) -> None:
+    """Stop with one clear message when the transform does not fit the data config."""
+    if hasattr(transform, "sllen") and getattr(transform, "scale_name", "") != "stft":
         seq = int(round(cfg.data.seq_dur * transform.sample_rate))
         if seq < transform.sllen:
             raise ConfigError(
@@ -48,7 +51,7 @@ def validate_config(cfg: DictConfig, transform=None) -> None:
                 f"of the transform (sllen={transform.sllen} samples, "
                 f"{transform.sllen / transform.sample_rate:.2f} s): raise data.seq_dur or "
                 "lower transform.sllen")
-    if transform is not None and transform.sample_rate != cfg.data.sample_rate:
+    if transform.sample_rate != cfg.data.sample_rate:
         raise ConfigError(f"transform.sample_rate={transform.sample_rate} differs from "
                           f"data.sample_rate={cfg.data.sample_rate}")
 
@@ -68,17 +71,10 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
     torch.set_num_threads(cfg.get("threads") or torch.get_num_threads())
-    transform = hydra.utils.instantiate(cfg.transform)
-    validate_config(cfg, transform)
+    validate_config(cfg)
+    system = SeparationSystem.from_config(cfg)
+    validate_transform(cfg, system.transform)
     datamodule = hydra.utils.instantiate(cfg.data)
-    system = SeparationSystem(
-        transform=transform, model=hydra.utils.instantiate(cfg.model.net),
-        loss=hydra.utils.instantiate(cfg.loss), optimizer=hydra.utils.instantiate(cfg.optimizer),
-        scheduler=hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
-        targets=list(cfg.data.targets), matrix_T=cfg.model.get("matrix_T"),
-        wiener_iterations=cfg.model.get("wiener_iterations", 0),
-        mask_sum_to_one=cfg.model.get("mask_sum_to_one", False),
-        config=OmegaConf.to_container(cfg, resolve=True), log_media=cfg.get("log_media", True))
     callbacks = instantiate_list(cfg.get("callbacks"))
     loggers = instantiate_list(cfg.get("logger"))
     trainer: pl.Trainer = hydra.utils.instantiate(
@@ -101,7 +97,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
                      ckpt_path="best" if cfg.get("train", True) else cfg.get("ckpt_path"))
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
     objects = {"cfg": cfg, "system": system, "datamodule": datamodule, "trainer": trainer,
-               "transform": transform}
+               "transform": system.transform}
     return metrics, objects
 
 
@@ -131,17 +127,9 @@ def metric_value(metrics: dict, name: str) -> float:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    sweeping = HydraConfig.get().mode == RunMode.MULTIRUN
-    try:
-        metrics, _ = train(cfg)
-    except Exception as err:  # noqa: BLE001 - in a sweep, any failure fails one trial only
-        if not sweeping:
-            raise
-        log.error("trial failed: %s: %s", type(err).__name__, err)
-        return float("nan")                     # Optuna records a NaN value as a failed trial
+    """Train; returns ``optimized_metric`` for a sweep. In a sweep an error fails that trial
+    only: the sweeper records it with its reason and goes on."""
+    metrics, _ = train(cfg)
     if cfg.get("optimized_metric"):
         value = metric_value(metrics, cfg.optimized_metric)
         log.info("%s = %.3f", cfg.optimized_metric, value)

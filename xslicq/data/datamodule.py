@@ -32,6 +32,7 @@ class MusdbDataModule(pl.LightningDataModule):
         synthetic: parameters of :func:`xslicq.data.synthetic.generate_dataset` to create
             ``root`` when it does not exist yet; ``None`` for a real dataset.
         seed: seed of all training randomness.
+        name: a short name of the data set (the config sets the folder's name).
     """
 
     def __init__(self, root: str, sample_rate: int = 44100, targets=SOURCES,
@@ -40,7 +41,8 @@ class MusdbDataModule(pl.LightningDataModule):
                  silence_db: float = -60.0, val_seq_dur: float | None = 10.0,
                  val_chunks: int = 1, batch_size: int = 16, num_workers: int = 2,
                  pin_memory: bool = False, persistent_workers: bool = True,
-                 loader: str = "default", synthetic: dict | None = None, seed: int = 42):
+                 loader: str = "default", synthetic: dict | None = None, seed: int = 42,
+                 name: str | None = None):
         super().__init__()
         if loader not in LOADERS:
             raise ValueError(f"unknown data.loader {loader!r}; choose one of {', '.join(LOADERS)}")
@@ -49,6 +51,7 @@ class MusdbDataModule(pl.LightningDataModule):
         if num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {num_workers}")
         self.root = Path(root)
+        self.name = name or self.root.name
         self.targets = tuple(targets)
         self.sample_rate, self.seq_dur, self.samples_per_track = sample_rate, seq_dur, samples_per_track
         self.train_kwargs = dict(random_mix=random_mix, gain=tuple(gain), channel_swap=channel_swap,
