@@ -37,9 +37,7 @@ def build(overrides):
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=list(overrides))
-    system = SeparationSystem(instantiate(cfg.transform), instantiate(cfg.model.net),
-                              instantiate(cfg.loss), instantiate(cfg.optimizer),
-                              matrix_T=cfg.model.matrix_T)
+    system = SeparationSystem.from_config(cfg)
     return system, count_parameters(system.model)
 
 

@@ -84,7 +84,7 @@ def test_quickstart_trains_and_separates_a_held_out_song(tmp_path):
                         f"paths.data_dir={tmp_path / 'data'}", "data.num_workers=0",
                         "data.synthetic.tracks=3", "data.synthetic.seconds=4.0",
                         "data.val_seq_dur=2.0", "transform=bark", "model.net.hidden=8",
-                        "model.matrix_T=16", "log_media=false", f"hydra.run.dir={tmp_path / 'run'}"],
+                        "model.columns_per_second=220", "log_media=false", f"hydra.run.dir={tmp_path / 'run'}"],
                        capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "separated held-out song synth_002" in r.stdout

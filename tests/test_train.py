@@ -37,7 +37,7 @@ def tiny_cfg(tmp_path, data_root, overrides=()):
             "trainer=debug", f"data.root={data_root}", "data.synthetic=null",
             "data.seq_dur=2.0", "data.samples_per_track=2", "data.batch_size=2",
             "data.num_workers=0", "data.val_seq_dur=2.0", "transform=bark",
-            "model.net.hidden=8", "model.matrix_T=16", "model.init_stats_batches=1",
+            "model.net.hidden=8", "model.columns_per_second=220", "model.init_stats_batches=1",
             f"hydra.runtime.output_dir={tmp_path}", "log_media=true", *overrides])
     from hydra.core.hydra_config import HydraConfig
     HydraConfig.instance().set_config(cfg)
@@ -161,7 +161,7 @@ def test_cli_runs(tmp_path, data_root):
     r = subprocess.run([sys.executable, "-m", "xslicq.train", "trainer=debug",
                         f"data.root={data_root}", "data.synthetic=null", "data.num_workers=0",
                         "data.batch_size=2", "data.samples_per_track=2", "data.val_seq_dur=2.0",
-                        "transform=bark", "model.net.hidden=8", "model.matrix_T=16",
+                        "transform=bark", "model.net.hidden=8", "model.columns_per_second=220",
                         "log_media=false", f"hydra.run.dir={tmp_path}"],
                        capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -170,7 +170,7 @@ def test_cli_runs(tmp_path, data_root):
 
 SWEEP = """# @package _global_
 defaults:
-  - override /hydra/sweeper: optuna
+  - override /hydra/sweeper: xslicq_optuna
 optimized_metric: val/sdr_best
 hydra:
   mode: MULTIRUN
@@ -182,7 +182,7 @@ hydra:
     n_jobs: 1
     sampler:
       _target_: optuna.samplers.TPESampler
-      seed: 3
+      seed: 1               # draws lr 0.001, then 0.0
       n_startup_trials: 2
     params:
       optimizer.lr: choice(0.0, 0.001)
@@ -202,7 +202,7 @@ def test_optuna_sweep_with_a_failing_trial(tmp_path, data_root):
                         f"--config-dir={tmp_path / 'conf'}", "hparams_search=test_sweep",
                         "trainer=debug", f"data.root={data_root}", "data.synthetic=null",
                         "data.num_workers=0", "data.batch_size=2", "data.samples_per_track=2",
-                        "data.val_seq_dur=2.0", "transform=bark", "model.matrix_T=16",
+                        "data.val_seq_dur=2.0", "transform=bark", "model.columns_per_second=220",
                         "model.net.hidden=8", "log_media=false",
                         f"hydra.sweep.dir={tmp_path / 'sweep'}"],
                        capture_output=True, text=True, cwd=ROOT, timeout=900)
@@ -210,9 +210,11 @@ def test_optuna_sweep_with_a_failing_trial(tmp_path, data_root):
     import optuna
     study = optuna.load_study(study_name="test_sweep", storage=f"sqlite:///{db}")
     assert len(study.trials) == 2
-    assert {t.state.name for t in study.trials} <= {"COMPLETE", "FAIL"}
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL"]
     for t in study.trials:
         assert (t.state.name == "FAIL") == (t.params["optimizer.lr"] == 0.0)
+    (failed,) = [t for t in study.trials if t.state.name == "FAIL"]
+    assert failed.user_attrs["fail_reason"] == "ConfigError: optimizer.lr must be positive, got 0.0"
 
 
 def test_optuna_search_config_composes(tmp_path):
@@ -225,3 +227,38 @@ def test_optuna_search_config_composes(tmp_path):
     assert sweeper.storage.startswith("sqlite:///") and cfg.optimized_metric == "val/sdr_best"
     assert set(sweeper.params) == {"optimizer.lr", "model.net.hidden", "loss.weight_freq",
                                    "loss.mask_sum"}
+
+
+@pytest.mark.parametrize("transform_name, columns_per_second, T", [
+    ("cqlog", 140, 128),       # hop 40320: 128 columns per slice = 140.0 per second
+    ("bark", 140, 8),          # hop 3200: 10.2 wanted -> 8 (nearest power of two, log scale)
+    ("bark", 220, 16),
+    ("stft", 140, 32),         # capped at the STFT's 32 frames per slice
+    ("cqlog", 1, 2),           # at least 2
+])
+def test_network_grid_in_columns_per_second(transform_name, columns_per_second, T, tmp_path):
+    """The default network grid is set in time units, so every transform gives the network a
+    comparable number of frames per second, whatever its slice length."""
+    from xslicq.system import SeparationSystem, network_columns
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=[f"transform={transform_name}",
+                                          f"model.columns_per_second={columns_per_second}",
+                                          f"paths.data_dir={tmp_path}"])
+    transform = instantiate(cfg.transform)
+    assert network_columns(transform, columns_per_second) == T
+    system = SeparationSystem.from_config(cfg)
+    assert system.r2m.T == system.model.T == T
+    assert system.columns_per_second == pytest.approx(T * 44100 / transform.hop)
+    assert system.optimizer_factory is not None
+    assert SeparationSystem.from_config(cfg, training=False).optimizer_factory is None
+
+
+def test_network_grid_rejects_bad_values():
+    from xslicq.system import network_columns
+    from xslicq.transform import SliCQT
+    t = SliCQT("bark", bins=64)
+    for bad in (0, -3.0, float("nan"), "many", True):
+        with pytest.raises(ValueError, match="columns_per_second must be a positive number"):
+            network_columns(t, bad)
+    assert network_columns(t, None) is None

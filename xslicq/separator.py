@@ -43,9 +43,6 @@ class Separator(torch.nn.Module):
     @classmethod
     def from_checkpoint(cls, path, device: str = "cpu", **kwargs) -> "Separator":
         """Rebuild the separator of a training checkpoint (its config is stored inside)."""
-        import hydra
-        from omegaconf import OmegaConf
-
         from .system import SeparationSystem
         try:
             state = torch.load(str(path), map_location=device, weights_only=False)
@@ -54,13 +51,7 @@ class Separator(torch.nn.Module):
         config = state.get("xslicq", {}).get("config")
         if config is None:
             raise ValueError(f"{path} is not an xslicq training checkpoint (no stored config)")
-        cfg = OmegaConf.create(config)
-        model = cfg.model
-        system = SeparationSystem(
-            hydra.utils.instantiate(cfg.transform), hydra.utils.instantiate(model.net),
-            hydra.utils.instantiate(cfg.loss), optimizer=None, targets=list(cfg.data.targets),
-            matrix_T=model.get("matrix_T"), wiener_iterations=model.get("wiener_iterations", 0),
-            mask_sum_to_one=model.get("mask_sum_to_one", False), config=config)
+        system = SeparationSystem.from_config(config, training=False)
         system.load_state_dict(state["state_dict"])
         return cls(system.to(device), **kwargs)
 

@@ -36,6 +36,27 @@ def model_input_form(factory) -> str:
     return getattr(cls, "input_form", "matrix")
 
 
+def network_columns(transform, columns_per_second: float | None) -> int | None:
+    """Matrix columns per slice that give the network ``columns_per_second`` of audio.
+
+    A slice starts every ``transform.hop`` samples, so ``T`` columns per slice are
+    ``T * sample_rate / hop`` columns per second. ``T`` is the power of two nearest to the
+    wanted value (on a log scale), at least 2 and at most the finest block's time size
+    (above it the matrix would only interpolate). ``None`` keeps the finest block's size.
+    Every scale and slice length thus gives the network a comparable number of frames.
+    """
+    if columns_per_second is None:
+        return None
+    if isinstance(columns_per_second, bool) or not (
+            isinstance(columns_per_second, (int, float)) and columns_per_second > 0
+            and math.isfinite(columns_per_second)):
+        raise ValueError(f"columns_per_second must be a positive number (matrix columns per "
+                         f"second of audio), got {columns_per_second!r}")
+    finest = max(m for _, m in transform.block_shapes)
+    wanted = columns_per_second * transform.hop / transform.sample_rate
+    return int(min(max(2 ** round(math.log2(wanted)), 2), finest))
+
+
 def build_model(factory, transform, r2m: RaggedToMatrix, channels: int, targets: int):
     """Complete a ``_partial_`` model config with the geometry of the transform."""
     form = model_input_form(factory)
@@ -55,7 +76,8 @@ class SeparationSystem(pl.LightningModule):
         loss: a loss of :mod:`xslicq.losses`.
         optimizer, scheduler: ``_partial_`` factories (params / optimizer completed here).
         targets: target names, a subset of vocals, drums, bass, other.
-        matrix_T: columns per slice of the network's matrix input (``None``: exact size).
+        columns_per_second: the network's time grid, matrix columns per second of audio
+            (:func:`network_columns`; ``None``: every block's exact size).
         channels: audio channels (2).
         wiener_iterations: Wiener-EM refinement iterations (0: plain masks).
         mask_sum_to_one: normalise the masks to sum to one over the targets, so the
@@ -65,7 +87,8 @@ class SeparationSystem(pl.LightningModule):
     """
 
     def __init__(self, transform, model, loss, optimizer, scheduler=None, targets=SOURCES,
-                 matrix_T: int | None = 128, channels: int = 2, wiener_iterations: int = 0,
+                 columns_per_second: float | None = 140.0, channels: int = 2,
+                 wiener_iterations: int = 0,
                  mask_sum_to_one: bool = False, config: dict | None = None,
                  log_media: bool = True, monitor: str = "val/sdr"):
         super().__init__()
@@ -78,10 +101,8 @@ class SeparationSystem(pl.LightningModule):
             raise ValueError(f"wiener_iterations must be >= 0, got {wiener_iterations}")
         self.transform = transform
         self.form = model_input_form(model)
-        if matrix_T is not None:
-            matrix_T = min(int(matrix_T), max(m for _, m in transform.block_shapes)) \
-                if self.form != "ragged" else None
-        self.r2m = RaggedToMatrix(transform, T=matrix_T)
+        T = network_columns(transform, columns_per_second) if self.form != "ragged" else None
+        self.r2m = RaggedToMatrix(transform, T=T)
         self.model = build_model(model, transform, self.r2m, channels, len(self.targets))
         self.loss = loss
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
@@ -90,6 +111,40 @@ class SeparationSystem(pl.LightningModule):
         self.sdr_best = -math.inf
         self._val_sdr: list[torch.Tensor] = []
         self._media = None
+
+    @classmethod
+    def from_config(cls, cfg, training: bool = True) -> "SeparationSystem":
+        """The system of a run configuration: the composed ``train`` config, or the one a
+        checkpoint stores. The one way every entry point, benchmark and test builds it.
+
+        Args:
+            cfg: a DictConfig (or dict) with ``transform``, ``model`` (``net`` and the wiring:
+                ``columns_per_second``, ``wiener_iterations``, ``mask_sum_to_one``), ``loss``,
+                ``data.targets`` and, for training, ``optimizer`` and ``scheduler``.
+            training: also build the optimizer and scheduler factories.
+        """
+        from hydra.utils import instantiate
+        from omegaconf import DictConfig, OmegaConf
+
+        if not isinstance(cfg, DictConfig):
+            cfg = OmegaConf.create(cfg)
+        model = cfg.model
+        optimizer = instantiate(cfg.optimizer) if training and cfg.get("optimizer") else None
+        scheduler = instantiate(cfg.scheduler) if training and cfg.get("scheduler") else None
+        return cls(
+            transform=instantiate(cfg.transform), model=instantiate(model.net),
+            loss=instantiate(cfg.loss), optimizer=optimizer, scheduler=scheduler,
+            targets=list(cfg.data.targets),
+            columns_per_second=model.get("columns_per_second"),
+            wiener_iterations=model.get("wiener_iterations", 0),
+            mask_sum_to_one=model.get("mask_sum_to_one", False),
+            config=OmegaConf.to_container(cfg, resolve=True),
+            log_media=cfg.get("log_media", True))
+
+    @property
+    def columns_per_second(self) -> float:
+        """The network's actual time grid: matrix columns per second of audio."""
+        return self.r2m.T * self.transform.sample_rate / self.transform.hop
 
     # ------------------------------------------------------------ separation
     def masks(self, mags: list[torch.Tensor]) -> list[torch.Tensor]:
