@@ -244,7 +244,7 @@ def test_data_configs_compose(name, tmp_path):
         return
     dm = instantiate(cfg.data)
     assert isinstance(dm, MusdbDataModule)
-    assert str(dm.root) == f"{tmp_path}/synthetic-16x20.0s-seed0"
+    assert str(dm.root) == f"{tmp_path}/synthetic-24x20.0s-seed0"
     assert dm.synthetic["tracks"] == 16 and dm.targets == SOURCES
 
 

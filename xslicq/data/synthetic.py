@@ -878,7 +878,26 @@ def generate_dataset(out, tracks, seconds, seed=0, test_tracks=None, valid_track
         FileNotFoundError: no SoundFont at the path, or no ``fluidsynth`` on PATH.
         FileExistsError: ``out`` holds other data and ``force`` is false.
         RuntimeError: fluidsynth failed (its stderr tail is in the message).
+
+    Processes that generate the same ``out`` at once (two training runs started together
+    on a fresh machine) take turns on ``<out>.lock``; the later ones find it done.
     """
+    import fcntl
+
+    lock = Path(str(Path(out)) + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            return _generate_dataset(out, tracks, seconds, seed, test_tracks, valid_tracks,
+                                     sample_rate, soundfont, workers, progress, force)
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _generate_dataset(out, tracks, seconds, seed, test_tracks, valid_tracks, sample_rate,
+                      soundfont, workers, progress, force):
+    """:func:`generate_dataset` under its lock."""
     tracks = _check_int("tracks", tracks, 1)
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float, np.floating, np.integer)):
         raise ValueError(f"seconds must be a number, got {seconds!r}")
