@@ -108,3 +108,23 @@ def test_tuned_yaml_rebuilds_the_same_transform():
     assert loaded == cfg
     a, b = instantiate(loaded), instantiate(cfg)
     assert a.block_shapes == b.block_shapes and np.array_equal(a.freqs, b.freqs)
+
+
+def test_trial_result_reports_values_and_details():
+    from omegaconf import OmegaConf
+
+    from xslicq.evaluate import EvaluationError
+    from xslicq.oracle import trial_result
+    cfg = OmegaConf.create(transform_config(SearchPoint(scale="bark", bins=64), SR, SEGMENT))
+    t = instantiate(cfg)
+    summaries = {k: {"mean": {"SDR": v}, "per_target": {"vocals": {"SDR": v + 1}}}
+                 for k, v in (("mixphase", 9.0), ("irm", 8.0))}
+    result = trial_result(summaries, t, cfg, ["mixphase", "coefs_per_second"])
+    assert result["values"] == [9.0, t.coefs_per_second]
+    assert result["attrs"]["sdr"] == {"mixphase": {"mean": 9.0, "vocals": 10.0},
+                                      "irm": {"mean": 8.0, "vocals": 9.0}}
+    assert result["attrs"]["transform"]["bins"] == 64
+    with pytest.raises(EvaluationError, match=r"unknown objectives \['sisdr'\]"):
+        trial_result(summaries, t, cfg, ["sisdr"])
+    with pytest.raises(EvaluationError, match=r"objectives \['irm'\] are oracles that were not run"):
+        trial_result({"mixphase": summaries["mixphase"]}, t, cfg, ["irm"])

@@ -239,7 +239,10 @@ def test_optuna_search_config_composes(tmp_path):
 def test_network_grid_in_columns_per_second(transform_name, columns_per_second, T, tmp_path):
     """The default network grid is set in time units, so every transform gives the network a
     comparable number of frames per second, whatever its slice length."""
+    from hydra.core.hydra_config import HydraConfig
+
     from xslicq.system import SeparationSystem, network_columns
+    HydraConfig.instance().cfg = None          # as in a benchmark or a notebook
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=[f"transform={transform_name}",
@@ -251,7 +254,11 @@ def test_network_grid_in_columns_per_second(transform_name, columns_per_second, 
     assert system.r2m.T == system.model.T == T
     assert system.columns_per_second == pytest.approx(T * 44100 / transform.hop)
     assert system.optimizer_factory is not None
-    assert SeparationSystem.from_config(cfg, training=False).optimizer_factory is None
+    inference = SeparationSystem.from_config(cfg, training=False)
+    assert inference.optimizer_factory is None
+    # outside a Hydra run the trainer's output folder stays an interpolation in the record
+    assert inference.config["trainer"]["default_root_dir"] == "${hydra:runtime.output_dir}"
+    assert inference.config["model"]["columns_per_second"] == columns_per_second
 
 
 def test_network_grid_rejects_bad_values():

@@ -57,6 +57,26 @@ def network_columns(transform, columns_per_second: float | None) -> int | None:
     return int(min(max(2 ** round(math.log2(wanted)), 2), finest))
 
 
+def _plain_config(cfg) -> dict:
+    """The config as plain containers for checkpoints, resolved; outside a Hydra run (a
+    benchmark, a notebook) the groups that need Hydra's run-time values (``trainer``'s
+    output folder, callbacks) are kept unresolved."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import InterpolationResolutionError
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)
+    except InterpolationResolutionError:
+        raw, plain = OmegaConf.to_container(cfg, resolve=False), {}
+        for key in cfg:
+            try:
+                value = cfg[key]
+                plain[key] = OmegaConf.to_container(value, resolve=True) \
+                    if OmegaConf.is_config(value) else value
+            except InterpolationResolutionError:
+                plain[key] = raw[key]
+        return plain
+
+
 def build_model(factory, transform, r2m: RaggedToMatrix, channels: int, targets: int):
     """Complete a ``_partial_`` model config with the geometry of the transform."""
     form = model_input_form(factory)
@@ -138,8 +158,7 @@ class SeparationSystem(pl.LightningModule):
             columns_per_second=model.get("columns_per_second"),
             wiener_iterations=model.get("wiener_iterations", 0),
             mask_sum_to_one=model.get("mask_sum_to_one", False),
-            config=OmegaConf.to_container(cfg, resolve=True),
-            log_media=cfg.get("log_media", True))
+            config=_plain_config(cfg), log_media=cfg.get("log_media", True))
 
     @property
     def columns_per_second(self) -> float:
