@@ -1,22 +1,21 @@
 """Oracle SDR per transform: STFT 4096/1024 vs the sliCQT on every scale (synthetic test split).
 
-    .venv/bin/python experiments/oracle_table.py [--metrics museval fast] [--workers 2]
+    .venv/bin/python experiments/oracle_table.py [--metrics museval] [--workers 2]
+        [hydra overrides of the data, e.g. data=musdb data.root=/path/MUSDB18-HQ]
 
-Generates the synthetic set ``generate_dataset(tracks=8, seconds=20, seed=0, test_tracks=3,
-valid_tracks=1)`` into a temporary folder, computes the mixture-phase and IRM oracles of
-every transform config in conf/transform (stft, cqlog = the default sliCQT, oct, mel, bark,
-vqlog, at their config defaults) on the 3 test tracks with :func:`xslicq.oracle.oracle_estimates`,
-scores them with :func:`xslicq.evaluate.score_tracks` (each metric in ``--metrics``), and
-writes experiments/results/oracle.md. The mixture used as every target's estimate is scored
-too, as the floor.
+Computes the mixture-phase and IRM oracles of every transform config in conf/transform
+(stft, cqlog = the default sliCQT, oct, mel, bark, vqlog at their config defaults, and
+tuned, the transform search's choice) on the test split of the data config (the default
+synthetic set unless overridden; the transform search never sees it) with
+:func:`xslicq.oracle.oracle_estimates`, scores them with :func:`xslicq.evaluate.score_tracks`
+(each metric in ``--metrics``), and writes experiments/results/oracle.md. The mixture used
+as every target's estimate is scored too, as the floor.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import platform
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,16 +23,21 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
-TRANSFORMS = ("stft", "cqlog", "oct", "mel", "bark", "vqlog")
+TRANSFORMS = ("stft", "cqlog", "oct", "mel", "bark", "vqlog", "tuned")
 KINDS = ("mixphase", "irm")
 KIND_TITLES = {"mixphase": "Mixture-phase oracle (true magnitude, mixture phase)",
                "irm": "Ideal ratio mask (|S_j| / sum_k |S_k|)"}
-METRIC_TITLES = {"museval": "museval BSSEval v4 SDR", "fast": "fast_bss_eval SDR (quick look)"}
+METRIC_TITLES = {"museval": "museval BSSEval v4 SDR", "sdr": "BSSEval v4 SDR computed directly",
+                 "fast": "fast_bss_eval SDR (quick look)"}
 
 
 def describe(name: str, transform) -> str:
     if name == "stft":
         return f"STFT {transform.n_fft}/{transform.hop_length}"
+    if name == "tuned":
+        return (f"**tuned**: sliCQT {transform.scale_name}, {transform.bins} bins"
+                f"{' per octave' if transform.scale_name == 'oct' else ''}, "
+                f"{transform.fmin:.1f}-{transform.fmax:.0f} Hz, sllen {transform.sllen}")
     default = " (default)" if name == "cqlog" else ""
     per = " per octave" if name == "oct" else ""
     return (f"sliCQT {name}{default}, {transform.bins} bins{per}, sllen {transform.sllen}")
@@ -41,62 +45,59 @@ def describe(name: str, transform) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--metrics", nargs="+", default=["museval", "fast"],
-                        choices=["museval", "fast"])
+    parser.add_argument("--metrics", nargs="+", default=["museval"],
+                        choices=["museval", "sdr", "fast"])
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("overrides", nargs="*", help="hydra overrides of the data config")
     args = parser.parse_args()
 
     import hydra
     import torch
+    from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
     from xslicq.data import SOURCES
-    from xslicq.data.synthetic import generate_dataset
-    from xslicq.data.tracks import find_tracks, read
-    from xslicq.evaluate import score_tracks, summarize
+    from xslicq.data.tracks import read
+    from xslicq.evaluate import load_split, score_tracks, summarize
     from xslicq.oracle import oracle_estimates
 
     started = time.perf_counter()
-    tmp = Path(tempfile.mkdtemp(prefix="xslicq-oracle-"))
     rows = {}                # (metric, kind) -> [(label, summary)]
     timing = {}
-    try:
-        root = tmp / "synthetic"
-        generate_dataset(root, tracks=8, seconds=20, seed=0, test_tracks=3, valid_tracks=1,
-                         workers=2, progress=False)
-        tracks = find_tracks(root, "test")
-        audio = {t.name: {s: read(t, s) for s in ("mixture",) + SOURCES} for t in tracks}
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("oracle", overrides=args.overrides)
+    names = [n for n in TRANSFORMS if (ROOT / "conf" / "transform" / f"{n}.yaml").is_file()]
+    tracks = load_split(cfg.data, "test")
+    audio = {t.name: {s: read(t, s) for s in ("mixture",) + SOURCES} for t in tracks}
 
-        def score(label, estimates):
-            """Score ``{kind: {track: {target: estimate}}}``: one worker pool per metric."""
-            for metric in args.metrics:
-                jobs = ((kind, t, estimates[kind][t.name]) for kind in KINDS for t in tracks)
-                t0 = time.perf_counter()
-                result = score_tracks(jobs, len(KINDS) * len(tracks), metric, args.workers,
-                                      desc=f"{label} ({metric})")
-                timing[(label, metric)] = time.perf_counter() - t0
-                for kind in KINDS:
-                    rows.setdefault((metric, kind), []).append(
-                        (label, summarize(result[kind], metric, SOURCES)))
-
-        mixture = {t.name: {s: audio[t.name]["mixture"] for s in SOURCES} for t in tracks}
-        score("mixture as estimate", {kind: mixture for kind in KINDS})
-        for name in TRANSFORMS:
-            cfg = OmegaConf.load(ROOT / "conf" / "transform" / f"{name}.yaml")
-            transform = hydra.utils.instantiate(cfg)
-            label = describe(name, transform)
+    def score(label, estimates):
+        """Score ``{kind: {track: {target: estimate}}}``: one worker pool per metric."""
+        for metric in args.metrics:
+            jobs = ((kind, t, estimates[kind][t.name]) for kind in KINDS for t in tracks)
             t0 = time.perf_counter()
-            estimates = {t.name: oracle_estimates(
-                transform, audio[t.name]["mixture"], {s: audio[t.name][s] for s in SOURCES},
-                KINDS, SOURCES) for t in tracks}
-            timing[(label, "transform")] = time.perf_counter() - t0
-            score(label, {kind: {k: v[kind] for k, v in estimates.items()} for kind in KINDS})
-            print(f"{label}: " + ", ".join(
-                f"{m}/{k} mean SDR {rows[(m, k)][-1][1]['mean']['SDR']:.2f}"
-                for m in args.metrics for k in KINDS), flush=True)
-        track_names = [t.name for t in tracks]
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            result = score_tracks(jobs, len(KINDS) * len(tracks), metric, args.workers,
+                                  desc=f"{label} ({metric})")
+            timing[(label, metric)] = time.perf_counter() - t0
+            for kind in KINDS:
+                rows.setdefault((metric, kind), []).append(
+                    (label, summarize(result[kind], metric, SOURCES)))
+
+    mixture = {t.name: {s: audio[t.name]["mixture"] for s in SOURCES} for t in tracks}
+    score("mixture as estimate", {kind: mixture for kind in KINDS})
+    for name in names:
+        transform = hydra.utils.instantiate(
+            OmegaConf.load(ROOT / "conf" / "transform" / f"{name}.yaml"))
+        label = describe(name, transform)
+        t0 = time.perf_counter()
+        estimates = {t.name: oracle_estimates(
+            transform, audio[t.name]["mixture"], {s: audio[t.name][s] for s in SOURCES},
+            KINDS, SOURCES) for t in tracks}
+        timing[(label, "transform")] = time.perf_counter() - t0
+        score(label, {kind: {k: v[kind] for k, v in estimates.items()} for kind in KINDS})
+        print(f"{label}: " + ", ".join(
+            f"{m}/{k} mean SDR {rows[(m, k)][-1][1]['mean']['SDR']:.2f}"
+            for m in args.metrics for k in KINDS), flush=True)
+    track_names = [t.name for t in tracks]
 
     total = time.perf_counter() - started
     lines = [
@@ -107,9 +108,10 @@ def main() -> None:
         f"{platform.processor() or platform.machine()} ({os.cpu_count()} CPU cores, torch "
         f"{torch.__version__}) in {total / 60:.1f} minutes.",
         "",
-        "Data: `xslicq.data.synthetic.generate_dataset(tracks=8, seconds=20, seed=0, "
-        f"test_tracks=3, valid_tracks=1)`, the 3 test tracks ({', '.join(track_names)}). "
-        "Transforms: the configs in `conf/transform/` at their defaults. Oracles "
+        f"Data: the test split of `{cfg.data.name}` ({len(track_names)} tracks: "
+        f"{', '.join(track_names)}). Transforms: the configs in `conf/transform/` at their "
+        "defaults; **tuned** is `conf/transform/tuned.yaml`, chosen by the transform search "
+        "on the validation split (experiments/results/transform_search.md). Oracles "
         "(`xslicq.oracle`): *mixture phase* = the true magnitude |S_j| of each source with "
         "the mixture's phase; *IRM* = the mask |S_j| / sum_k |S_k| applied to the mixture's "
         "coefficients; both inverted with the transform's exact inverse. "
@@ -130,7 +132,8 @@ def main() -> None:
         "(MUSDB18-HQ, museval, mixture-phase oracle, mean of the four targets): 6.15 dB for "
         "the STFT with a 4096-sample window and 7.93 dB for a Bark-scale sliCQT with 262 "
         "bins. The synthetic songs are simpler than real recordings (General MIDI renders, "
-        "no reverb, three 20 s tracks), so absolute values are not comparable with those.",
+        f"no reverb, {len(track_names)} tracks), so absolute values are not comparable with "
+        "those.",
         "",
         "Findings (computed from the tables below):",
         "",
