@@ -182,3 +182,87 @@ def test_train_search_leaves_out_parameters_the_loss_does_not_have(tmp_path, cap
 def test_bad_sweeper_settings_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         StudySweeper(**kwargs)
+
+
+class ScriptedLauncher:
+    """A launcher whose jobs return what ``outcome(params)`` says (a value, or an exception
+    to raise), without running anything: the sweeper's bookkeeping in isolation."""
+
+    def __init__(self, outcome):
+        self.outcome, self.launched = outcome, []
+
+    def launch(self, overrides, initial_job_idx):
+        from hydra.core.utils import JobReturn, JobStatus
+        returns = []
+        for i, job in enumerate(overrides):
+            params = dict(o.split("=", 1) for o in job)
+            self.launched.append((initial_job_idx + i, params))
+            value = self.outcome(params)
+            failed = isinstance(value, BaseException)
+            returns.append(JobReturn(status=JobStatus.FAILED if failed else JobStatus.COMPLETED,
+                                     _return_value=value))
+        return returns
+
+
+def scripted_sweeper(tmp_path, outcome, n_trials, params, storage=None, **kwargs):
+    sweeper = StudySweeper(sampler=optuna.samplers.RandomSampler(seed=0), storage=storage,
+                           study_name="scripted", n_trials=n_trials, params=params, **kwargs)
+    sweeper.config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path / "sweep")}},
+                                       "x": 0.0, "kind": "a"})
+    sweeper.launcher = ScriptedLauncher(outcome)
+    return sweeper
+
+
+def test_every_outcome_is_recorded_and_the_sweep_goes_on(tmp_path):
+    """A raising job, a NaN, a wrong number of values and a pruned job each end their trial
+    (FAIL with the reason, or PRUNED); details returned with the values are stored; job
+    numbers are trial numbers."""
+    def outcome(p):
+        kind = p["kind"]
+        return {"raise": RuntimeError("boom\nsecond line"), "notfinite": float("nan"),
+                "two": [1.0, 2.0], "prune": optuna.TrialPruned("too slow"),
+                "ok": {"values": [float(p["x"])], "attrs": {"note": "fine"}}}[kind]
+    storage = f"sqlite:///{tmp_path / 's.sqlite'}"
+    sweeper = scripted_sweeper(tmp_path, outcome, 10, {"x": "interval(0, 1)"}, storage)
+    sweeper.sweep(["kind=choice(raise,notfinite,two,prune,ok)"])
+    study = optuna.load_study(study_name="scripted", storage=storage)
+    assert [n for n, _ in sweeper.launcher.launched] == [t.number for t in study.trials]
+    expected = {"raise": ("FAIL", "RuntimeError: boom"),
+                "notfinite": ("FAIL", "ValueError: the job returned non-finite values [nan]"),
+                "two": ("FAIL", "ValueError: the job returned 2 values for 1 objectives"),
+                "prune": ("PRUNED", None), "ok": ("COMPLETE", None)}
+    seen = set()
+    for t in study.trials:
+        kind = t.params["kind"]
+        seen.add(kind)
+        state, reason = expected[kind]
+        assert t.state.name == state and t.user_attrs.get("fail_reason") == reason
+        if kind == "ok":
+            assert t.value == t.params["x"] and t.user_attrs["note"] == "fine"
+        if kind == "prune":
+            assert t.user_attrs["prune_reason"] == "TrialPruned: too slow"
+    assert seen == set(expected)                     # the seeded sampler drew every kind
+    assert yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())[
+        "trials"] == {s: sum(t.state.name == s for t in study.trials)
+                      for s in ("FAIL", "PRUNED", "COMPLETE")}
+
+
+def test_a_space_that_contradicts_the_study_fails_its_trial_and_stops(tmp_path):
+    """Resuming a study with another distribution for a stored parameter cannot go on: the
+    asked trial is failed with the reason (never left RUNNING) and the error is raised."""
+    storage = f"sqlite:///{tmp_path / 's.sqlite'}"
+    scripted_sweeper(tmp_path, lambda p: 1.0, 2, {"x": "interval(0, 1)"}, storage).sweep([])
+    sweeper = scripted_sweeper(tmp_path, lambda p: 1.0, 4, {"x": "choice(0.1, 0.2)"}, storage)
+    with pytest.raises(ValueError):
+        sweeper.sweep([])
+    study = optuna.load_study(study_name="scripted", storage=storage)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE", "FAIL"]
+    assert study.trials[2].user_attrs["fail_reason"].startswith("ValueError")
+
+
+def test_max_failure_rate_stops_a_worker_whose_trials_keep_failing(tmp_path):
+    sweeper = scripted_sweeper(tmp_path, lambda p: RuntimeError("broken"), 10,
+                               {"x": "interval(0, 1)"}, max_failure_rate=0.5)
+    with pytest.raises(RuntimeError, match=r"1 of this worker's 1 trials failed, more than "
+                                           r"max_failure_rate=0.5"):
+        sweeper.sweep([])

@@ -331,7 +331,11 @@ class StudySweeper(Sweeper):
             trials = self._ask(study, storage, self.n_jobs)
             if not trials:
                 break
-            overrides = [self._configure(t, distributions, fixed) for t in trials]
+            try:
+                overrides = [self._configure(t, distributions, fixed) for t in trials]
+            except BaseException as err:  # e.g. a space that contradicts the stored trials
+                self._fail(study, trials, _reason(err))
+                raise
             for trial in trials:
                 trial.set_user_attr("output_dir", str(sweep_dir / str(trial.number)))
             beat = _Heartbeat(storage, trials, self.heartbeat_interval) \
