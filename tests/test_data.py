@@ -19,7 +19,7 @@ from xslicq.data.datasets import EpochSampler, EvalDataset, TrainDataset
 from xslicq.data.tracks import SYNTHETIC_MANIFEST, DatasetError, find_tracks, load_track, \
     musdb_validation_tracks
 
-from test_config_and_demo import CONF
+from test_transform_demo import CONF
 
 SR = 44100
 
@@ -245,7 +245,8 @@ def test_data_configs_compose(name, tmp_path):
     dm = instantiate(cfg.data)
     assert isinstance(dm, MusdbDataModule)
     assert str(dm.root) == f"{tmp_path}/synthetic-24x20.0s-seed0"
-    assert dm.synthetic["tracks"] == 16 and dm.targets == SOURCES
+    assert dm.synthetic["tracks"] == 24 and dm.targets == SOURCES
+    assert dm.name == "synthetic-24x20.0s-seed0"          # names Optuna studies
 
 
 def test_synthetic_default_is_generated_once_and_reused(tmp_path):

@@ -211,8 +211,8 @@ def test_evaluate_fast_in_process_with_chosen_targets(dataset, tmp_path):
 
 def test_evaluate_errors_name_the_problem(dataset, tmp_path):
     tracks = find_tracks(dataset, "test")
-    with pytest.raises(EvaluationError, match="unknown metric 'sdr'"):
-        evaluate(lambda a, r: {}, tracks, tmp_path, metric="sdr")
+    with pytest.raises(EvaluationError, match="unknown metric 'si_sdr'"):
+        evaluate(lambda a, r: {}, tracks, tmp_path, metric="si_sdr")
     with pytest.raises(EvaluationError, match="no estimate for target 'drums'"):
         evaluate(lambda a, r: {"vocals": a}, tracks, tmp_path, metric="fast", workers=0,
                  targets=["vocals", "drums"])

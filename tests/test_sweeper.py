@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 from xslicq.search import pareto_front
 from xslicq.sweeper import StudySweeper
 
-from test_config_and_demo import CONF, ROOT
+from test_transform_demo import CONF, ROOT
 from test_data import make_dataset
 
 STUDY = "transform_oracle-ds-valid"          # search name, data.name (the folder), split
@@ -35,7 +35,7 @@ def search_command(data_root, storage, sweep_dir, n_trials, *extra):
     return [sys.executable, "-m", "xslicq.oracle", "-m", "hparams_search=transform_oracle",
             f"data.root={data_root}", "data.synthetic=null", f"hydra.sweeper.storage={storage}",
             f"hydra.sweeper.n_trials={n_trials}", f"hydra.sweep.dir={sweep_dir}",
-            "hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=2", *extra]
+            "hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=5", *extra]
 
 
 def run(cmd):
@@ -134,10 +134,9 @@ def test_two_workers_share_a_postgres_study_and_a_killed_one_is_failed(data_root
     assert sorted(t.number for t in trials) == list(range(n))
     # the seeded sampler is reseeded per trial number: the workers never repeat a point
     assert len({tuple(sorted(t.params.items())) for t in trials}) == n
-    failed = [t for t in trials if t.state.name == "FAIL"]
-    assert [t.number for t in failed] == [killed]
-    assert failed[0].user_attrs["fail_reason"] == \
-        "no heartbeat for more than 2 s: its worker stopped"
+    failed = [(t.number, t.user_attrs.get("fail_reason")) for t in trials
+              if t.state.name == "FAIL"]
+    assert failed == [(killed, "no heartbeat for more than 5 s: its worker stopped")], out[-3000:]
     assert all(t.state.name == "COMPLETE" for t in trials if t.number != killed)
     assert _trial_numbers(postgres_url, dir_a, "COMPLETE") and \
         _trial_numbers(postgres_url, dir_b, "COMPLETE")
@@ -166,7 +165,7 @@ def test_train_search_leaves_out_parameters_the_loss_does_not_have(tmp_path, cap
     sweeper, settings = _sweeper_of(["loss=mse"], tmp_path)
     with caplog.at_level(logging.WARNING, logger="xslicq.sweeper"):
         space, fixed = sweeper._search_space([])
-    assert set(space) == {"optimizer.lr", "model.net.hidden", "loss.mask_sum"}
+    assert set(space) == {"optimizer.lr", "model.hidden", "loss.mask_sum"}
     assert "search parameter loss.weight_freq does not exist" in caplog.text
     assert settings["study_name"] == "train_optuna-synthetic-24x20.0s-seed0-cqlog-xumx_matrix-mse"
     sweeper, _ = _sweeper_of([], tmp_path)
