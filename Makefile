@@ -14,7 +14,7 @@ demo: setup
 	$(PY) -m xslicq.quickstart
 
 transform-demo: setup
-	$(PY) -m xslicq.demo
+	$(PY) -m xslicq.transform_demo
 
 test: setup
 	$(PY) -m pytest

@@ -139,7 +139,7 @@ def main() -> None:
         f"## By transform: {args.seconds:g} s of stereo, the default network "
         "(xumx_matrix, untrained)",
         "",
-        "The network's time grid is `model.columns_per_second` (140 by default): each "
+        "The network's time grid is `system.columns_per_second` (140 by default): each "
         "transform gets the power of two of columns per slice nearest to it, so short-slice "
         "transforms no longer give the network many times more frames. Target: bark (and "
         f"the tuned transform) within 1.5x the default ({args.transforms[0]}). Median of "

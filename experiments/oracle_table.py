@@ -5,7 +5,8 @@
 
 Computes the mixture-phase and IRM oracles of every transform config in conf/transform
 (stft, cqlog = the default sliCQT, oct, mel, bark, vqlog at their config defaults, and
-tuned, the transform search's choice) on the test split of the data config (the default
+tuned, the transform search's choice) and of the STFT 8192/2048 (the best STFT of the
+transform search's family) on the test split of the data config (the default
 synthetic set unless overridden; the transform search never sees it) with
 :func:`xslicq.oracle.oracle_estimates`, scores them with :func:`xslicq.evaluate.score_tracks`
 (each metric in ``--metrics``), and writes experiments/results/oracle.md. The mixture used
@@ -23,7 +24,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
-TRANSFORMS = ("stft", "cqlog", "oct", "mel", "bark", "vqlog", "tuned")
+TRANSFORMS = ("stft", "stft 8192/2048", "cqlog", "oct", "mel", "bark", "vqlog", "tuned")
+"""Configs in conf/transform, and the best STFT of the transform search's family."""
 KINDS = ("mixphase", "irm")
 KIND_TITLES = {"mixphase": "Mixture-phase oracle (true magnitude, mixture phase)",
                "irm": "Ideal ratio mask (|S_j| / sum_k |S_k|)"}
@@ -60,13 +62,15 @@ def main() -> None:
     from xslicq.data.tracks import read
     from xslicq.evaluate import load_split, score_tracks, summarize
     from xslicq.oracle import oracle_estimates
+    from xslicq.transform import STFT
 
     started = time.perf_counter()
     rows = {}                # (metric, kind) -> [(label, summary)]
     timing = {}
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("oracle", overrides=args.overrides)
-    names = [n for n in TRANSFORMS if (ROOT / "conf" / "transform" / f"{n}.yaml").is_file()]
+    names = [n for n in TRANSFORMS if n.startswith("stft ")
+             or (ROOT / "conf" / "transform" / f"{n}.yaml").is_file()]
     tracks = load_split(cfg.data, "test")
     audio = {t.name: {s: read(t, s) for s in ("mixture",) + SOURCES} for t in tracks}
 
@@ -85,8 +89,13 @@ def main() -> None:
     mixture = {t.name: {s: audio[t.name]["mixture"] for s in SOURCES} for t in tracks}
     score("mixture as estimate", {kind: mixture for kind in KINDS})
     for name in names:
-        transform = hydra.utils.instantiate(
-            OmegaConf.load(ROOT / "conf" / "transform" / f"{name}.yaml"))
+        if name.startswith("stft "):
+            n_fft, hop = map(int, name.split()[1].split("/"))
+            transform = STFT(n_fft=n_fft, hop_length=hop, sample_rate=int(cfg.data.sample_rate))
+            name = "stft"
+        else:
+            transform = hydra.utils.instantiate(
+                OmegaConf.load(ROOT / "conf" / "transform" / f"{name}.yaml"))
         label = describe(name, transform)
         t0 = time.perf_counter()
         estimates = {t.name: oracle_estimates(

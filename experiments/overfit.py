@@ -64,7 +64,7 @@ def main() -> None:
                 f"data.seq_dur={args.seconds}", "data.samples_per_track=1", "data.batch_size=1",
                 "data.random_mix=false", "data.gain=[1.0,1.0]", "data.channel_swap=false",
                 "data.num_workers=0", "data.val_seq_dur=null", "log_media=false",
-                "scheduler=null", "model.init_stats_batches=1",
+                "scheduler=null", "system.init_stats_batches=1",
                 f"+trainer.max_time='00:00:{int(args.minutes):02d}:{int(args.minutes % 1 * 60):02d}'",
                 "trainer.max_epochs=100000",
                 "trainer.check_val_every_n_epoch=25", f"hydra.runtime.output_dir={tmp / 'run'}",

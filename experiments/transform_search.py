@@ -176,7 +176,7 @@ def main() -> None:
     # ------------------------------------------------------------ references
     stft = {}
     for n, h in STFT_FAMILY:
-        t = STFT(n_fft=n, hop=h, sample_rate=int(cfg.data.sample_rate))
+        t = STFT(n_fft=n, hop_length=h, sample_rate=int(cfg.data.sample_rate))
         stft[(n, h)] = {"cps": t.coefs_per_second, "valid": score(t, valid),
                         "test": score(t, test)}
     scales = {}

@@ -21,7 +21,7 @@ SECONDS = 3.0
 
 TRANSFORMS = {
     "cqlog": lambda: SliCQT("cqlog", bins=24, fmin=65.4, fmax=22050.0, sample_rate=SR),
-    "stft": lambda: STFT(n_fft=4096, hop=1024, sample_rate=SR),
+    "stft": lambda: STFT(n_fft=4096, hop_length=1024, sample_rate=SR),
 }
 
 

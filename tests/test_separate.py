@@ -11,7 +11,7 @@ from xslicq import Separator
 from xslicq.separator import SeparationInputError
 from xslicq.train import train
 
-from test_config_and_demo import ROOT
+from test_transform_demo import ROOT
 from test_train import data_root, tiny_cfg  # noqa: F401  (fixture)
 
 SR = 44100
@@ -20,7 +20,7 @@ SR = 44100
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory, data_root):  # noqa: F811
     out = tmp_path_factory.mktemp("run")
-    train(tiny_cfg(out, data_root, ["log_media=false", "model.mask_sum_to_one=true"]))
+    train(tiny_cfg(out, data_root, ["log_media=false", "system.mask_sum_to_one=true"]))
     return out / "checkpoints" / "last.ckpt"
 
 
@@ -83,8 +83,8 @@ def test_quickstart_trains_and_separates_a_held_out_song(tmp_path):
     r = subprocess.run([sys.executable, "-m", "xslicq.quickstart", "trainer=debug",
                         f"paths.data_dir={tmp_path / 'data'}", "data.num_workers=0",
                         "data.synthetic.tracks=3", "data.synthetic.seconds=4.0",
-                        "data.val_seq_dur=2.0", "transform=bark", "model.net.hidden=8",
-                        "model.columns_per_second=220", "log_media=false", f"hydra.run.dir={tmp_path / 'run'}"],
+                        "data.val_seq_dur=2.0", "transform=bark", "model.hidden=8",
+                        "system.columns_per_second=220", "log_media=false", f"hydra.run.dir={tmp_path / 'run'}"],
                        capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "separated held-out song synth_002" in r.stdout

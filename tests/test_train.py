@@ -16,11 +16,11 @@ from omegaconf import open_dict
 
 from xslicq.train import ConfigError, train
 
-from test_config_and_demo import CONF, ROOT
+from test_transform_demo import CONF, ROOT
 from test_data import make_dataset
 
 GROUPS = {g: sorted(p.stem for p in (CONF / g).glob("*.yaml"))
-          for g in ("transform", "model", "loss", "data", "trainer")}
+          for g in ("transform", "model", "system", "loss", "data", "trainer")}
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def tiny_cfg(tmp_path, data_root, overrides=()):
             "trainer=debug", f"data.root={data_root}", "data.synthetic=null",
             "data.seq_dur=2.0", "data.samples_per_track=2", "data.batch_size=2",
             "data.num_workers=0", "data.val_seq_dur=2.0", "transform=bark",
-            "model.net.hidden=8", "model.columns_per_second=220", "model.init_stats_batches=1",
+            "model.hidden=8", "system.columns_per_second=220", "system.init_stats_batches=1",
             f"hydra.runtime.output_dir={tmp_path}", "log_media=true", *overrides])
     from hydra.core.hydra_config import HydraConfig
     HydraConfig.instance().set_config(cfg)
@@ -54,8 +54,8 @@ def test_every_option_composes_and_instantiates(group, option, tmp_path):
                                           "data.root=/nonexistent"] if group == "data" and
                       option == "musdb" else [f"{group}={option}", f"paths.data_dir={tmp_path}"])
     node = cfg[group]
-    if group == "model":
-        assert callable(instantiate(node.net))
+    if group in ("model", "system"):
+        assert callable(instantiate(node))           # _partial_: completed by from_config
     elif group == "trainer":
         with open_dict(node):
             node.default_root_dir = str(tmp_path)
@@ -115,7 +115,7 @@ def test_bad_values_stop_before_training(override, match, tmp_path, data_root):
 
 @pytest.mark.parametrize("model", ["cdae_blocks", "umx"])
 def test_other_models_train(model, tmp_path, data_root):
-    extra = ["model.net.hidden=8"] + (["model.net.layers=1"] if model == "umx" else [])
+    extra = ["model.hidden=8"] + (["model.layers=1"] if model == "umx" else [])
     metrics, _ = train(tiny_cfg(tmp_path, data_root, [f"model={model}", *extra,
                                                       "log_media=false"]))
     assert math.isfinite(metrics["val/sdr"])
@@ -123,8 +123,8 @@ def test_other_models_train(model, tmp_path, data_root):
 
 def test_stft_baseline_and_wiener_train(tmp_path, data_root):
     metrics, _ = train(tiny_cfg(tmp_path, data_root, [
-        "transform=stft", "transform.n_fft=512", "transform.hop=128",
-        "transform.frames_per_slice=16", "model.wiener_iterations=1", "log_media=false"]))
+        "transform=stft", "transform.n_fft=512", "transform.hop_length=128",
+        "transform.frames_per_slice=16", "system.wiener_iterations=1", "log_media=false"]))
     assert math.isfinite(metrics["val/sdr"])
 
 
@@ -161,7 +161,7 @@ def test_cli_runs(tmp_path, data_root):
     r = subprocess.run([sys.executable, "-m", "xslicq.train", "trainer=debug",
                         f"data.root={data_root}", "data.synthetic=null", "data.num_workers=0",
                         "data.batch_size=2", "data.samples_per_track=2", "data.val_seq_dur=2.0",
-                        "transform=bark", "model.net.hidden=8", "model.columns_per_second=220",
+                        "transform=bark", "model.hidden=8", "system.columns_per_second=220",
                         "log_media=false", f"hydra.run.dir={tmp_path}"],
                        capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -202,8 +202,8 @@ def test_optuna_sweep_with_a_failing_trial(tmp_path, data_root):
                         f"--config-dir={tmp_path / 'conf'}", "hparams_search=test_sweep",
                         "trainer=debug", f"data.root={data_root}", "data.synthetic=null",
                         "data.num_workers=0", "data.batch_size=2", "data.samples_per_track=2",
-                        "data.val_seq_dur=2.0", "transform=bark", "model.columns_per_second=220",
-                        "model.net.hidden=8", "log_media=false",
+                        "data.val_seq_dur=2.0", "transform=bark", "system.columns_per_second=220",
+                        "model.hidden=8", "log_media=false",
                         f"hydra.sweep.dir={tmp_path / 'sweep'}"],
                        capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -225,7 +225,7 @@ def test_optuna_search_config_composes(tmp_path):
     sweeper = cfg.hydra.sweeper
     assert sweeper.direction == "maximize" and sweeper.sampler.seed == 1234
     assert sweeper.storage.startswith("sqlite:///") and cfg.optimized_metric == "val/sdr_best"
-    assert set(sweeper.params) == {"optimizer.lr", "model.net.hidden", "loss.weight_freq",
+    assert set(sweeper.params) == {"optimizer.lr", "model.hidden", "loss.weight_freq",
                                    "loss.mask_sum"}
 
 
@@ -246,19 +246,34 @@ def test_network_grid_in_columns_per_second(transform_name, columns_per_second, 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=[f"transform={transform_name}",
-                                          f"model.columns_per_second={columns_per_second}",
+                                          f"system.columns_per_second={columns_per_second}",
                                           f"paths.data_dir={tmp_path}"])
     transform = instantiate(cfg.transform)
     assert network_columns(transform, columns_per_second) == T
     system = SeparationSystem.from_config(cfg)
     assert system.r2m.T == system.model.T == T
-    assert system.columns_per_second == pytest.approx(T * 44100 / transform.hop)
+    assert system.columns_per_second == pytest.approx(T * 44100 / transform.slice_hop)
     assert system.optimizer_factory is not None
     inference = SeparationSystem.from_config(cfg, training=False)
     assert inference.optimizer_factory is None
     # outside a Hydra run the trainer's output folder stays an interpolation in the record
     assert inference.config["trainer"]["default_root_dir"] == "${hydra:runtime.output_dir}"
-    assert inference.config["model"]["columns_per_second"] == columns_per_second
+    assert inference.config["system"]["columns_per_second"] == columns_per_second
+
+
+@pytest.mark.parametrize("model, T", [("xumx_matrix", 128), ("umx", 32), ("cdae_blocks", None)])
+def test_each_network_brings_its_own_grid(model, T, tmp_path):
+    """system.columns_per_second=null (the default): the network's own grid (xumx_matrix 140,
+    umx 35 columns per second; cdae_blocks reads the ragged blocks)."""
+    from xslicq.system import SeparationSystem
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=[f"model={model}", f"paths.data_dir={tmp_path}"])
+    system = SeparationSystem.from_config(cfg, training=False)
+    finest = max(m for _, m in system.transform.block_shapes)
+    assert system.r2m.T == (finest if T is None else T)
+    assert system.form == {"xumx_matrix": "matrix", "umx": "frames",
+                           "cdae_blocks": "ragged"}[model]
 
 
 def test_network_grid_rejects_bad_values():

@@ -18,7 +18,7 @@ TRANSFORMS = sorted(p.stem for p in (CONF / "transform").glob("*.yaml"))
 
 def compose_demo(overrides=()):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="demo", overrides=list(overrides))
+        return compose(config_name="transform_demo", overrides=list(overrides))
 
 
 def test_every_scale_has_a_config():
@@ -33,7 +33,8 @@ def test_default_transform_is_cqlog():
 def test_transform_config_instantiates_and_inverts(name):
     cfg = compose_demo([f"transform={name}"])
     t = instantiate(cfg.transform)
-    assert t.scale_name == name and isinstance(t, STFT if name == "stft" else SliCQT)
+    scale = "vqlog" if name == "tuned" else name            # the search chose a vqlog
+    assert t.scale_name == scale and isinstance(t, STFT if name == "stft" else SliCQT)
     x = torch.randn(1, 2, 5000, dtype=torch.float64)
     assert float((x - t.inverse(t(x), 5000)).norm() / x.norm()) < 1e-12
 
@@ -51,7 +52,7 @@ def test_bad_override_is_a_clear_error():
 
 
 def test_demo_cli(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "xslicq.demo", "transform=bark", "seconds=2",
+    r = subprocess.run([sys.executable, "-m", "xslicq.transform_demo", "transform=bark", "seconds=2",
                         "dtype=float64", f"hydra.run.dir={tmp_path}"],
                        capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert r.returncode == 0, r.stderr
@@ -63,7 +64,7 @@ def test_demo_cli(tmp_path):
 
 
 def test_demo_rejects_bad_seconds(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "xslicq.demo", "seconds=0",
+    r = subprocess.run([sys.executable, "-m", "xslicq.transform_demo", "seconds=0",
                         f"hydra.run.dir={tmp_path}"],
                        capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert r.returncode != 0 and "seconds must be positive, got 0" in r.stderr

@@ -185,7 +185,7 @@ def describe_transform(cfg_transform: DictConfig) -> str:
     if "scale" in cfg_transform:
         return f"{target}({cfg_transform.scale}, {cfg_transform.bins} bins)"
     if "n_fft" in cfg_transform:
-        return f"{target}({cfg_transform.n_fft}/{cfg_transform.hop})"
+        return f"{target}({cfg_transform.n_fft}/{cfg_transform.hop_length})"
     return target
 
 

@@ -29,18 +29,26 @@ from .transform import RaggedToMatrix
 from .transform.backend import multiply
 
 
+def _model_class(factory):
+    return factory.func if isinstance(factory, partial) else factory
+
+
 def model_input_form(factory) -> str:
     """How a model reads the mixture: ``matrix`` (B, C, F, S, T), ``frames`` (B, C, F, S*T)
     or ``ragged`` (list of blocks), from the model class's ``input_form`` attribute."""
-    cls = factory.func if isinstance(factory, partial) else factory
-    return getattr(cls, "input_form", "matrix")
+    return getattr(_model_class(factory), "input_form", "matrix")
+
+
+def model_columns_per_second(factory) -> float | None:
+    """The time grid a network asks for (its class's ``columns_per_second``)."""
+    return getattr(_model_class(factory), "columns_per_second", None)
 
 
 def network_columns(transform, columns_per_second: float | None) -> int | None:
     """Matrix columns per slice that give the network ``columns_per_second`` of audio.
 
-    A slice starts every ``transform.hop`` samples, so ``T`` columns per slice are
-    ``T * sample_rate / hop`` columns per second. ``T`` is the power of two nearest to the
+    A slice starts every ``transform.slice_hop`` samples, so ``T`` columns per slice are
+    ``T * sample_rate / slice_hop`` columns per second. ``T`` is the power of two nearest to the
     wanted value (on a log scale), at least 2 and at most the finest block's time size
     (above it the matrix would only interpolate). ``None`` keeps the finest block's size.
     Every scale and slice length thus gives the network a comparable number of frames.
@@ -53,7 +61,7 @@ def network_columns(transform, columns_per_second: float | None) -> int | None:
         raise ValueError(f"columns_per_second must be a positive number (matrix columns per "
                          f"second of audio), got {columns_per_second!r}")
     finest = max(m for _, m in transform.block_shapes)
-    wanted = columns_per_second * transform.hop / transform.sample_rate
+    wanted = columns_per_second * transform.slice_hop / transform.sample_rate
     return int(min(max(2 ** round(math.log2(wanted)), 2), finest))
 
 
@@ -77,6 +85,13 @@ def _plain_config(cfg) -> dict:
         return plain
 
 
+def apply_masks(coefs: list, masks: list) -> list:
+    """The one place masks meet the mixture: ragged mixture blocks ``(B, C, rows, S, M)``
+    times per-target ragged masks ``(B, J, C, rows, S, M)`` -> estimates of the same shape
+    as the masks. A mask of ones returns the mixture for every target exactly."""
+    return [multiply(c[:, None], m) for c, m in zip(coefs, masks)]
+
+
 def build_model(factory, transform, r2m: RaggedToMatrix, channels: int, targets: int):
     """Complete a ``_partial_`` model config with the geometry of the transform."""
     form = model_input_form(factory)
@@ -97,20 +112,23 @@ class SeparationSystem(pl.LightningModule):
         optimizer, scheduler: ``_partial_`` factories (params / optimizer completed here).
         targets: target names, a subset of vocals, drums, bass, other.
         columns_per_second: the network's time grid, matrix columns per second of audio
-            (:func:`network_columns`; ``None``: every block's exact size).
+            (:func:`network_columns`); ``None``: the network's own (its class's
+            ``columns_per_second``; a ragged network reads every block at its own size).
         channels: audio channels (2).
         wiener_iterations: Wiener-EM refinement iterations (0: plain masks).
         mask_sum_to_one: normalise the masks to sum to one over the targets, so the
             estimates add up to the mixture.
         config: the run's resolved config (stored in checkpoints to rebuild the separator).
         log_media: log spectrogram images and audio of a validation clip every epoch.
+        init_stats_batches: training batches that initialise the network's input
+            normalisation before training (:meth:`init_normalization`; 0: none).
     """
 
     def __init__(self, transform, model, loss, optimizer, scheduler=None, targets=SOURCES,
-                 columns_per_second: float | None = 140.0, channels: int = 2,
+                 columns_per_second: float | None = None, channels: int = 2,
                  wiener_iterations: int = 0,
                  mask_sum_to_one: bool = False, config: dict | None = None,
-                 log_media: bool = True, monitor: str = "val/sdr"):
+                 log_media: bool = True, monitor: str = "val/sdr", init_stats_batches: int = 0):
         super().__init__()
         self.targets = tuple(targets)
         unknown = [t for t in self.targets if t not in SOURCES]
@@ -119,8 +137,12 @@ class SeparationSystem(pl.LightningModule):
                              f"from {', '.join(SOURCES)}")
         if wiener_iterations < 0:
             raise ValueError(f"wiener_iterations must be >= 0, got {wiener_iterations}")
+        if init_stats_batches < 0:
+            raise ValueError(f"init_stats_batches must be >= 0, got {init_stats_batches}")
         self.transform = transform
         self.form = model_input_form(model)
+        if columns_per_second is None:
+            columns_per_second = model_columns_per_second(model)
         T = network_columns(transform, columns_per_second) if self.form != "ragged" else None
         self.r2m = RaggedToMatrix(transform, T=T)
         self.model = build_model(model, transform, self.r2m, channels, len(self.targets))
@@ -128,6 +150,7 @@ class SeparationSystem(pl.LightningModule):
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.wiener_iterations, self.mask_sum_to_one = wiener_iterations, mask_sum_to_one
         self.config, self.log_media, self.monitor = config, log_media, monitor
+        self.init_stats_batches = int(init_stats_batches)
         self.sdr_best = -math.inf
         self._val_sdr: list[torch.Tensor] = []
         self._media = None
@@ -138,8 +161,8 @@ class SeparationSystem(pl.LightningModule):
         checkpoint stores. The one way every entry point, benchmark and test builds it.
 
         Args:
-            cfg: a DictConfig (or dict) with ``transform``, ``model`` (``net`` and the wiring:
-                ``columns_per_second``, ``wiener_iterations``, ``mask_sum_to_one``), ``loss``,
+            cfg: a DictConfig (or dict) with ``transform``, ``model`` (the network, a
+                ``_partial_`` config), ``system`` (the wiring: ``conf/system/``), ``loss``,
                 ``data.targets`` and, for training, ``optimizer`` and ``scheduler``.
             training: also build the optimizer and scheduler factories.
         """
@@ -148,22 +171,22 @@ class SeparationSystem(pl.LightningModule):
 
         if not isinstance(cfg, DictConfig):
             cfg = OmegaConf.create(cfg)
-        model = cfg.model
+        if "net" in cfg.model:
+            raise ValueError("this config nests the network under model.net (xslicq 0.1 "
+                             "before the system group): retrain, or move model.net to model "
+                             "and the wiring keys to system")
+        system = instantiate(cfg.system) if cfg.get("system") else partial(cls)
         optimizer = instantiate(cfg.optimizer) if training and cfg.get("optimizer") else None
         scheduler = instantiate(cfg.scheduler) if training and cfg.get("scheduler") else None
-        return cls(
-            transform=instantiate(cfg.transform), model=instantiate(model.net),
-            loss=instantiate(cfg.loss), optimizer=optimizer, scheduler=scheduler,
-            targets=list(cfg.data.targets),
-            columns_per_second=model.get("columns_per_second"),
-            wiener_iterations=model.get("wiener_iterations", 0),
-            mask_sum_to_one=model.get("mask_sum_to_one", False),
-            config=_plain_config(cfg), log_media=cfg.get("log_media", True))
+        return system(transform=instantiate(cfg.transform), model=instantiate(cfg.model),
+                      loss=instantiate(cfg.loss), optimizer=optimizer, scheduler=scheduler,
+                      targets=list(cfg.data.targets), config=_plain_config(cfg),
+                      log_media=cfg.get("log_media", True))
 
     @property
     def columns_per_second(self) -> float:
         """The network's actual time grid: matrix columns per second of audio."""
-        return self.r2m.T * self.transform.sample_rate / self.transform.hop
+        return self.r2m.T * self.transform.sample_rate / self.transform.slice_hop
 
     # ------------------------------------------------------------ separation
     def masks(self, mags: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -188,7 +211,7 @@ class SeparationSystem(pl.LightningModule):
         """(B, C, L) mixture -> (estimates (B, J, C, L), estimate coefficients, masks)."""
         coefs = self.transform(mixture)
         masks = self.masks([c.abs() for c in coefs])
-        est = [multiply(c[:, None], m) for c, m in zip(coefs, masks)]
+        est = apply_masks(coefs, masks)
         if self.wiener_iterations:
             from .filtering import wiener
             est = wiener(est, coefs, self.wiener_iterations)

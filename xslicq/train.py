@@ -85,10 +85,10 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
 
     if cfg.get("train", True):
         datamodule.prepare_data()
-        if cfg.get("ckpt_path") is None and cfg.model.get("init_stats_batches", 0):
+        if cfg.get("ckpt_path") is None and system.init_stats_batches:
             datamodule.setup("fit")
             loader = datamodule.train_dataloader()
-            batches = [b for _, b in zip(range(cfg.model.init_stats_batches), loader)]
+            batches = [b for _, b in zip(range(system.init_stats_batches), loader)]
             system.init_normalization(batches)
         trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}

@@ -1,8 +1,8 @@
 """Transform demo: analyse a song-like signal, reconstruct it, print the error and save
 a spectrogram PNG (sliCQT beside an STFT of the same signal).
 
-    python -m xslicq.demo                       # default transform (cqlog)
-    python -m xslicq.demo transform=bark seconds=5
+    python -m xslicq.transform_demo                       # default transform (cqlog)
+    python -m xslicq.transform_demo transform=bark seconds=5
 """
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def run_demo(cfg: DictConfig, out_dir: Path) -> dict:
     return result
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="demo")
+@hydra.main(version_base="1.3", config_path="../conf", config_name="transform_demo")
 def main(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
     r = run_demo(cfg, Path(HydraConfig.get().runtime.output_dir))

@@ -85,7 +85,7 @@ FLUID_GAIN = 0.5               # fluidsynth master gain (float output: nothing c
 
 # ----------------------------------------------------------------------------- music theory
 NOTE_NAMES = ("c", "cs", "d", "eb", "e", "f", "fs", "g", "ab", "a", "bb", "b")
-SCALES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10)}
+MODE_STEPS = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10)}
 # chord progressions as 0-based scale degrees
 PROGRESSIONS = {
     "major": [(0, 4, 5, 3), (0, 3, 4, 3), (5, 3, 0, 4), (0, 5, 3, 4), (1, 4, 0, 0),
@@ -179,7 +179,7 @@ SECTION_ENERGY = {"intro": 0, "verse": 1, "chorus": 2, "bridge": 1, "outro": 0}
 # ----------------------------------------------------------------------------- helpers
 def _chord(degree, mode, seventh):
     """Chord tones of a scale degree as semitones above the tonic, root first (ascending)."""
-    scale = SCALES[mode]
+    scale = MODE_STEPS[mode]
     tones = [scale[(degree + k) % 7] + 12 * ((degree + k) // 7) for k in (0, 2, 4, 6)[:4 if seventh else 3]]
     if mode == "minor" and degree == 4:          # harmonic minor dominant
         tones[1] += 1
@@ -544,7 +544,7 @@ class _Song:
     # ---------------------------------------------------------------- vocals
     def _vocals(self):
         rng, ch, notes = self.rng, 0, []
-        scale = SCALES[self.mode]
+        scale = MODE_STEPS[self.mode]
         tonic_midi = 60 + self.tonic if self.tonic < 7 else 48 + self.tonic
         beat_sec = 60.0 / self.bpm
         min_rest = max(2, int(math.ceil(1.0 / beat_sec)))       # >= 1 s of breath between phrases

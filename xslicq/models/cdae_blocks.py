@@ -66,6 +66,7 @@ class CDAEBlocks(nn.Module):
     """
 
     input_form = "ragged"   # how the system feeds the mixture: list of blocks
+    columns_per_second = None    # every block at its own time resolution
 
     def __init__(self, block_shapes: Sequence, channels: int = 2, targets: int = 4,
                  hidden: int = 16, depth: int = 2):

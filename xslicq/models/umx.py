@@ -78,6 +78,7 @@ class OpenUnmix(nn.Module):
     """
 
     input_form = "frames"   # how the system feeds the mixture: (B, C, F, S*T)
+    columns_per_second = 35.0    # frames per second fed to the LSTM, unless configured
 
     def __init__(self, nb_bins: int, channels: int = 2, targets: int = 4, hidden: int = 256,
                  layers: int = 3, max_bin: int | None = None, stats=None, dropout: float = 0.4):

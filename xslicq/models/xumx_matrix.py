@@ -56,6 +56,7 @@ class XUMXMatrix(nn.Module):
     """
 
     input_form = "matrix"   # how the system feeds the mixture: (B, C, F, S, T)
+    columns_per_second = 140.0   # its time grid, unless the system config sets one
 
     def __init__(self, nb_bins: int, T: int, channels: int = 2, targets: int = 4,
                  hidden: int = 32, depth: int = 3, stats=None):

@@ -232,16 +232,3 @@ class RaggedToMatrix(torch.nn.Module):
         frames = slices * self.T // 2 if length is None else \
             min(math.ceil(length * self.T / t.sllen), slices * self.T // 2)
         return overlap_add(xp, matrix * w, self.T, frames)
-
-    def apply_mask(self, mask, coefs):
-        """Multiply ragged coefficients by a mask given in matrix form.
-
-        The mask goes back onto every block's own time grid (:meth:`inverse`) and
-        multiplies the mixture coefficients there, so a mask of ones returns ``coefs``
-        unchanged and the inverse sliCQT stays exact.
-
-        Args:
-            mask: ``(batch, channels, nb_bins, slices, T)`` real (or complex) mask.
-            coefs: ragged mixture blocks ``(batch, channels, rows, slices, M)``.
-        """
-        return [bk.multiply(c, m) for c, m in zip(coefs, self.inverse(mask))]

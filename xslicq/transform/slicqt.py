@@ -48,7 +48,8 @@ class SliCQT(torch.nn.Module):
         backend: ``torch`` (differentiable, CPU and CUDA), ``numpy`` (CPU) or ``cupy`` (GPU).
 
     Attributes:
-        sllen, trlen, hop: slice length, transition length and slice hop in samples.
+        sllen, trlen, slice_hop: slice length, transition length and the hop between
+            slices (``sllen / 2``), in samples.
         freqs: (nb_bins,) centre frequency of every row in Hz, ascending.
         bandwidths, q: (nb_bins,) bandwidth in Hz and quality factor of every row.
         block_shapes: ``[(rows_in_block, time_in_block), ...]``, ascending frequency.
@@ -84,7 +85,7 @@ class SliCQT(torch.nn.Module):
 
         self.scale_name, self.bins, self.fmin, self.fmax = scale, int(bins), float(fmin), float(fmax)
         self.sample_rate, self.gamma, self.backend = sample_rate, float(gamma), backend
-        self.sllen, self.trlen, self.hop = int(sllen), int(trlen), int(sllen) // 2
+        self.sllen, self.trlen, self.slice_hop = int(sllen), int(trlen), int(sllen) // 2
         self.frame: SliceFrame = build_slice_frame(self.scale.freqs, self.scale.bandwidths,
                                                    sample_rate, self.sllen)
         self.freqs = self.frame.freqs
@@ -123,8 +124,8 @@ class SliCQT(torch.nn.Module):
     @property
     def coefs_per_second(self) -> float:
         """Complex coefficients per second of audio and channel: one slice's worth every
-        ``hop`` samples (the transform's redundancy times the sample rate / 2)."""
-        return self.coefs_per_slice * self.sample_rate / self.hop
+        ``slice_hop`` samples."""
+        return self.coefs_per_slice * self.sample_rate / self.slice_hop
 
     @property
     def frame_bounds(self) -> tuple[float, float]:
@@ -143,7 +144,7 @@ class SliCQT(torch.nn.Module):
     def coef_sample(self, block: int, slice_index, time_index):
         """Signal sample (float) at which coefficient ``(slice, time)`` of ``block`` is centred."""
         m = self.block_shapes[block][1]
-        return (np.asarray(slice_index) * self.hop - self.sllen / 2
+        return (np.asarray(slice_index) * self.slice_hop - self.sllen / 2
                 + np.asarray(time_index) * self.sllen / m)
 
     def locate(self, sample, block: int) -> tuple[np.ndarray, np.ndarray]:
@@ -151,8 +152,8 @@ class SliCQT(torch.nn.Module):
         the slice whose window plateau holds the sample, and the nearest time index in it."""
         m = self.block_shapes[block][1]
         sample = np.asarray(sample)
-        slice_index = np.rint(sample / self.hop).astype(int)
-        time_index = np.rint((sample - slice_index * self.hop + self.sllen / 2) * m
+        slice_index = np.rint(sample / self.slice_hop).astype(int)
+        time_index = np.rint((sample - slice_index * self.slice_hop + self.sllen / 2) * m
                              / self.sllen).astype(int) % m
         return slice_index, time_index
 
@@ -296,8 +297,8 @@ class SliCQT(torch.nn.Module):
         if length is None:
             length = longest
         if isinstance(length, bool) or not isinstance(length, (int, np.integer)) \
-                or not 0 < length <= slices * self.hop:
-            raise ValueError(f"length must be an integer in [1, {slices * self.hop}] for "
+                or not 0 < length <= slices * self.slice_hop:
+            raise ValueError(f"length must be an integer in [1, {slices * self.slice_hop}] for "
                              f"{slices} slices, got {length!r}")
         _, blocks = self._tables(xp, bk.array_api_compat.device(coefs[0]),
                                  bk.real_dtype(xp, coefs[0].dtype))

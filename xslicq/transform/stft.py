@@ -18,28 +18,29 @@ class STFT(torch.nn.Module):
     """Short-time Fourier transform (Hann window, centred frames) in ragged form.
 
     Args:
-        n_fft, hop: window length and hop in samples.
+        n_fft, hop_length: window length and hop between frames, in samples.
         sample_rate: sampling rate in Hz.
         frames_per_slice: frames grouped into one slice (a power of two).
     """
 
     backend = "torch"
 
-    def __init__(self, n_fft: int = 4096, hop: int = 1024, sample_rate: int = 44100,
+    def __init__(self, n_fft: int = 4096, hop_length: int = 1024, sample_rate: int = 44100,
                  frames_per_slice: int = 32):
         super().__init__()
-        if n_fft < 2 or hop < 1 or hop > n_fft:
-            raise ValueError(f"need n_fft >= 2 and 1 <= hop <= n_fft, got n_fft={n_fft}, hop={hop}")
+        if n_fft < 2 or hop_length < 1 or hop_length > n_fft:
+            raise ValueError(f"need n_fft >= 2 and 1 <= hop_length <= n_fft, got n_fft={n_fft}, "
+                             f"hop_length={hop_length}")
         if frames_per_slice < 1 or frames_per_slice & (frames_per_slice - 1):
             raise ValueError(f"frames_per_slice must be a power of two, got {frames_per_slice}")
-        self.n_fft, self.hop_length, self.sample_rate = n_fft, hop, sample_rate
+        self.n_fft, self.hop_length, self.sample_rate = n_fft, hop_length, sample_rate
         self.frames_per_slice = frames_per_slice
         self.scale_name = "stft"
         self.freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
         self.block_shapes = [(n_fft // 2 + 1, frames_per_slice)]
         # slice geometry, so that pictures and RaggedToMatrix views place frames in time
-        self.sllen = frames_per_slice * hop * 2
-        self.hop = frames_per_slice * hop
+        self.slice_hop = frames_per_slice * hop_length
+        self.sllen = 2 * self.slice_hop
         self.trlen = 2
         self.register_buffer("window", torch.hann_window(n_fft, dtype=torch.float64),
                              persistent=False)
@@ -50,7 +51,7 @@ class STFT(torch.nn.Module):
 
     @property
     def coefs_per_second(self) -> float:
-        """Complex coefficients per second of audio and channel, ``bins * rate / hop``."""
+        """Complex coefficients per second of audio and channel, ``bins * rate / hop_length``."""
         return self.nb_bins * self.sample_rate / self.hop_length
 
     def nb_slices(self, length: int) -> int:
