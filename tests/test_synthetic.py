@@ -1,5 +1,9 @@
 """The procedural MUSDB18-HQ-like data set (xslicq.data.synthetic): layout, audio, determinism,
-idempotence, errors and the command line. Needs fluidsynth and a General MIDI SoundFont."""
+known answers, idempotence, errors and the command line. Rendering needs fluidsynth and a
+General MIDI SoundFont; the composition, MIDI, mixing and WAV tests need neither."""
+import doctest
+import hashlib
+import io
 import json
 import re
 import shutil
@@ -12,7 +16,17 @@ import pytest
 import soundfile as sf
 
 from xslicq.data import SOURCES
-from xslicq.data.synthetic import MANIFEST_NAME, find_soundfont, generate_dataset
+from xslicq.data.synthetic import (
+    MANIFEST_NAME,
+    Song,
+    find_soundfont,
+    generate_dataset,
+    patterns,
+    theory,
+)
+from xslicq.data.synthetic.midi import stem_midi
+from xslicq.data.synthetic.mix import mix_stems
+from xslicq.data.synthetic.wav import write_float_wav
 
 ROOT = Path(__file__).resolve().parents[1]
 SR = 44100
@@ -28,9 +42,27 @@ def _soundfont_available():
         return False
 
 
-pytestmark = pytest.mark.skipif(
+needs_fluidsynth = pytest.mark.skipif(
     shutil.which("fluidsynth") is None or not _soundfont_available(),
     reason="needs fluidsynth and a GM SoundFont (apt-get install fluidsynth fluid-soundfont-gm)")
+
+# Known answers, recorded with the generator before it was split into modules (2026-12).
+# The composition: sha256 per stem of the MIDI files of one song per style (seed 0), each
+# 2 s and 45 s long (the long ones have an intro, fills, a bridge and an outro).
+KNOWN_SONGS = ((0, 1, 3, 7, 17, 20, 24, 27), (2.0, 45.0))
+KNOWN_MIDI = {
+    "vocals": "646f30838a1d416a0fab1d38a7333582d4fe040d6567b1487e54e7e60b3da7d1",
+    "drums": "91b26ec83e402b9fb85ea378a9cfb9dd46b4abc568f3950463b2854056aaee2d",
+    "bass": "a0a3b1597acf1f1b6ee69ebf0ad19aa9327c1044efe04f2fd63b1f180896abd4",
+    "other": "675207356abe9f6726dcc1f48c6d57e7c057391855842c564f91296a98ee357c",
+}
+# The rendered `dataset` fixture (3 tracks of 4 s, seed 0): sha256 over the WAV files (path,
+# then bytes, sorted by path) and of the manifest less its machine-dependent `soundfont` and
+# `fluidsynth` entries; valid only for this fluidsynth and SoundFont (FluidR3_GM.sf2).
+KNOWN_FLUIDSYNTH = "FluidSynth runtime version 2.3.1"
+KNOWN_SOUNDFONT_BYTES = 148398306
+KNOWN_WAVS = "3280da8e0c6f6ef9400ae8a174654eb29828b2298276d417591951a049279d41"
+KNOWN_MANIFEST = "2b4b99c887ac9f48941e512f2418e7d4e9fbf3901ce024f9c9aed6857f6f1e11"
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +89,7 @@ def _files(root):
     return sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file())
 
 
+@needs_fluidsynth
 def test_layout_and_manifest(dataset):
     root, m = dataset
     assert json.loads((root / MANIFEST_NAME).read_text()) == m
@@ -66,7 +99,8 @@ def test_layout_and_manifest(dataset):
     names = [n for v in m["split"].values() for n in v]
     assert len(set(names)) == 3
     assert all(re.fullmatch(r"synth_\d{3}_[a-z0-9_]+", n) for n in names)
-    assert sorted(p.name for p in (root / "train").iterdir()) == sorted(m["split"]["train"] + m["split"]["valid"])
+    assert sorted(p.name for p in (root / "train").iterdir()) == \
+        sorted(m["split"]["train"] + m["split"]["valid"])
     assert [p.name for p in (root / "test").iterdir()] == m["split"]["test"]
     assert set(m["track_info"]) == set(names)
     for split, d in _tracks(root, m):
@@ -78,6 +112,7 @@ def test_layout_and_manifest(dataset):
                 (SR, 2, int(SECONDS * SR), "FLOAT")
 
 
+@needs_fluidsynth
 def test_musdb_reads_it(dataset):
     if shutil.which("ffmpeg") is None:
         pytest.skip("musdb needs ffmpeg on PATH to import")
@@ -93,6 +128,7 @@ def test_musdb_reads_it(dataset):
         assert track.targets[s].audio.shape == (int(SECONDS * SR), 2)
 
 
+@needs_fluidsynth
 def test_audio_levels_and_vocal_gaps(dataset):
     root, m = dataset
     win = SR // 4
@@ -111,6 +147,7 @@ def test_audio_levels_and_vocal_gaps(dataset):
         assert (rms > 1e-2).any(), f"vocals of {d.name} are never sung"
 
 
+@needs_fluidsynth
 def test_same_seed_same_bytes_other_seed_other_audio(tmp_path):
     kw = dict(tracks=1, seconds=3.0, progress=False)
     generate_dataset(tmp_path / "a", seed=7, workers=2, **kw)
@@ -127,6 +164,137 @@ def test_same_seed_same_bytes_other_seed_other_audio(tmp_path):
     assert not np.allclose(xa, xc)
 
 
+@needs_fluidsynth
+def test_known_answer_files(dataset):
+    """Same seed, same bytes as the generator before the split (for the recorded renderer)."""
+    root, m = dataset
+    if m["fluidsynth"] != KNOWN_FLUIDSYNTH or \
+            Path(m["soundfont"]).stat().st_size != KNOWN_SOUNDFONT_BYTES:
+        pytest.skip(f"known answers recorded with {KNOWN_FLUIDSYNTH} and FluidR3_GM.sf2, not "
+                    f"{m['fluidsynth']} and {m['soundfont']}")
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*.wav")):
+        h.update(str(p.relative_to(root)).encode())
+        h.update(p.read_bytes())
+    assert h.hexdigest() == KNOWN_WAVS
+    rest = {k: v for k, v in m.items() if k not in ("soundfont", "fluidsynth")}
+    assert hashlib.sha256(json.dumps(rest, indent=2).encode()).hexdigest() == KNOWN_MANIFEST
+
+
+def test_known_answer_composition():
+    """The MIDI files of one song per style, short and long, are the recorded ones."""
+    indices, durations = KNOWN_SONGS
+    digests = {s: hashlib.sha256() for s in SOURCES}
+    styles = set()
+    for index in indices:
+        for seconds in durations:
+            song = Song(0, index, seconds).compose()
+            styles.add(song.style)
+            for s in SOURCES:
+                buf = io.BytesIO()
+                stem_midi(song, s).save(file=buf)
+                digests[s].update(buf.getvalue())
+    assert styles == set(patterns.STYLES)
+    assert {s: d.hexdigest() for s, d in digests.items()} == KNOWN_MIDI
+
+
+@pytest.mark.parametrize("module", [theory, patterns])
+def test_docstring_examples(module):
+    result = doctest.testmod(module)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_song_name_is_known_before_composing():
+    song = Song(0, 7, 3.0)
+    assert song.name == "synth_007_d_minor_ballad_96bpm" and song.notes is None
+    assert (song.style, song.mode, song.tonic, song.bpm) == ("ballad", "minor", 2, 96)
+    assert Song(0, 17, 3.0).name == "synth_017_cs_major_waltz_83bpm"
+    song.compose()
+    assert song.name == "synth_007_d_minor_ballad_96bpm" and set(song.notes) == set(SOURCES)
+
+
+def test_stem_midi_stays_in_the_track_with_one_voice_per_pitch():
+    song = Song(0, 20, 2.0).compose()                 # shuffle: swung, notes past the end
+    for stem in SOURCES:
+        mid = stem_midi(song, stem)
+        assert mid.ticks_per_beat == theory.TPB and len(mid.tracks) == 1
+        now, sounding = 0, set()
+        for msg in mid.tracks[0]:
+            now += msg.time
+            if msg.type == "note_on" and msg.velocity > 0:
+                assert (msg.channel, msg.note) not in sounding, (stem, now, msg)
+                assert 1 <= msg.velocity <= 127
+                sounding.add((msg.channel, msg.note))
+            elif msg.type == "note_off":
+                sounding.discard((msg.channel, msg.note))
+        assert now == song.end_tick and not sounding, stem
+
+
+def test_write_float_wav_round_trip(tmp_path):
+    x = np.stack([np.linspace(-1, 1, 101), np.full(101, 0.25)], axis=1).astype(np.float32)
+    write_float_wav(tmp_path / "a.wav", x, 22050)
+    write_float_wav(tmp_path / "b.wav", x, 22050)
+    y, sr = sf.read(tmp_path / "a.wav", dtype="float32", always_2d=True)
+    assert sr == 22050 and sf.info(str(tmp_path / "a.wav")).subtype == "FLOAT"
+    np.testing.assert_array_equal(y, x)
+    assert (tmp_path / "a.wav").read_bytes() == (tmp_path / "b.wav").read_bytes()
+    assert len((tmp_path / "a.wav").read_bytes()) == 44 + 12 + x.nbytes   # RIFF+fmt, fact, data
+
+
+def _rendered(frames=4410):
+    t = np.arange(frames) / 44100
+    out = {}
+    for k, s in enumerate(SOURCES):
+        audio = np.stack([np.sin(2 * np.pi * 110 * (k + 1) * t)] * 2, axis=1) * 0.1 * (k + 1)
+        audio = audio.astype(np.float32)
+        out[s] = (audio, float(np.sqrt(np.mean(audio.astype(np.float64) ** 2))))
+    return out
+
+
+def test_mix_stems_balances_and_peaks_at_the_target():
+    gains_db = {"vocals": 2.0, "drums": 0.0, "bass": -3.0, "other": -4.0}
+    rendered = _rendered()
+    before = {s: rendered[s][0].copy() for s in SOURCES}
+    stems, mixture, applied = mix_stems(rendered, gains_db, 0.8, "synth_000_test")
+    assert mixture.dtype == np.float32 and mixture.shape == (4410, 2)
+    np.testing.assert_allclose(mixture, sum(stems[s] for s in SOURCES), atol=1e-6)
+    loudest = max([np.abs(mixture).max()] + [np.abs(stems[s]).max() for s in SOURCES])
+    assert abs(loudest - 0.8) < 1e-6
+    # the reported gains are the applied ones; the loudness of the stems, relative to their
+    # requested gains, is one common factor
+    common = []
+    for s in SOURCES:
+        np.testing.assert_allclose(stems[s], before[s] * 10 ** (applied[s] / 20), rtol=1e-3)
+        rms = np.sqrt(np.mean(stems[s].astype(np.float64) ** 2))
+        common.append(20 * np.log10(rms / 0.1) - gains_db[s])
+    assert max(common) - min(common) < 1e-5
+
+
+def test_mix_stems_names_a_silent_stem():
+    rendered = _rendered()
+    rendered["bass"] = (np.zeros_like(rendered["bass"][0]), 0.0)
+    with pytest.raises(RuntimeError, match="silence for bass of synth_000_test"):
+        mix_stems(rendered, dict.fromkeys(SOURCES, 0.0), 0.8, "synth_000_test")
+
+
+@needs_fluidsynth
+def test_completes_a_copy_with_missing_files(dataset, tmp_path):
+    """Missing files of a set are rendered again, identically; the manifest stays the same."""
+    root, m = dataset
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy)
+    test_dir = copy / "test" / m["split"]["test"][0]
+    (test_dir / "drums.wav").unlink()
+    (test_dir / "mixture.wav").unlink()
+    again = generate_dataset(copy, tracks=3, seconds=SECONDS, seed=0, test_tracks=1,
+                             valid_tracks=1, progress=False)
+    assert again == m
+    assert _files(copy) == _files(root)
+    for f in _files(root):
+        assert (copy / f).read_bytes() == (root / f).read_bytes(), f
+
+
+@needs_fluidsynth
 def test_idempotent_and_refuses_other_parameters(dataset, tmp_path):
     root, m = dataset
     before = {f: (root / f).stat().st_mtime_ns for f in _files(root)}
@@ -164,6 +332,7 @@ def test_bad_arguments(tmp_path, kwargs, match):
     assert not (tmp_path / "out").exists()
 
 
+@needs_fluidsynth
 def test_missing_soundfont_and_fluidsynth(tmp_path, monkeypatch):
     missing = tmp_path / "nowhere" / "GM.sf2"
     with pytest.raises(FileNotFoundError, match=re.escape(str(missing)) + ".*fluid-soundfont-gm"):
@@ -173,6 +342,7 @@ def test_missing_soundfont_and_fluidsynth(tmp_path, monkeypatch):
         generate_dataset(tmp_path / "out", tracks=1, seconds=2.0, progress=False)
 
 
+@needs_fluidsynth
 def test_fluidsynth_failure_is_reported(tmp_path):
     bad = tmp_path / "broken.sf2"
     bad.write_bytes(b"not a soundfont" * 64)
@@ -180,6 +350,7 @@ def test_fluidsynth_failure_is_reported(tmp_path):
         generate_dataset(tmp_path / "out", tracks=1, seconds=2.0, soundfont=bad, progress=False)
 
 
+@needs_fluidsynth
 def test_cli(tmp_path):
     out = tmp_path / "cli"
     cmd = [sys.executable, "-m", "xslicq.data.synthetic", "--out", str(out), "--tracks", "2",
@@ -193,5 +364,6 @@ def test_cli(tmp_path):
     r = subprocess.run([sys.executable, "-m", "xslicq.data.synthetic", "--help"],
                        capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert r.returncode == 0 and "--tracks" in r.stdout and "--soundfont" in r.stdout
-    r = subprocess.run(cmd[:-2] + ["--seed", "4"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    r = subprocess.run(cmd[:-2] + ["--seed", "4"], capture_output=True, text=True, cwd=ROOT,
+                       timeout=300)
     assert r.returncode != 0 and "seed 3 != 4" in r.stderr

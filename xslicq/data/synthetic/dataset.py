@@ -1,0 +1,340 @@
+"""Generating a synthetic data set: checking the parameters, planning the splits, reusing or
+completing an existing copy, rendering the tracks and writing the manifest."""
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from xslicq.data import SOURCES
+
+from .midi import stem_midi
+from .mix import mix_stems
+from .render import find_fluidsynth, find_soundfont, fluidsynth_version, render_midi
+from .song import Song
+from .wav import write_float_wav
+
+MANIFEST_NAME = "xslicq_synthetic.json"
+VERSION = 1
+SAMPLE_RATE = 44100
+GENERATOR = "xslicq.data.synthetic"            # recorded in the manifest
+FOLDERS = {"train": "train", "valid": "train", "test": "test"}   # split -> subfolder
+_TRACK_DIR = re.compile(r"^synth_\d+_[a-z0-9_]+$")
+
+
+def generate_dataset(out, tracks, seconds, seed=0, test_tracks=None, valid_tracks=None,
+                     sample_rate=SAMPLE_RATE, soundfont=None, workers=None, progress=True,
+                     force=False):
+    """Generate a MUSDB18-HQ-like data set of procedural songs into ``out``.
+
+    Args:
+        out: output folder; created if missing. Refused if it exists, is not empty and does
+            not hold a manifest with the same parameters, unless ``force``. With a matching
+            manifest the call returns it without work (tracks whose files are missing are
+            rendered again, identically).
+        tracks: number of tracks (>= 1) over all splits.
+        seconds: duration of every track (>= 2); each WAV has ``round(seconds * sample_rate)``
+            frames and 2 channels.
+        seed: non-negative integer; the same seed gives byte-identical files.
+        test_tracks: tracks written to ``out/test`` (default ``tracks // 4``, at least 1 when
+            ``tracks >= 2``).
+        valid_tracks: validation tracks, written to ``out/train`` as in MUSDB18-HQ and listed
+            under ``split["valid"]`` (default ``tracks // 8``). ``test_tracks + valid_tracks``
+            must be smaller than ``tracks``.
+        sample_rate: output rate in Hz (44100 as MUSDB18-HQ).
+        soundfont: General MIDI ``.sf2``; default ``/usr/share/sounds/sf2/FluidR3_GM.sf2``.
+        workers: parallel fluidsynth renders (default: the CPU count, at most 8).
+        progress: show a tqdm bar over tracks.
+        force: overwrite ``out`` even if it holds other data (removes earlier ``synth_*``
+            track folders and the manifest; other files are left alone).
+
+    Returns:
+        The manifest dict, also written as JSON to ``out / MANIFEST_NAME``: ``version``,
+        ``generator``, ``seed``, ``seconds``, ``sample_rate``, ``tracks``, ``test_tracks``,
+        ``valid_tracks``, ``soundfont`` (absolute path), ``fluidsynth`` (version line),
+        ``sources`` (stem names), ``frames`` (samples per file), ``folders`` (split to
+        subfolder: train/valid -> ``train``, test -> ``test``), ``split`` (split to list of
+        track names) and ``track_info`` (track name to split, folder, bpm, key, mode, style,
+        meter, form, GM programs, families and stem gains in dB).
+
+    Raises:
+        ValueError: bad ``tracks``, ``seconds``, ``seed``, split sizes, ``sample_rate`` or
+            ``workers``.
+        FileNotFoundError: no SoundFont at the path, or no ``fluidsynth`` on PATH.
+        FileExistsError: ``out`` holds other data and ``force`` is false.
+        RuntimeError: fluidsynth failed (its stderr tail is in the message).
+
+    Processes that generate the same ``out`` at once (two training runs started together
+    on a fresh machine) take turns on ``<out>.lock``; the later ones find it done.
+    """
+    import fcntl
+
+    lock = Path(str(Path(out)) + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            params, workers = _check_params(tracks, seconds, seed, test_tracks, valid_tracks,
+                                            sample_rate, soundfont, workers)
+            return _generate(Path(out), params, workers, progress, force)
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# ----------------------------------------------------------------------------- parameters
+def _check_int(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _check_seconds(seconds):
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float, np.floating, np.integer)):
+        raise ValueError(f"seconds must be a number, got {seconds!r}")
+    seconds = float(seconds)
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"seconds must be positive, got {seconds:g}")
+    if seconds < 2:
+        raise ValueError(f"seconds must be >= 2 (the shortest track), got {seconds:g}")
+    return seconds
+
+
+def _check_split(tracks, test_tracks, valid_tracks):
+    """``(test_tracks, valid_tracks)`` checked, with the defaults for None."""
+    if test_tracks is None:
+        test_tracks = tracks // 4 if tracks >= 4 else (1 if tracks >= 2 else 0)
+    if valid_tracks is None:
+        valid_tracks = tracks // 8
+    test_tracks = _check_int("test_tracks", test_tracks, 0)
+    valid_tracks = _check_int("valid_tracks", valid_tracks, 0)
+    if test_tracks + valid_tracks >= tracks:
+        raise ValueError(f"test_tracks + valid_tracks = {test_tracks} + {valid_tracks} = "
+                         f"{test_tracks + valid_tracks} must be smaller than tracks = {tracks} "
+                         "(at least one training track is needed)")
+    return test_tracks, valid_tracks
+
+
+def _check_params(tracks, seconds, seed, test_tracks, valid_tracks, sample_rate, soundfont,
+                  workers):
+    """The manifest's parameters (``version`` to ``soundfont``) and the worker count.
+
+    Raises ValueError for a bad value (checked in the order of the arguments) and
+    FileNotFoundError for a missing SoundFont.
+    """
+    tracks = _check_int("tracks", tracks, 1)
+    seconds = _check_seconds(seconds)
+    seed = _check_int("seed", seed, 0)
+    test_tracks, valid_tracks = _check_split(tracks, test_tracks, valid_tracks)
+    sample_rate = _check_int("sample_rate", sample_rate, 8000)
+    if sample_rate > 96000:
+        raise ValueError(f"sample_rate must be <= 96000, got {sample_rate}")
+    if workers is None:
+        workers = max(1, min(8, os.cpu_count() or 1))
+    workers = _check_int("workers", workers, 1)
+    sf2 = find_soundfont(soundfont)
+    params = dict(version=VERSION, seed=seed, seconds=seconds, sample_rate=sample_rate,
+                  tracks=tracks, test_tracks=test_tracks, valid_tracks=valid_tracks,
+                  soundfont=str(sf2))
+    return params, workers
+
+
+def _split_names(names, test_tracks, valid_tracks):
+    """Split name -> track names: training first, then validation, then test."""
+    n_train = len(names) - test_tracks - valid_tracks
+    return {"train": names[:n_train], "valid": names[n_train:n_train + valid_tracks],
+            "test": names[n_train + valid_tracks:]}
+
+
+def _track_files(track_dir):
+    """The WAV files of a track: mixture first, then the sources."""
+    return [track_dir / f"{s}.wav" for s in ("mixture",) + tuple(SOURCES)]
+
+
+# ----------------------------------------------------------------------------- the set
+def _generate(out, params, workers, progress, force):
+    """:func:`generate_dataset` with checked parameters, under its lock."""
+    songs = [Song(params["seed"], i, params["seconds"]) for i in range(params["tracks"])]
+    names = [s.name for s in songs]
+    split = _split_names(names, params["test_tracks"], params["valid_tracks"])
+    dirs = {n: out / FOLDERS[k] / n for k, v in split.items() for n in v}
+    old, todo = _tracks_to_render(out, params, [dirs[n] for n in names], force)
+    if not todo:
+        return old
+    exe = find_fluidsynth()
+    frames = int(round(params["seconds"] * params["sample_rate"]))
+    for folder in ("train", "test"):          # both exist, as musdb expects, even if empty
+        (out / folder).mkdir(parents=True, exist_ok=True)
+    settings = _RenderSettings(exe, params["soundfont"], params["sample_rate"], frames)
+    jobs = [(i, songs[i], dirs[names[i]]) for i in todo]
+    infos = _render_tracks(jobs, settings, workers, progress)
+    if len(todo) < len(names):                # completing: keep the descriptions on record
+        infos = {**_descriptions(old.get("track_info", {})), **infos}
+    manifest = _manifest(params, fluidsynth_version(exe), frames, names, split, infos)
+    _write_json(out / MANIFEST_NAME, manifest)
+    return manifest
+
+
+def _manifest(params, fluidsynth, frames, names, split, infos):
+    """The manifest dict (see :func:`generate_dataset`); ``infos`` maps a track name to its
+    description, ``names`` are the tracks in order."""
+    split_of = {n: k for k, v in split.items() for n in v}
+    return dict(
+        params, generator=GENERATOR, fluidsynth=fluidsynth,
+        sources=list(SOURCES), frames=frames, folders=dict(FOLDERS), split=split,
+        track_info={n: dict(split=split_of[n], folder=FOLDERS[split_of[n]], **infos.get(n, {}))
+                    for n in names},
+    )
+
+
+def _descriptions(track_info):
+    """The track descriptions of a manifest's ``track_info``, less ``split`` and ``folder``."""
+    return {n: {k: v for k, v in d.items() if k not in ("split", "folder")}
+            for n, d in track_info.items()}
+
+
+def _tracks_to_render(out, params, track_dirs, force):
+    """What to do with ``out``: ``(old_manifest, indices of the tracks to render)``.
+
+    A missing or empty folder renders everything; with ``force`` earlier tracks and the
+    manifest are removed first. A folder whose manifest has the same parameters renders only
+    the tracks with missing files (none: the set is complete). Anything else is refused.
+    """
+    todo = list(range(len(track_dirs)))
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a folder")
+    if not (out.is_dir() and any(out.iterdir())):
+        return None, todo
+    old = _read_manifest(out / MANIFEST_NAME)
+    if force:
+        _remove_tracks(out)
+        return None, todo
+    if not (isinstance(old, dict) and all(old.get(k) == v for k, v in params.items())):
+        raise FileExistsError(_refusal(out, old, params))
+    # complete an interrupted copy (deterministic)
+    missing = [i for i, d in enumerate(track_dirs)
+               if not all(p.is_file() for p in _track_files(d))]
+    return old, missing
+
+
+def _read_manifest(path):
+    """The JSON in ``path``, or None if it is missing or unreadable."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _refusal(out, old, params):
+    """Message of the FileExistsError for a non-empty ``out`` of other parameters."""
+    if isinstance(old, dict):
+        diff = ", ".join(f"{k} {old.get(k)!r} != {v!r}" for k, v in params.items()
+                         if old.get(k) != v)
+        why = f"its {MANIFEST_NAME} was made with other parameters ({diff})"
+    else:
+        why = f"it holds no {MANIFEST_NAME}"
+    return (f"refusing to write into the non-empty folder {out}: {why}; "
+            "pass force=True (--force) to overwrite it")
+
+
+def _remove_tracks(out):
+    """Delete the manifest and the ``synth_*`` track folders of ``out`` (nothing else)."""
+    (out / MANIFEST_NAME).unlink(missing_ok=True)
+    for folder in ("train", "test"):
+        if (out / folder).is_dir():
+            for d in (out / folder).iterdir():
+                if d.is_dir() and _TRACK_DIR.match(d.name):
+                    shutil.rmtree(d)
+
+
+def _write_json(path, obj):
+    """Write ``obj`` as indented JSON to ``path`` atomically (through a temporary file)."""
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------- rendering
+@dataclass(frozen=True)
+class _RenderSettings:
+    fluidsynth: str
+    soundfont: str
+    sample_rate: int
+    frames: int
+
+
+def _render_tracks(jobs, settings, workers, progress):
+    """Compose, render, mix and write the tracks of ``jobs`` (``(index, song, track_dir)``).
+
+    The stems render in a pool of ``workers`` threads; the next track's renders run while
+    the current one is mixed and written. Returns track name -> its manifest description.
+    """
+    infos = {}
+    with tempfile.TemporaryDirectory(prefix="xslicq_synth_") as tmp, \
+            concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool, \
+            tqdm(total=len(jobs), desc="synthetic tracks", unit="track",
+                 disable=not progress) as bar:
+        config = Path(tmp) / "empty.cfg"     # keeps ~/.fluidsynth out of the renders
+        config.write_text("")
+        queue, pending = deque(jobs), deque()
+        try:
+            while queue or pending:
+                while queue and len(pending) < 2:
+                    pending.append(_start_track(pool, Path(tmp), config, settings,
+                                                *queue.popleft()))
+                song, track_dir, work, futures = pending.popleft()
+                infos[song.name] = _finish_track(song, track_dir, work, futures, settings)
+                bar.update(1)
+        except BaseException:
+            for *_, futures in pending:
+                for f in futures.values():
+                    f.cancel()
+            raise
+    return infos
+
+
+def _start_track(pool, tmp, config, settings, index, song, track_dir):
+    """Compose ``song``, write its stems as MIDI under ``tmp`` and submit their renders.
+
+    Returns ``(song, track_dir, work folder, source -> future of render_midi)``.
+    """
+    song.compose()
+    work = tmp / f"track{index}"
+    work.mkdir()
+    futures = {}
+    for s in SOURCES:
+        mid = work / f"{s}.mid"
+        stem_midi(song, s).save(str(mid))
+        futures[s] = pool.submit(render_midi, settings.fluidsynth, settings.soundfont, mid,
+                                 work / f"{s}.wav", settings.sample_rate, settings.frames,
+                                 config, f"{s} of {song.name}")
+    return song, track_dir, work, futures
+
+
+def _finish_track(song, track_dir, work, futures, settings):
+    """Wait for the renders of ``song``, mix them and write the track's WAV files.
+
+    Returns the track's description for the manifest (with the applied gains in dB).
+    """
+    rendered = {s: f.result() for s, f in futures.items()}
+    stems, mixture, gains = mix_stems(rendered, song.gains_db, song.target_peak, song.name)
+    shutil.rmtree(work, ignore_errors=True)
+    track_dir.mkdir(parents=True, exist_ok=True)
+    for path, audio in zip(_track_files(track_dir), [mixture] + [stems[s] for s in SOURCES]):
+        write_float_wav(path, audio, settings.sample_rate)
+    info = dict(song.info(), gains_db=gains)
+    song.notes = None                          # the notes are no longer needed
+    return info
