@@ -111,7 +111,7 @@ def evaluate_checkpoint(ckpt: Path, out: Path, tracks, listeners, haaqi_seconds)
     if cached.is_file():
         return json.loads(cached.read_text())
     from xslicq.cadenza import evaluate_cadenza
-    from xslicq.evaluate import evaluate
+    from xslicq.evaluation import evaluate
     from xslicq.separator import Separator
     sep = Separator.from_checkpoint(str(ckpt))
     t0 = time.perf_counter()
@@ -205,7 +205,7 @@ def main() -> None:
     from hydra import compose, initialize_config_dir
 
     from xslicq.cadenza import load_listeners
-    from xslicq.evaluate import load_split
+    from xslicq.evaluation import load_split
     from xslicq.models import count_parameters
     from xslicq.separator import Separator
 

@@ -144,7 +144,7 @@ def main() -> None:
     import torch
     from omegaconf import OmegaConf
 
-    from xslicq.evaluate import load_split
+    from xslicq.evaluation import load_split
     from xslicq.search import tuned_yaml, write_text_atomic
     from xslicq.transform import STFT
 

@@ -1,11 +1,10 @@
-"""Evaluation metrics: global SDR, median frame SDR and the running SDRMetric."""
-import math
-
+"""Training-time metrics: the global SDR of xslicq.metrics."""
 import numpy as np
 import pytest
 import torch
 
-from xslicq.metrics import METRICS, SDRMetric, median_frame_sdr, sdr_db
+import xslicq.metrics
+from xslicq.metrics import sdr_db
 
 SR = 8000
 EPS = 1e-8
@@ -36,95 +35,27 @@ def test_sdr_db_known_answers_numpy_and_torch():
     np.testing.assert_allclose(perfect, 10 * np.log10((np.square(ref).sum((1, 2)) + EPS) / EPS))
 
 
+def test_sdr_db_of_a_batch_is_per_item_and_target():
+    """(batch, targets, channels, samples) -> (batch, targets), each at its own SNR."""
+    ref = rng_noise(3, 2, 2, SR, seed=5)
+    snrs = np.array([[1.0, 6.0], [11.0, 16.0], [21.0, 26.0]])
+    est = np.stack([np.stack([with_snr(ref[b, j], snrs[b, j], seed=10 * b + j)
+                              for j in range(2)]) for b in range(3)])
+    got = sdr_db(torch.from_numpy(est), torch.from_numpy(ref))
+    assert tuple(got.shape) == (3, 2)
+    assert np.abs(got.numpy() - snrs).max() < 0.01
+
+
 def test_sdr_db_errors():
     with pytest.raises(ValueError, match=r"\(2, 4, 2, 100\).*\(2, 3, 2, 100\)"):
         sdr_db(np.zeros((2, 4, 2, 100)), np.zeros((2, 3, 2, 100)))
     with pytest.raises(ValueError, match="both be numpy arrays or both torch"):
         sdr_db(torch.zeros(2, 10), np.zeros((2, 10)))
+    with pytest.raises(ValueError, match=r"at least 2 axes .*got shape \(100,\)"):
+        sdr_db(np.zeros(100), np.zeros(100))
 
 
-def test_median_frame_sdr_of_identical_signals_is_large():
-    ref = 0.3 * rng_noise(4, 2, 5 * SR)
-    got = median_frame_sdr(ref.copy(), ref, SR)
-    assert got.shape == (4,) and np.all(got > 100)
-
-
-def test_median_frame_sdr_is_the_median_of_frame_snrs():
-    ref = rng_noise(2, 2, 5 * SR + 123)             # the partial last frame is dropped
-    frames = [with_snr(ref[:, :, i * SR:(i + 1) * SR], snr, seed=i)
-              for i, snr in enumerate([3.0, 20.0, 7.0, 11.0, 15.0])]
-    est = np.concatenate(frames + [np.zeros((2, 2, 123))], axis=-1)
-    got = median_frame_sdr(est, ref, SR)
-    assert np.abs(got - 11.0).max() < 0.01
-    # torch input is accepted too
-    got_t = median_frame_sdr(torch.from_numpy(est), torch.from_numpy(ref), SR)
-    np.testing.assert_allclose(got_t, got)
-
-
-def test_median_frame_sdr_skips_silent_reference_frames():
-    ref = rng_noise(2, 2, 6 * SR)
-    ref[:, :, :3 * SR] = 0                          # silent first half
-    est = with_snr(ref, 10.0)
-    est[:, :, :3 * SR] = rng_noise(2, 2, 3 * SR, seed=4)   # terrible, but not scored
-    got = median_frame_sdr(est, ref, SR)
-    expected = [np.median([sdr_db(est[j, :, f * SR:(f + 1) * SR], ref[j, :, f * SR:(f + 1) * SR])
-                           for f in range(3, 6)]) for j in range(2)]
-    np.testing.assert_allclose(got, expected)
-    assert np.all(got > 5)
-    # a reference silent throughout scores nan, the other target is unaffected
-    ref[1] = 0
-    got = median_frame_sdr(est, ref, SR)
-    assert math.isnan(got[1]) and not math.isnan(got[0])
-
-
-def test_median_frame_sdr_short_signal_and_errors():
-    ref = rng_noise(1, 2, SR // 2)                  # shorter than one frame: one frame
-    est = with_snr(ref, 4.0)
-    assert abs(median_frame_sdr(est, ref, SR)[0] - 4.0) < 0.01
-    with pytest.raises(ValueError, match=r"\(targets, channels, samples\)"):
-        median_frame_sdr(np.zeros((1, 1, 2, 10)), np.zeros((1, 1, 2, 10)), SR)
-    with pytest.raises(ValueError, match=r"\(1, 2, 10\).*\(2, 2, 10\)"):
-        median_frame_sdr(np.zeros((1, 2, 10)), np.zeros((2, 2, 10)), SR)
-    with pytest.raises(ValueError, match="sample_rate"):
-        median_frame_sdr(np.zeros((1, 2, 10)), np.zeros((1, 2, 10)), 0)
-
-
-def test_sdr_metric_accumulates_a_mean_over_updates():
-    m = SDRMetric(target_names=["vocals", "drums", "bass", "other"])
-    ref1, ref2 = rng_noise(2, 4, 2, 1000, seed=1), rng_noise(3, 4, 2, 1000, seed=2)
-    snr1 = np.array([1.0, 2.0, 3.0, 4.0])
-    snr2 = np.array([5.0, 6.0, 7.0, 8.0])
-    est1 = np.stack([np.stack([with_snr(ref1[b, j][None], snr1[j], seed=10 * b + j)[0]
-                               for j in range(4)]) for b in range(2)])
-    est2 = np.stack([np.stack([with_snr(ref2[b, j][None], snr2[j], seed=50 + 10 * b + j)[0]
-                               for j in range(4)]) for b in range(3)])
-    first = m.update(torch.from_numpy(est1).float(), torch.from_numpy(ref1).float())
-    assert first.shape == (2, 4)
-    m.update(est2, ref2)                            # numpy works too
-    assert m.count == 5
-    per_target, mean = m.compute()
-    expected = (2 * snr1 + 3 * snr2) / 5
-    assert per_target.shape == (4,) and per_target.dtype == torch.float64
-    assert np.abs(per_target.numpy() - expected).max() < 0.01
-    assert abs(float(mean) - expected.mean()) < 0.01
-    d = m.as_dict()
-    assert set(d) == {"sdr", "sdr/vocals", "sdr/drums", "sdr/bass", "sdr/other"}
-    assert abs(d["sdr/bass"] - expected[2]) < 0.01
-    m.reset()
-    with pytest.raises(RuntimeError, match="before any update"):
-        m.compute()
-
-
-def test_sdr_metric_errors():
-    m = SDRMetric()
-    with pytest.raises(ValueError, match=r"\(batch, targets, channels, samples\)"):
-        m.update(torch.zeros(4, 2, 10), torch.zeros(4, 2, 10))
-    m.update(torch.ones(1, 4, 2, 10), torch.ones(1, 4, 2, 10))
-    with pytest.raises(ValueError, match="3 targets after updates with 4"):
-        m.update(torch.ones(1, 3, 2, 10), torch.ones(1, 3, 2, 10))
-    with pytest.raises(ValueError, match="target_names"):
-        SDRMetric(target_names=["a"]).update(torch.ones(1, 2, 1, 5), torch.ones(1, 2, 1, 5))
-
-
-def test_metric_registry():
-    assert METRICS["sdr"] is sdr_db and METRICS["median_frame_sdr"] is median_frame_sdr
+def test_only_the_training_metrics_remain():
+    """The BSSEval metrics live in xslicq.evaluation; no second METRICS registry here."""
+    assert xslicq.metrics.__all__ == ["sdr_db"]
+    assert not hasattr(xslicq.metrics, "METRICS")

@@ -10,7 +10,7 @@ import soundfile as sf
 
 from xslicq.data import SOURCES
 from xslicq.data.tracks import find_tracks
-from xslicq.evaluate import EvaluationError, evaluate
+from xslicq.evaluation import EvaluationError, evaluate
 from xslicq.oracle import oracle_estimates, oracle_scores, run_oracles
 from xslicq.signals import music_like
 from xslicq.transform import STFT, SliCQT
@@ -56,7 +56,7 @@ def test_lone_source_is_reconstructed(name, lone_source):
     """With one non-silent source, both oracles give that source back (> 60 dB); the
     silent targets are not scored."""
     summaries = run_oracles(TRANSFORMS[name](), lone_source, ["irm", "mixphase"],
-                            metric="fast", workers=0)
+                            metric="fast_bss_eval", workers=0)
     for kind in ("irm", "mixphase"):
         scores = summaries[kind]["per_target"]
         assert scores["vocals"]["SDR"] > 60, (kind, scores)
@@ -68,12 +68,12 @@ def test_lone_source_is_reconstructed(name, lone_source):
 def test_irm_beats_the_mixture_as_estimate(name, two_sources, tmp_path):
     transform = TRANSFORMS[name]()
     targets = ["vocals", "bass"]
-    irm = oracle_scores(transform, two_sources, "irm", metric="fast", workers=0,
+    irm = oracle_scores(transform, two_sources, "irm", metric="fast_bss_eval", workers=0,
                         targets=targets)
-    mixphase = oracle_scores(transform, two_sources, "mixphase", metric="fast", workers=0,
+    mixphase = oracle_scores(transform, two_sources, "mixphase", metric="fast_bss_eval", workers=0,
                              targets=targets)
     mixture = evaluate(lambda audio, rate: {t: audio for t in targets}, two_sources, tmp_path,
-                       metric="fast", workers=0, targets=targets)
+                       metric="fast_bss_eval", workers=0, targets=targets)
     for t in targets:
         base = mixture["per_target"][t]["SDR"]
         assert irm["per_target"][t]["SDR"] >= base + 3, (t, irm["per_target"], base)
@@ -94,7 +94,7 @@ def test_oracle_estimates_shapes_and_linearity(two_sources):
 
 def test_oracle_writes_tables_and_checks_its_input(two_sources, tmp_path):
     summaries = run_oracles(TRANSFORMS["stft"](), two_sources, ["irm", "mixphase"],
-                            metric="fast", workers=2, targets=["vocals", "bass"],
+                            metric="fast_bss_eval", workers=2, targets=["vocals", "bass"],
                             out_dir=tmp_path, name="STFT(4096/1024)")
     assert set(summaries) == {"irm", "mixphase"}
     for kind in ("irm", "mixphase"):
@@ -105,6 +105,9 @@ def test_oracle_writes_tables_and_checks_its_input(two_sources, tmp_path):
     assert "| oracle | vocals | bass | mean |" in table and "| irm |" in table
     with pytest.raises(EvaluationError, match="unknown oracle"):
         oracle_scores(TRANSFORMS["stft"](), two_sources, "ibm")
+    with pytest.raises(EvaluationError, match="unknown metric 'fast'; choose one of museval, "
+                                              "sdr, fast_bss_eval"):
+        oracle_scores(TRANSFORMS["stft"](), two_sources, "irm", metric="fast")
     with pytest.raises(EvaluationError, match="transform.sample_rate=22050 differs"):
         oracle_scores(STFT(sample_rate=22050), two_sources, "irm", workers=0)
 

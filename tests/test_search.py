@@ -113,7 +113,7 @@ def test_tuned_yaml_rebuilds_the_same_transform():
 def test_trial_result_reports_values_and_details():
     from omegaconf import OmegaConf
 
-    from xslicq.evaluate import EvaluationError
+    from xslicq.evaluation import EvaluationError
     from xslicq.oracle import trial_result
     cfg = OmegaConf.create(transform_config(SearchPoint(scale="bark", bins=64), SR, SEGMENT))
     t = instantiate(cfg)

@@ -58,7 +58,7 @@ Conventions (those of the CAD1 task 1 baseline, ``recipes/cad1/task1/baseline`` 
 
 * A reference channel that is digitally silent (RMS below :data:`SILENT_RMS`) cannot be
   presented at 65 dB SPL and is not scored (NaN, left out of the means), as the
-  evaluation of :mod:`xslicq.evaluate` skips silent references.
+  evaluation of :mod:`xslicq.evaluation` skips silent references.
 
 Listeners come from a CAD1 listener JSON file (``{"L0001": {"name": "L0001",
 "audiogram_cfs": [...], "audiogram_levels_l": [...], "audiogram_levels_r": [...]}}``); without
@@ -657,7 +657,7 @@ def evaluate_cadenza(separate_fn: Callable, tracks: Sequence[Track], listeners: 
 def _run_pool(jobs: Iterator, workers: int, options: dict, keep_remix: bool,
               collect: Callable) -> None:
     """Score the (song, listener) jobs in ``workers`` spawned processes."""
-    from .evaluate import run_in_processes
+    from .evaluation import run_in_processes
 
     # by import name, so that workers can unpickle it when this module runs as __main__
     worker = importlib.import_module("xslicq.cadenza")._job
@@ -678,7 +678,7 @@ def _run_pool(jobs: Iterator, workers: int, options: dict, keep_remix: bool,
 # ----------------------------------------------------------------------- the CLI
 def run(cfg: DictConfig) -> dict:
     """Evaluate ``cfg.checkpoint`` on ``cfg.split`` of ``cfg.data`` for ``cfg.listeners``."""
-    from .evaluate import load_split
+    from .evaluation import load_split
 
     if OmegaConf.is_missing(cfg, "checkpoint") or cfg.checkpoint in (None, ""):
         raise CadenzaError("no checkpoint given: pass checkpoint=/path/to/model.ckpt")
@@ -705,7 +705,7 @@ def run(cfg: DictConfig) -> dict:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="cadenza")
 def main(cfg: DictConfig) -> float:
     """Returns the mean HAAQI."""
-    from .evaluate import EvaluationError
+    from .evaluation import EvaluationError
     try:
         summary = run(cfg)
     except (CadenzaError, DatasetError, EvaluationError) as err:

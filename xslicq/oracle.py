@@ -12,7 +12,7 @@ masking separator can reach with that transform. Data flow per track, one line p
     mixture (1, C, N), sources (K) -> transform.forward -> X, S_k  (lists of complex blocks)
     irm:       Y_j = |S_j| / sum_k |S_k| * X         (ideal ratio mask on the mixture)
     mixphase:  Y_j = |S_j| * exp(i angle(X))         (true magnitude, mixture phase)
-    Y_j -> transform.inverse -> estimates (C, N) -> the scoring of :mod:`xslicq.evaluate`
+    Y_j -> transform.inverse -> estimates (C, N) -> the scoring of :mod:`xslicq.evaluation`
 
 Any transform with ``forward``/``inverse`` on torch tensors works: every sliCQT scale and
 the STFT. With ``search`` set (the transform search, :mod:`xslicq.search`) the transform
@@ -35,8 +35,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from .data import SOURCES
 from .data.tracks import DatasetError, Track, read
-from .evaluate import (EvaluationError, check_metric, check_workers, load_split,
-                       score_tracks, summarize, write_summary)
+from .evaluation import (EvaluationError, check_metric, check_workers, load_split,
+                         score_tracks, summarize, write_summary)
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +110,9 @@ def oracle_estimates(transform, mixture: np.ndarray, sources: dict[str, np.ndarr
 
 
 def run_oracles(transform, tracks: Sequence[Track], kinds: Sequence[str] = tuple(ORACLES),
-                metric: str = "fast", workers: int = 2, targets: Sequence[str] = SOURCES,
-                out_dir: str | Path | None = None, name: str | None = None) -> dict[str, dict]:
+                metric: str = "fast_bss_eval", workers: int = 2,
+                targets: Sequence[str] = SOURCES, out_dir: str | Path | None = None,
+                name: str | None = None) -> dict[str, dict]:
     """Oracle scores of ``transform`` on ``tracks`` for several oracles at once.
 
     The transform runs once per track in this process; scoring runs in ``workers``
@@ -120,7 +121,7 @@ def run_oracles(transform, tracks: Sequence[Track], kinds: Sequence[str] = tuple
     holds one SDR table of all the oracles.
 
     Returns:
-        ``{kind: summary}`` (see :func:`xslicq.evaluate.summarize`).
+        ``{kind: summary}`` (see :func:`xslicq.evaluation.summarize`).
     """
     kinds = _check_kinds(kinds)
     check_metric(metric)
@@ -151,9 +152,9 @@ def run_oracles(transform, tracks: Sequence[Track], kinds: Sequence[str] = tuple
     return summaries
 
 
-def oracle_scores(transform, tracks: Sequence[Track], kind: str = "irm", metric: str = "fast",
-                  workers: int = 2, targets: Sequence[str] = SOURCES,
-                  out_dir: str | Path | None = None) -> dict:
+def oracle_scores(transform, tracks: Sequence[Track], kind: str = "irm",
+                  metric: str = "fast_bss_eval", workers: int = 2,
+                  targets: Sequence[str] = SOURCES, out_dir: str | Path | None = None) -> dict:
     """Scores of one oracle (``irm`` or ``mixphase``) of ``transform``; the summary dict."""
     if not isinstance(kind, str):
         raise EvaluationError(f"kind must be one oracle name ({', '.join(ORACLES)}), got {kind!r}")
