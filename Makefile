@@ -2,7 +2,7 @@
 # Both install what they need on a fresh machine (scripts/setup.sh) and are idempotent.
 PY := .venv/bin/python
 
-.PHONY: setup demo transform-demo test test-fast bench clean
+.PHONY: setup demo transform-demo test test-fast lint format bench clean
 .DEFAULT_GOAL := demo
 
 setup: .setup-stamp
@@ -21,6 +21,14 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest -m "not slow"
+
+lint: setup
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+format: setup
+	.venv/bin/ruff check --fix .
+	.venv/bin/ruff format .
 
 bench: setup
 	$(PY) experiments/bench_transform.py

@@ -244,6 +244,8 @@ def main() -> None:
 
     # ------------------------------------------------------------ the report
     total = time.perf_counter() - started
+    checkpoints = sorted({n for n in (25, 50, 100, 200, 400, 800) if n < len(all_trials)}
+                         | {len(all_trials)})
     reasons: dict[str, int] = {}
     for t in failed:
         key = t.user_attrs.get("fail_reason", "no reason recorded").split(" needs slices")[0]
@@ -360,6 +362,13 @@ def main() -> None:
     for p in names:
         lines.append(f"| {p} | {importances['oracle SDR'][p]:.3f} | "
                      f"{importances['coefficients per second'].get(p, float('nan')):.3f} |")
+    lines += ["", "## Convergence (best validation SDR within the budget after n trials)", "",
+              "| trials | " + " | ".join(str(n) for n in checkpoints) + " |",
+              "|---|" + "---:|" * len(checkpoints),
+              "| best mixphase valid (dB) | " + " | ".join(
+                  fmt(max((t.values[0] for t in all_trials[:n] if t.state.name == "COMPLETE"
+                           and t.values[1] <= budget_cps), default=float("nan")))
+                  for n in checkpoints) + " |"]
     lines += ["", "## By scale (best complete trial within the budget)", "",
               "| scale | trials | best mixphase valid | its transform |", "|---|---:|---:|---|"]
     for scale in SCALE_CONFIGS:

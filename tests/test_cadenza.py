@@ -17,9 +17,18 @@ import torch
 
 pytest.importorskip("clarity", reason="pyclarity is not installed")
 
-from xslicq.cadenza import (CSV_COLUMNS, CadenzaError, hearing_aid,  # noqa: E402
-                            load_listeners, nalr_fir, process_song, remix_stems,
-                            save_listeners, score_stem, soft_clip)
+from xslicq.cadenza import (  # noqa: E402
+    CSV_COLUMNS,
+    CadenzaError,
+    hearing_aid,
+    load_listeners,
+    nalr_fir,
+    process_song,
+    remix_stems,
+    save_listeners,
+    score_stem,
+    soft_clip,
+)
 from xslicq.data import SOURCES  # noqa: E402
 from xslicq.signals import music_like, noise  # noqa: E402
 
@@ -34,7 +43,7 @@ def audiogram(levels, freqs=CFS):
 
 
 def listener_by_id(name):
-    return next(l for l in load_listeners() if l.id == name)
+    return next(x for x in load_listeners() if x.id == name)
 
 
 def song_stems(seconds, seed=0):
@@ -46,7 +55,7 @@ def song_stems(seconds, seed=0):
 # ------------------------------------------------------------------------ listeners
 def test_example_listeners_and_json_round_trip(tmp_path):
     listeners = load_listeners()
-    assert [l.id for l in listeners] == ["example_mild", "example_moderate", "example_sloping",
+    assert [x.id for x in listeners] == ["example_mild", "example_moderate", "example_sloping",
                                          "example_near_normal"]
     near = listener_by_id("example_near_normal")
     assert max(near.audiogram_left.levels.max(), near.audiogram_right.levels.max()) <= 25
@@ -54,7 +63,7 @@ def test_example_listeners_and_json_round_trip(tmp_path):
     assert sloping[-1] - sloping[0] >= 50                  # steep high-frequency loss
     path = save_listeners(listeners, tmp_path / "listeners.json")
     again = load_listeners(path)
-    assert [l.id for l in again] == [l.id for l in listeners]
+    assert [x.id for x in again] == [x.id for x in listeners]
     for a, b in zip(listeners, again):
         for ear in ("audiogram_left", "audiogram_right"):
             np.testing.assert_array_equal(getattr(a, ear).levels, getattr(b, ear).levels)
@@ -268,7 +277,7 @@ def test_run_writes_one_row_per_song_listener_stem_ear(tmp_path, monkeypatch):
     assert tuple(rows[0]) == CSV_COLUMNS
     assert len(rows) == 1 * 2 * 8
     assert {(r["song"], r["listener"], r["stem"], r["ear"]) for r in rows} == {
-        ("song_a", l, s, e) for l in ("example_sloping", "example_near_normal")
+        ("song_a", x, s, e) for x in ("example_sloping", "example_near_normal")
         for s in SOURCES for e in ("left", "right")}
     scores = np.array([float(r["haaqi"]) for r in rows])
     assert np.all((scores > 0) & (scores <= 1))
@@ -325,6 +334,20 @@ def test_cli_help_and_missing_checkpoint(tmp_path):
     assert f"checkpoint {missing} does not exist" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_imports_stay_light():
+    """The scoring workers import xslicq.cadenza: no Lightning there, and pyclarity only on
+    use; importing xslicq.callbacks imports neither pyclarity nor xslicq.cadenza."""
+    checks = {"xslicq.cadenza": ("pytorch_lightning", "clarity"),
+              "xslicq.callbacks": ("clarity", "xslicq.cadenza")}
+    for module, absent in checks.items():
+        code = (f"import sys, {module}; "
+                f"print(sorted(m for m in {absent!r} if m in sys.modules))")
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           cwd=ROOT, timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == "[]", (module, r.stdout)
+
+
 # ----------------------------------------------------------------------- the callback
 class FakeSystem:
     """What HAAQICallback needs of a SeparationSystem: ``__call__``, targets, transform."""
@@ -346,8 +369,9 @@ class FakeSystem:
 
 
 def test_callback_logs_val_haaqi():
-    from xslicq.cadenza import HAAQICallback
     import pytorch_lightning as pl
+
+    from xslicq.callbacks import HAAQICallback
     refs = torch.from_numpy(np.stack([song_stems(1.5, seed=7)[s] for s in SOURCES])).float()
     refs[:, :, : SR // 2] = 0                     # silent start: the clip must skip it
     module = FakeSystem(refs.clone())
@@ -372,7 +396,7 @@ def test_callback_logs_val_haaqi():
 
 
 def test_callback_errors_and_config():
-    from xslicq.cadenza import HAAQICallback
+    from xslicq.callbacks import HAAQICallback
     with pytest.raises(CadenzaError, match="no listener 'L0000'; choose one of example_mild"):
         HAAQICallback(listener="L0000")
     with pytest.raises(CadenzaError, match="every_n_epochs must be an integer >= 1, got 0"):
@@ -399,6 +423,7 @@ def test_tiny_training_run_logs_val_haaqi_and_cli_scores_its_checkpoint(tmp_path
     sys.path.insert(0, str(ROOT / "tests"))
     from test_data import make_dataset
     from test_train import tiny_cfg
+
     from xslicq.train import train
     data_root = make_dataset(tmp_path / "ds", train=2, test=1, valid=1, seconds=3.0)
     cfg = tiny_cfg(tmp_path / "run", data_root, ["callbacks=haaqi",

@@ -1,12 +1,16 @@
-"""Lightning plugins and callbacks: atomic checkpoints and a graceful stop on signals."""
+"""Lightning plugins and callbacks: atomic checkpoints, a graceful stop on signals, and
+HAAQI of a validation clip (the Cadenza pipeline of :mod:`xslicq.cadenza`)."""
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import tempfile
+import warnings
 from pathlib import Path
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
@@ -77,3 +81,119 @@ class GracefulStop(pl.Callback):
         trainer.should_stop = True
         self.stopped_by = self.requested
         self.requested = None
+
+
+def _loudest_window(references: np.ndarray, frames: int, hop: int) -> int:
+    """Start of the ``frames``-long window whose quietest (stem, channel) is loudest.
+
+    Args:
+        references: (J, C, L) reference stems.
+        frames: window length in samples; hop: spacing of the candidate starts.
+    Returns:
+        the start sample (0 when ``frames >= L``).
+    """
+    n = references.shape[-1]
+    if frames >= n:
+        return 0
+    power = np.cumsum(np.concatenate([np.zeros(references.shape[:-1] + (1,)),
+                                      references.astype(np.float64) ** 2], axis=-1), axis=-1)
+    starts = np.arange(0, n - frames + 1, max(1, hop))
+    energy = power[..., starts + frames] - power[..., starts]          # (J, C, W)
+    return int(starts[np.argmax(energy.reshape(-1, len(starts)).min(0))])
+
+
+class HAAQICallback(pl.Callback):
+    """At the end of a validation epoch, HAAQI of a clip of the first validation item.
+
+    Takes the first validation batch's first item (mixture and references), separates it
+    with ``pl_module(mixture[None])``, cuts the ``seconds``-long window in which the
+    quietest stem is loudest, runs it through :func:`xslicq.cadenza.process_song` for one
+    listener and logs ``val/haaqi`` (mean over stems and ears) and ``val/haaqi_<stem>``.
+    Runs in the training process and blocks it: about 8 x ``seconds`` s of CPU per scored
+    epoch with four stems (``every_n_epochs`` spaces it out); skipped in the sanity check.
+    pyclarity and :mod:`xslicq.cadenza` are imported when the callback is built, not when
+    this module is.
+
+    Args:
+        seconds: clip length in seconds.
+        listener: listener id in ``listeners`` (``None``: the file's first listener, in the
+            example file ``example_mild``).
+        every_n_epochs: score every n-th epoch.
+        listeners: CAD1 listener JSON file (``None``: the examples).
+        reference: ``cad1`` or ``matched`` (see docs/cadenza.md).
+        compressor: apply the baseline's compressor.
+    """
+
+    def __init__(self, seconds: float = 2.0, listener: str | None = None,
+                 every_n_epochs: int = 1, listeners: str | None = None,
+                 reference: str = "cad1", compressor: bool = False):
+        from .cadenza.errors import CadenzaError
+        from .cadenza.haaqi import check_reference_mode
+        from .cadenza.listeners import load_listeners, pick_listener
+
+        super().__init__()
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+            raise CadenzaError(f"HAAQICallback: seconds must be positive, got {seconds!r}")
+        if isinstance(every_n_epochs, bool) or not isinstance(every_n_epochs, int) \
+                or every_n_epochs < 1:
+            raise CadenzaError(f"HAAQICallback: every_n_epochs must be an integer >= 1, got "
+                               f"{every_n_epochs!r}")
+        self.seconds, self.every_n_epochs = float(seconds), every_n_epochs
+        self.reference, self.compressor = check_reference_mode(reference), bool(compressor)
+        self.listener = pick_listener(load_listeners(listeners), listener)
+        self.last_scores: dict | None = None
+        self._item = None
+
+    def _due(self, trainer) -> bool:
+        return not trainer.sanity_checking and \
+            (trainer.current_epoch + 1) % self.every_n_epochs == 0
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx,
+                                dataloader_idx=0):
+        if batch_idx == 0 and dataloader_idx == 0 and self._due(trainer):
+            self._item = (batch[0][0].detach().cpu(), batch[1][0].detach().cpu())
+
+    def on_validation_epoch_end(self, trainer, pl_module):
+        item, self._item = self._item, None
+        if item is None or not self._due(trainer):
+            return
+        scores = self.score(pl_module, *item)
+        self.last_scores = scores
+        if math.isnan(scores["mean"]):
+            warnings.warn("HAAQICallback: every reference of the clip is silent; val/haaqi not "
+                          "logged", stacklevel=2)
+            return
+        pl_module.log("val/haaqi", scores["mean"])
+        for stem, value in scores["per_stem"].items():
+            if not math.isnan(value):
+                pl_module.log(f"val/haaqi_{stem}", value)
+
+    def score(self, pl_module, mixture, references) -> dict:
+        """HAAQI of the module's estimates for one item (a clip of ``seconds``).
+
+        Args:
+            pl_module: a :class:`~xslicq.system.SeparationSystem` (``pl_module(mixture[None])``
+                gives (1, J, C, L) estimates; ``.targets``, ``.transform.sample_rate``).
+            mixture: (C, L) tensor; references: (J, C, L) tensor.
+        Returns:
+            :func:`xslicq.cadenza.summarize` of the rows (``mean``, ``per_stem``, ...).
+        """
+        from .cadenza.pipeline import process_song
+        from .cadenza.reports import summarize
+
+        sample_rate = int(pl_module.transform.sample_rate)
+        with torch.no_grad():
+            device = getattr(pl_module, "device", torch.device("cpu"))
+            estimates = pl_module(mixture[None].to(device))[0].float().cpu().numpy()
+        refs = references.float().cpu().numpy()
+        if refs.shape[1] == 1:                                   # mono: both ears hear it
+            refs, estimates = np.repeat(refs, 2, 1), np.repeat(estimates, 2, 1)
+        frames = min(refs.shape[-1], int(round(self.seconds * sample_rate)))
+        start = _loudest_window(refs, frames, sample_rate // 4)
+        cut = slice(start, start + frames)
+        targets = list(pl_module.targets)
+        rows, _ = process_song({t: estimates[j, :, cut] for j, t in enumerate(targets)},
+                               {t: refs[j, :, cut] for j, t in enumerate(targets)},
+                               self.listener, sample_rate, compressor=self.compressor,
+                               reference=self.reference, song="validation")
+        return summarize(rows)
