@@ -7,6 +7,7 @@ Writes experiments/results/data.md: wall seconds to render one minute of synthet
 default loader (2 workers, seq_dur 2 s, batch 16) from that set. Compare the latter with
 the training step rate in results/training.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,17 +36,31 @@ def main() -> None:
     try:
         root = tmp / "synthetic"
         t0 = time.perf_counter()
-        generate_dataset(root, tracks=args.tracks, seconds=args.seconds, seed=0, test_tracks=1,
-                         valid_tracks=1, workers=2, progress=False)
+        generate_dataset(
+            root,
+            tracks=args.tracks,
+            seconds=args.seconds,
+            seed=0,
+            test_tracks=1,
+            valid_tracks=1,
+            workers=2,
+            progress=False,
+        )
         gen = time.perf_counter() - t0
         per_minute = gen / (args.tracks * args.seconds / 60.0)
 
-        dm = MusdbDataModule(str(root), seq_dur=2.0, samples_per_track=200, batch_size=16,
-                             num_workers=args.workers, persistent_workers=True)
+        dm = MusdbDataModule(
+            str(root),
+            seq_dur=2.0,
+            samples_per_track=200,
+            batch_size=16,
+            num_workers=args.workers,
+            persistent_workers=True,
+        )
         dm.setup("fit")
         loader = dm.train_dataloader()
         it = iter(loader)
-        next(it)                                    # worker start-up is not counted
+        next(it)  # worker start-up is not counted
         t0 = time.perf_counter()
         for _ in range(args.batches):
             next(it)
@@ -71,14 +86,18 @@ def main() -> None:
         "",
     ]
     import re
+
     training = RESULTS / "training.md"
-    found = re.search(r"\(([0-9.]+) segments/s\)", training.read_text()) \
-        if training.exists() else None
+    found = (
+        re.search(r"\(([0-9.]+) segments/s\)", training.read_text()) if training.exists() else None
+    )
     if found:
         train_rate = float(found.group(1))
-        lines.append(f"Training consumes {train_rate:.1f} segments/s with the default model "
-                     f"(results/training.md, batch 4 x 2 s): the loader delivers "
-                     f"**{rate / train_rate:.0f}x** that (target: at least 10x).")
+        lines.append(
+            f"Training consumes {train_rate:.1f} segments/s with the default model "
+            f"(results/training.md, batch 4 x 2 s): the loader delivers "
+            f"**{rate / train_rate:.0f}x** that (target: at least 10x)."
+        )
     else:
         lines.append("Run experiments/bench_training.py first to compare with the training rate.")
     lines.append("")

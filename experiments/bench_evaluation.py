@@ -10,6 +10,7 @@ plus white noise at ``--noise`` times each reference's RMS (about 10 dB SDR), an
 computed directly; see the docstring of xslicq.evaluation.bsseval). Writes
 experiments/results/evaluation.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--noise", type=float, default=0.3)
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="repeats of the fast_bss_eval and sdr metrics")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="repeats of the fast_bss_eval and sdr metrics"
+    )
     args = parser.parse_args()
 
     import torch
@@ -43,12 +45,20 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="xslicq-bench-eval-"))
     try:
         root = tmp / "synthetic"
-        generate_dataset(root, tracks=2, seconds=args.seconds, seed=0, test_tracks=1,
-                         valid_tracks=0, workers=2, progress=False)
+        generate_dataset(
+            root,
+            tracks=2,
+            seconds=args.seconds,
+            seed=0,
+            test_tracks=1,
+            valid_tracks=0,
+            workers=2,
+            progress=False,
+        )
         (track,) = find_tracks(root, "test")
         rng = np.random.default_rng(0)
         refs = np.stack([read(track, s) for s in SOURCES]).astype(np.float64)
-        rms = np.sqrt(np.mean(refs ** 2, axis=(1, 2), keepdims=True))
+        rms = np.sqrt(np.mean(refs**2, axis=(1, 2), keepdims=True))
         ests = (refs + args.noise * rms * rng.standard_normal(refs.shape)).astype(np.float32)
         estimates = {s: ests[j] for j, s in enumerate(SOURCES)}
 
@@ -61,10 +71,14 @@ def main() -> None:
                 times.append(time.perf_counter() - t0)
             return float(np.median(times)), [scores[s]["SDR"] for s in SOURCES]
 
-        rows = [("museval (BSSEval v4: SDR, SIR, SAR, ISR)", *timed("museval", 1)),
-                ("fast_bss_eval (sources SDR, float64, 1 thread)",
-                 *timed("fast_bss_eval", args.repeats)),
-                ("sdr (museval's SDR computed directly, NumPy)", *timed("sdr", args.repeats))]
+        rows = [
+            ("museval (BSSEval v4: SDR, SIR, SAR, ISR)", *timed("museval", 1)),
+            (
+                "fast_bss_eval (sources SDR, float64, 1 thread)",
+                *timed("fast_bss_eval", args.repeats),
+            ),
+            ("sdr (museval's SDR computed directly, NumPy)", *timed("sdr", args.repeats)),
+        ]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -88,8 +102,11 @@ def main() -> None:
         "|---|---:|---:|" + "---:|" * len(SOURCES),
     ]
     for name, seconds, sdr in rows:
-        lines.append(f"| {name} | {seconds:.2f} | {museval_time / seconds:.1f} | "
-                     + " | ".join(f"{v:.3f}" for v in sdr) + " |")
+        lines.append(
+            f"| {name} | {seconds:.2f} | {museval_time / seconds:.1f} | "
+            + " | ".join(f"{v:.3f}" for v in sdr)
+            + " |"
+        )
     diff_fast = np.array(rows[1][2]) - np.array(rows[0][2])
     diff_sdr = np.array(rows[2][2]) - np.array(rows[0][2])
     lines += [

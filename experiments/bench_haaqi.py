@@ -16,6 +16,7 @@ The audio is the music-like test signal of :mod:`xslicq.signals` (stems of a syn
 song), estimates = references + white noise at 0.3 x their RMS. Writes
 experiments/results/haaqi.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,25 +57,25 @@ def main() -> None:
     from xslicq.signals import music_like
 
     load_before = os.getloadavg()[0]
-    listener = next(l for l in load_listeners() if l.id == "example_mild")
+    listener = next(x for x in load_listeners() if x.id == "example_mild")
     ear = listener.audiogram_left
     rng = np.random.default_rng(0)
 
     def clip(seconds, seed=1):
         ref = 0.3 * music_like(seconds, seed=seed)[0]
-        est = ref + 0.3 * np.sqrt(np.mean(ref ** 2)) * rng.standard_normal(ref.shape)
+        est = ref + 0.3 * np.sqrt(np.mean(ref**2)) * rng.standard_normal(ref.shape)
         return hearing_aid(est, ear, SR), ref
 
     rows = []
     for seconds in (1.0, 2.0, 4.0):
         proc, ref = clip(seconds)
-        wall, cpu, score = timed(lambda: score_stem(proc, ref, SR, ear), args.repeats)
+        wall, cpu, score = timed(lambda p=proc, r=ref: score_stem(p, r, SR, ear), args.repeats)
         rows.append((seconds, wall, cpu, score, f"median of {args.repeats}"))
     proc, ref = clip(args.long)
     wall, cpu, score = timed(lambda: score_stem(proc, ref, SR, ear), 0)
     rows.append((args.long, wall, cpu, score, "one run"))
     secs = np.array([r[0] for r in rows])
-    slope, intercept = np.polyfit(secs, np.array([r[2] for r in rows]), 1)      # CPU time
+    slope, intercept = np.polyfit(secs, np.array([r[2] for r in rows]), 1)  # CPU time
     wall_slope, _ = np.polyfit(secs, np.array([r[1] for r in rows]), 1)
 
     x = 0.3 * music_like(30.0, seed=2)[0]
@@ -82,15 +83,19 @@ def main() -> None:
     _, t_comp, _ = timed(lambda: hearing_aid(x, ear, SR, compressor=True), 1)
 
     job_seconds = 4.0
-    refs = {s: 0.25 * music_like(job_seconds, seed=3 * j, tempo=80 + 17 * j)
-            for j, s in enumerate(SOURCES)}
-    ests = {s: r + 0.3 * np.sqrt(np.mean(r ** 2)) * rng.standard_normal(r.shape)
-            for s, r in refs.items()}
+    refs = {
+        s: 0.25 * music_like(job_seconds, seed=3 * j, tempo=80 + 17 * j)
+        for j, s in enumerate(SOURCES)
+    }
+    ests = {
+        s: r + 0.3 * np.sqrt(np.mean(r**2)) * rng.standard_normal(r.shape) for s, r in refs.items()
+    }
     t_job_wall, t_job, _ = timed(lambda: process_song(ests, refs, listener, SR), 0)
-    per_track = slope * 30.0 * 8 + intercept * 8 + 8 * t_nalr     # 8 mono stems of 30 s
+    per_track = slope * 30.0 * 8 + intercept * 8 + 8 * t_nalr  # 8 mono stems of 30 s
 
     load_after = os.getloadavg()[0]
     import torch
+
     lines = [
         "# HAAQI cost (Cadenza CAD1 pipeline, xslicq.cadenza)",
         "",
@@ -111,8 +116,9 @@ def main() -> None:
         "|---:|---:|---:|---:|---:|---|",
     ]
     for seconds, wall, cpu, score, how in rows:
-        lines.append(f"| {seconds:g} | {cpu:.2f} | {cpu / seconds:.2f} | {wall:.2f} | "
-                     f"{score:.3f} | {how} |")
+        lines.append(
+            f"| {seconds:g} | {cpu:.2f} | {cpu / seconds:.2f} | {wall:.2f} | {score:.3f} | {how} |"
+        )
     lines += [
         "",
         f"Least-squares fit of the CPU times: **{slope:.2f} s of HAAQI per second of mono "

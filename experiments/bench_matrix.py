@@ -7,6 +7,7 @@ cqlog sliCQT, float32. For each matrix configuration: time of forward + inverse 
 interpolation, as a fraction of the sliCQT forward, and the size of the matrix next to
 the ragged form.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,8 +15,8 @@ import platform
 from pathlib import Path
 
 import torch
-
 from benchutil import median_time
+
 from xslicq import signals
 from xslicq.system import apply_masks
 from xslicq.transform import RaggedToMatrix, SliCQT
@@ -25,7 +26,7 @@ SR = 44100
 
 
 def mib(tensors) -> float:
-    return sum(t.numel() * t.element_size() for t in tensors) / 2 ** 20
+    return sum(t.numel() * t.element_size() for t in tensors) / 2**20
 
 
 def main() -> None:
@@ -52,16 +53,16 @@ def main() -> None:
     for name, mode, T, blocks in cases:
         r = RaggedToMatrix(t, mode=mode, T=T)
         m = r(blocks)
-        fwd = median_time(lambda: r(blocks), args.repeats)
-        inv = median_time(lambda: r.inverse(m), args.repeats)
-        rows.append((name, mode, r.T, r.exact, fwd, inv, (fwd + inv) / base,
-                     mib(blocks), mib([m])))
+        fwd = median_time(lambda r=r, blocks=blocks: r(blocks), args.repeats)
+        inv = median_time(lambda r=r, m=m: r.inverse(m), args.repeats)
+        rows.append((name, mode, r.T, r.exact, fwd, inv, (fwd + inv) / base, mib(blocks), mib([m])))
         print(rows[-1], flush=True)
 
     mask_net = RaggedToMatrix(t, T=128)
     mask = torch.sigmoid(mask_net(mags))
-    apply = median_time(lambda: apply_masks(c, [m[:, None] for m in mask_net.inverse(mask)]),
-                        args.repeats)
+    apply = median_time(
+        lambda: apply_masks(c, [m[:, None] for m in mask_net.inverse(mask)]), args.repeats
+    )
     print("mask path", apply)
 
     lines = [
@@ -76,21 +77,27 @@ def main() -> None:
         f"{min(m for _, m in t.block_shapes)}..{finest} per slice, {c[0].shape[3]} slices). "
         f"sliCQT forward: **{base * 1000:.1f} ms** (median of {args.repeats} after a warm-up).",
         "",
-        "| input | mode | T | exact inverse | forward (ms) | inverse (ms) | (forward + inverse) / sliCQT forward | ragged (MiB) | matrix (MiB) |",
+        "| input | mode | T | exact inverse | forward (ms) | inverse (ms) | "
+        "(forward + inverse) / sliCQT forward | ragged (MiB) | matrix (MiB) |",
         "|---|---|---:|---|---:|---:|---:|---:|---:|",
     ]
     for name, mode, T, exact, fwd, inv, ratio, rag, mat in rows:
-        lines.append(f"| {name} | {mode} | {T} | {'yes' if exact else 'no'} | {fwd * 1000:.1f} | "
-                     f"{inv * 1000:.1f} | {100 * ratio:.0f}% | {rag:.1f} | {mat:.1f} |")
+        lines.append(
+            f"| {name} | {mode} | {T} | {'yes' if exact else 'no'} | {fwd * 1000:.1f} | "
+            f"{inv * 1000:.1f} | {100 * ratio:.0f}% | {rag:.1f} | {mat:.1f} |"
+        )
     lines += [
         "",
         f"Separation path (a T=128 mask back onto the ragged mixture and multiplied in, "
         f"`RaggedToMatrix.inverse` + `xslicq.system.apply_masks`): {apply * 1000:.1f} ms.",
         "",
         "Target: forward + inverse at most 20% of the sliCQT forward. "
-        + "; ".join(f"T={T} ({name}, {mode}): {100 * ratio:.0f}%, "
-                    f"{'meets' if ratio <= 0.2 else 'misses'} it"
-                    for name, mode, T, _, _, _, ratio, _, _ in rows) + ".",
+        + "; ".join(
+            f"T={T} ({name}, {mode}): {100 * ratio:.0f}%, "
+            f"{'meets' if ratio <= 0.2 else 'misses'} it"
+            for name, mode, T, _, _, _, ratio, _, _ in rows
+        )
+        + ".",
         "",
         f"The exact matrix (T = the finest block's {finest} columns per slice) holds "
         f"{t.nb_bins} x {finest} values per slice against the ragged form's "

@@ -12,6 +12,7 @@ runs after a warm-up), against the default: the network's grid is set in columns
 second, so the cost should not depend much on the transform's slice length. Writes
 experiments/results/separate.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,7 +36,6 @@ def measure(minutes: float, threads: int) -> str:
     import sys
 
     from hydra import compose, initialize_config_dir
-    from hydra.utils import instantiate
 
     from xslicq.data.tracks import find_tracks, read
     from xslicq.separator import Separator
@@ -44,10 +44,28 @@ def measure(minutes: float, threads: int) -> str:
     torch.set_num_threads(threads)
     tmp = Path(tempfile.mkdtemp(prefix="xslicq-sep-"))
     try:
-        subprocess.run([sys.executable, "-m", "xslicq.data.synthetic", "--out", str(tmp / "s"),
-                        "--tracks", "2", "--seconds", str(minutes * 60), "--seed", "1",
-                        "--test-tracks", "1", "--valid-tracks", "0", "--no-progress"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "xslicq.data.synthetic",
+                "--out",
+                str(tmp / "s"),
+                "--tracks",
+                "2",
+                "--seconds",
+                str(minutes * 60),
+                "--seed",
+                "1",
+                "--test-tracks",
+                "1",
+                "--valid-tracks",
+                "0",
+                "--no-progress",
+            ],
+            check=True,
+            capture_output=True,
+        )
         track = find_tracks(tmp / "s", "test")[0]
         audio = read(track, "mixture")
     finally:
@@ -63,18 +81,20 @@ def measure(minutes: float, threads: int) -> str:
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     assert stems["vocals"].shape == audio.shape
     duration = audio.shape[-1] / track.sample_rate
-    return (f"| {duration / 60:.1f} min synthetic stereo, default model, 10 s chunks | "
-            f"{elapsed:.1f} s | {elapsed / duration:.2f} | {(after - before) / 1024:.0f} MiB | "
-            f"{after / 1024:.0f} MiB |")
+    return (
+        f"| {duration / 60:.1f} min synthetic stereo, default model, 10 s chunks | "
+        f"{elapsed:.1f} s | {elapsed / duration:.2f} | {(after - before) / 1024:.0f} MiB | "
+        f"{after / 1024:.0f} MiB |"
+    )
 
 
 def measure_transform(name: str, seconds: float, threads: int) -> str:
     """One row of the per-transform table: separating ``seconds`` of noise-like stereo."""
+    from benchutil import median_time
     from hydra import compose, initialize_config_dir
 
-    from benchutil import median_time
-    from xslicq.signals import music_like
     from xslicq.separator import Separator
+    from xslicq.signals import music_like
     from xslicq.system import SeparationSystem
 
     torch.set_num_threads(threads)
@@ -85,16 +105,19 @@ def measure_transform(name: str, seconds: float, threads: int) -> str:
     audio = music_like(seconds, seed=0).astype("float32")
     elapsed = median_time(lambda: sep.separate(audio, 44100), repeats=3)
     t = system.transform
-    return (f"| {name} | {t.sllen} | {system.r2m.T} | {system.columns_per_second:.0f} | "
-            f"{elapsed:.2f} s |")
+    return (
+        f"| {name} | {t.sllen} | {system.r2m.T} | {system.columns_per_second:.0f} | "
+        f"{elapsed:.2f} s |"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, nargs="+", default=[3.0, 10.0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--transforms", nargs="*",
-                        default=["cqlog", "bark", "mel", "vqlog", "tuned", "stft"])
+    parser.add_argument(
+        "--transforms", nargs="*", default=["cqlog", "bark", "mel", "vqlog", "tuned", "stft"]
+    )
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--child", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--child-transform", help=argparse.SUPPRESS)
@@ -109,15 +132,30 @@ def main() -> None:
     import sys
 
     def child(*extra):
-        return subprocess.run([sys.executable, __file__, "--threads", str(args.threads),
-                               "--seconds", str(args.seconds), *extra], check=True,
-                              capture_output=True, text=True).stdout.strip().splitlines()[-1]
+        return (
+            subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--threads",
+                    str(args.threads),
+                    "--seconds",
+                    str(args.seconds),
+                    *extra,
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
 
     rows = [child("--child", str(m)) for m in args.minutes]
     by_transform = [child("--child-transform", name) for name in args.transforms]
     base = None
     table = []
-    for name, row in zip(args.transforms, by_transform):
+    for row in by_transform:
         seconds = float(row.rsplit("|", 2)[-2].strip().rstrip(" s"))
         base = seconds if base is None else base
         table.append(f"{row} {seconds / base:.2f}x |")
@@ -128,7 +166,8 @@ def main() -> None:
         f"{' '.join(str(m) for m in args.minutes)} --threads {args.threads}` "
         f"({platform.machine()}, {args.threads} torch threads), each row in a fresh process.",
         "",
-        "| song | processing time | real-time factor | peak memory rise while separating | process peak RSS |",
+        "| song | processing time | real-time factor | peak memory rise while separating | "
+        "process peak RSS |",
         "|---|---:|---:|---:|---:|",
         *rows,
         "",

@@ -8,6 +8,7 @@ configuration (cqlog sliCQT + xumx_matrix + sdr_mix) and for `transform=stft mod
 (Open-Unmix's STFT 4096/1024 with its BiLSTM network). Writes the speed section of
 experiments/results/training.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,10 +31,10 @@ SETTINGS = {
 def build(overrides):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
-    from hydra.utils import instantiate
 
     from xslicq.models import count_parameters
     from xslicq.system import SeparationSystem
+
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=list(overrides))
@@ -53,8 +54,15 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="xslicq-bench-"))
     try:
-        generate_dataset(tmp / "syn", tracks=5, seconds=10.0, seed=0, test_tracks=1,
-                         valid_tracks=1, progress=False)
+        generate_dataset(
+            tmp / "syn",
+            tracks=5,
+            seconds=10.0,
+            seed=0,
+            test_tracks=1,
+            valid_tracks=1,
+            progress=False,
+        )
         dm = MusdbDataModule(str(tmp / "syn"), seq_dur=2.0, batch_size=4, num_workers=0)
         dm.setup("fit")
         it = iter(dm.train_dataloader())
@@ -68,13 +76,13 @@ def main() -> None:
         opt = system.optimizer_factory(params=system.parameters())
         system.train()
 
-        def step(batch):
+        def step(batch, system=system, opt=opt):
             opt.zero_grad()
             loss, _, _ = system.compute_loss(batch)
             loss.backward()
             opt.step()
 
-        for b in batches[:2]:                        # warm-up
+        for b in batches[:2]:  # warm-up
             step(b)
         t0 = time.perf_counter()
         for b in batches[2:]:
@@ -85,21 +93,23 @@ def main() -> None:
         print(rows[-1], flush=True)
 
     ratio = rows[0][3] / rows[1][3]
-    section = "\n".join([
-        "## Training speed on the CPU",
-        "",
-        f"Produced by `.venv/bin/python experiments/bench_training.py --steps {args.steps} "
-        f"--threads {args.threads}`: forward, loss, backward and an AdamW step on the same "
-        "{} batches of 4 x 2 s stereo synthetic audio.".format(args.steps),
-        "",
-        "| configuration | parameters | seconds per step | seconds of audio per second |",
-        "|---|---:|---:|---:|",
-        *[f"| {n} | {p:,} | {s:.2f} | {a:.2f} |" for n, p, s, a in rows],
-        "",
-        f"Default / Open-Unmix setting throughput: **{ratio:.2f}x**. Default training step "
-        f"rate: {1 / rows[0][2]:.2f} steps/s ({4 / rows[0][2]:.1f} segments/s).",
-        "",
-    ])
+    section = "\n".join(
+        [
+            "## Training speed on the CPU",
+            "",
+            f"Produced by `.venv/bin/python experiments/bench_training.py --steps {args.steps} "
+            f"--threads {args.threads}`: forward, loss, backward and an AdamW step on the same "
+            "{} batches of 4 x 2 s stereo synthetic audio.".format(args.steps),
+            "",
+            "| configuration | parameters | seconds per step | seconds of audio per second |",
+            "|---|---:|---:|---:|",
+            *[f"| {n} | {p:,} | {s:.2f} | {a:.2f} |" for n, p, s, a in rows],
+            "",
+            f"Default / Open-Unmix setting throughput: **{ratio:.2f}x**. Default training step "
+            f"rate: {1 / rows[0][2]:.2f} steps/s ({4 / rows[0][2]:.1f} segments/s).",
+            "",
+        ]
+    )
     path = RESULTS / "training.md"
     text = path.read_text() if path.exists() else "# Training: proof that it learns, and speed\n\n"
     head, _, tail = text.partition("## Training speed on the CPU")

@@ -8,6 +8,7 @@ maximum resident set size during the timed calls, on top of the input and the
 transform tables) is its own. Times are the median of ``--repeats`` runs after
 one warm-up run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,13 +35,14 @@ def measure(case: str, op: str, threads: int, repeats: int) -> dict:
     from xslicq.transform import SliCQT
 
     torch.set_num_threads(threads)
-    if case == "song":          # 30 s of stereo music-like audio
+    if case == "song":  # 30 s of stereo music-like audio
         x = torch.from_numpy(signals.music_like(30.0, SR, 2, seed=0)).float()[None]
-    else:                       # the training shape: batch 16 x 2 s stereo segments
-        x = torch.from_numpy(np.stack([signals.music_like(2.0, SR, 2, seed=s)
-                                       for s in range(16)])).float()
+    else:  # the training shape: batch 16 x 2 s stereo segments
+        x = torch.from_numpy(
+            np.stack([signals.music_like(2.0, SR, 2, seed=s) for s in range(16)])
+        ).float()
     window = torch.hann_window(4096)
-    t = SliCQT()                # default cqlog, 262 bins, 32.9 Hz .. 22050 Hz
+    t = SliCQT()  # default cqlog, 262 bins, 32.9 Hz .. 22050 Hz
     length = x.shape[-1]
 
     def stft(v):
@@ -67,10 +69,12 @@ def measure(case: str, op: str, threads: int, repeats: int) -> dict:
         # forward + inverse + backward of a loss on the reconstruction, as in training
         xg = x.clone().requires_grad_(True)
         if op == "slicqt_train_step":
+
             def run():
                 y = t.inverse([b * 0.5 for b in t(xg)], length)
                 y.square().mean().backward()
         else:
+
             def run():
                 y = istft(stft(xg) * 0.5)
                 y.square().mean().backward()
@@ -78,12 +82,17 @@ def measure(case: str, op: str, threads: int, repeats: int) -> dict:
         raise ValueError(op)
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    median = median_time(run, repeats)               # the warm-up also builds table caches
+    median = median_time(run, repeats)  # the warm-up also builds table caches
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"case": case, "op": op, "median_s": median,
-            "peak_mib": (peak - before) / 1024.0,
-            "coefficients": int(sum(b.numel() for b in t(x))) if op.startswith("slicqt") else
-            int(stft(x).numel())}
+    return {
+        "case": case,
+        "op": op,
+        "median_s": median,
+        "peak_mib": (peak - before) / 1024.0,
+        "coefficients": int(sum(b.numel() for b in t(x)))
+        if op.startswith("slicqt")
+        else int(stft(x).numel()),
+    }
 
 
 def main() -> None:
@@ -96,30 +105,66 @@ def main() -> None:
         print(json.dumps(measure(*args.child, args.threads, args.repeats)))
         return
 
-    ops = ["slicqt_forward", "slicqt_inverse", "slicqt_roundtrip",
-           "stft_forward", "stft_inverse", "stft_roundtrip"]
-    plan = [("song", op) for op in ops] + [("batch", op) for op in ops] + \
-           [("batch", "slicqt_train_step"), ("batch", "stft_train_step")]
+    ops = [
+        "slicqt_forward",
+        "slicqt_inverse",
+        "slicqt_roundtrip",
+        "stft_forward",
+        "stft_inverse",
+        "stft_roundtrip",
+    ]
+    plan = (
+        [("song", op) for op in ops]
+        + [("batch", op) for op in ops]
+        + [("batch", "slicqt_train_step"), ("batch", "stft_train_step")]
+    )
     rows = []
     for case, op in plan:
-        out = subprocess.run([sys.executable, __file__, "--child", case, op, "--threads",
-                              str(args.threads), "--repeats", str(args.repeats)],
-                             check=True, capture_output=True, text=True).stdout
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                case,
+                op,
+                "--threads",
+                str(args.threads),
+                "--repeats",
+                str(args.repeats),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         rows.append(json.loads(out.strip().splitlines()[-1]))
-        print(f"{case:6s} {op:20s} {rows[-1]['median_s'] * 1000:8.1f} ms "
-              f"{rows[-1]['peak_mib']:8.1f} MiB", flush=True)
+        print(
+            f"{case:6s} {op:20s} {rows[-1]['median_s'] * 1000:8.1f} ms "
+            f"{rows[-1]['peak_mib']:8.1f} MiB",
+            flush=True,
+        )
 
     get = {(r["case"], r["op"]): r for r in rows}
-    ratio = {case: get[(case, "slicqt_roundtrip")]["median_s"] / get[(case, "stft_roundtrip")]["median_s"]
-             for case in ("song", "batch")}
-    train_ratio = get[("batch", "slicqt_train_step")]["median_s"] / get[("batch", "stft_train_step")]["median_s"]
+    ratio = {
+        case: get[(case, "slicqt_roundtrip")]["median_s"]
+        / get[(case, "stft_roundtrip")]["median_s"]
+        for case in ("song", "batch")
+    }
+    train_ratio = (
+        get[("batch", "slicqt_train_step")]["median_s"]
+        / get[("batch", "stft_train_step")]["median_s"]
+    )
 
     import torch
+
     from xslicq.transform import SliCQT
+
     t = SliCQT()
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "transform.json").write_text(json.dumps(
-        {"rows": rows, "roundtrip_ratio": ratio, "train_step_ratio": train_ratio}, indent=2))
+    (RESULTS / "transform.json").write_text(
+        json.dumps(
+            {"rows": rows, "roundtrip_ratio": ratio, "train_step_ratio": train_ratio}, indent=2
+        )
+    )
     lines = [
         "# sliCQT speed and memory on the CPU",
         "",
@@ -140,8 +185,10 @@ def main() -> None:
     ]
     names = {"song": "30 s stereo song", "batch": "16 x 2 s stereo"}
     for r in rows:
-        lines.append(f"| {names[r['case']]} | {r['op']} | {r['median_s'] * 1000:.1f} | "
-                     f"{r['peak_mib']:.1f} | {r['coefficients']:,} |")
+        lines.append(
+            f"| {names[r['case']]} | {r['op']} | {r['median_s'] * 1000:.1f} | "
+            f"{r['peak_mib']:.1f} | {r['coefficients']:,} |"
+        )
     lines += [
         "",
         f"**Forward + inverse vs the STFT pair: {ratio['song']:.2f}x on the 30 s song, "

@@ -23,6 +23,7 @@ evaluations are reused when the script is started again (``--fresh`` starts over
     (c) stft   the STFT 4096/1024 + xumx_matrix (the same network on the STFT)
     (d) umx    the STFT 4096/1024 + umx (Open-Unmix's BiLSTM)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,13 +57,27 @@ def run_dir(name: str, seed: int) -> Path:
 def train_command(name, seed, minutes, every, threads, overrides):
     mm, ss = divmod(int(round(minutes * 60)), 60)
     hh, mm = divmod(mm, 60)
-    return [sys.executable, "-m", "xslicq.train", *CONFIGS[name][1], f"seed={seed}",
-            f"data.seed={seed}", f"threads={threads}", "data.num_workers=1",
-            "data.persistent_workers=false", "data.samples_per_track=16",
-            f"trainer.max_time=00:{hh:02d}:{mm:02d}:{ss:02d}", "trainer.max_epochs=100000",
-            "trainer.enable_progress_bar=false", "callbacks=step_checkpoints", "~callbacks.progress_bar",
-            f"callbacks.step_checkpoint.every_n_train_steps={every}", "log_media=false",
-            f"hydra.run.dir={run_dir(name, seed)}", *overrides]
+    return [
+        sys.executable,
+        "-m",
+        "xslicq.train",
+        *CONFIGS[name][1],
+        f"seed={seed}",
+        f"data.seed={seed}",
+        f"threads={threads}",
+        "data.num_workers=1",
+        "data.persistent_workers=false",
+        "data.samples_per_track=16",
+        f"trainer.max_time=00:{hh:02d}:{mm:02d}:{ss:02d}",
+        "trainer.max_epochs=100000",
+        "trainer.enable_progress_bar=false",
+        "callbacks=step_checkpoints",
+        "~callbacks.progress_bar",
+        f"callbacks.step_checkpoint.every_n_train_steps={every}",
+        "log_media=false",
+        f"hydra.run.dir={run_dir(name, seed)}",
+        *overrides,
+    ]
 
 
 def train_all(jobs, minutes, every, parallel, overrides) -> None:
@@ -79,9 +94,15 @@ def train_all(jobs, minutes, every, parallel, overrides) -> None:
             cmd = train_command(name, seed, minutes, every, threads, overrides)
             log = open(folder / "train.stdout", "w")
             print(f"training {name} seed {seed}: {' '.join(cmd[2:])}", flush=True)
-            running.append((name, seed, time.time(),
-                            subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT),
-                            log))
+            running.append(
+                (
+                    name,
+                    seed,
+                    time.time(),
+                    subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT),
+                    log,
+                )
+            )
         time.sleep(2.0)
         for item in list(running):
             name, seed, start, proc, log = item
@@ -91,17 +112,25 @@ def train_all(jobs, minutes, every, parallel, overrides) -> None:
             log.close()
             if proc.returncode:
                 raise SystemExit(f"training {name} seed {seed} failed; see {log.name}")
-            steps = sorted({int(p.stem[4:9]) for p in
-                            (run_dir(name, seed) / "checkpoints").glob("step*.ckpt")})
-            (run_dir(name, seed) / "done.json").write_text(json.dumps(
-                {"seconds": time.time() - start, "start_wall": start, "threads": threads,
-                 "step_checkpoints": steps}))
+            steps = sorted(
+                {int(p.stem[4:9]) for p in (run_dir(name, seed) / "checkpoints").glob("step*.ckpt")}
+            )
+            (run_dir(name, seed) / "done.json").write_text(
+                json.dumps(
+                    {
+                        "seconds": time.time() - start,
+                        "start_wall": start,
+                        "threads": threads,
+                        "step_checkpoints": steps,
+                    }
+                )
+            )
 
 
 def final_step(folder: Path) -> int:
     import torch
-    state = torch.load(folder / "checkpoints" / "last.ckpt", map_location="cpu",
-                       weights_only=False)
+
+    state = torch.load(folder / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     return int(state["global_step"])
 
 
@@ -113,16 +142,23 @@ def evaluate_checkpoint(ckpt: Path, out: Path, tracks, listeners, haaqi_seconds)
     from xslicq.cadenza import evaluate_cadenza
     from xslicq.evaluation import evaluate
     from xslicq.separator import Separator
+
     sep = Separator.from_checkpoint(str(ckpt))
     t0 = time.perf_counter()
     bss = evaluate(sep.separate, tracks, out / "museval", metric="museval", workers=2)
     t1 = time.perf_counter()
-    haaqi = evaluate_cadenza(sep.separate, tracks, listeners, out / "haaqi", workers=2,
-                             seconds=haaqi_seconds)
-    result = {"sdr": bss["mean"]["SDR"], "sdr_targets": {t: v["SDR"] for t, v in
-                                                         bss["per_target"].items()},
-              "sir": bss["mean"]["SIR"], "sar": bss["mean"]["SAR"], "haaqi": haaqi["mean"],
-              "museval_seconds": t1 - t0, "haaqi_seconds": time.perf_counter() - t1}
+    haaqi = evaluate_cadenza(
+        sep.separate, tracks, listeners, out / "haaqi", workers=2, seconds=haaqi_seconds
+    )
+    result = {
+        "sdr": bss["mean"]["SDR"],
+        "sdr_targets": {t: v["SDR"] for t, v in bss["per_target"].items()},
+        "sir": bss["mean"]["SIR"],
+        "sar": bss["mean"]["SAR"],
+        "haaqi": haaqi["mean"],
+        "museval_seconds": t1 - t0,
+        "haaqi_seconds": time.perf_counter() - t1,
+    }
     out.mkdir(parents=True, exist_ok=True)
     cached.write_text(json.dumps(result, indent=1))
     return result
@@ -131,6 +167,7 @@ def evaluate_checkpoint(ckpt: Path, out: Path, tracks, listeners, haaqi_seconds)
 def read_curve(folder: Path) -> list[tuple[int, float, float]]:
     """(step, seconds since the first event, val/sdr) of a run's TensorBoard log."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     events = sorted((folder / "tensorboard").glob("events.out.tfevents.*"))
     points = []
     for path in events:
@@ -155,8 +192,10 @@ def spread(xs):
 
 def plot(path: Path, curves: dict, seeds) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     colours = dict(zip(CONFIGS, plt.get_cmap("tab10").colors))
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
     for name, runs in curves.items():
@@ -210,8 +249,9 @@ def main() -> None:
     from xslicq.separator import Separator
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("evaluate", overrides=[o for o in args.overrides
-                                             if o.startswith(("data", "paths"))])
+        cfg = compose(
+            "evaluate", overrides=[o for o in args.overrides if o.startswith(("data", "paths"))]
+        )
     tracks = load_split(cfg.data, "test")
     listeners = [x for x in load_listeners() if x.id in LISTENERS]
     torch.set_num_threads(2)
@@ -223,17 +263,22 @@ def main() -> None:
     results, info = {}, {}
     for n, s in jobs:
         folder = run_dir(n, s)
-        for point, ckpt in (("time", folder / "checkpoints" / "last.ckpt"),
-                            ("steps", folder / "checkpoints" / f"step{common:05d}.ckpt")):
+        for point, ckpt in (
+            ("time", folder / "checkpoints" / "last.ckpt"),
+            ("steps", folder / "checkpoints" / f"step{common:05d}.ckpt"),
+        ):
             print(f"evaluating {n} seed {s} at equal {point}: {ckpt.name}", flush=True)
             results[(n, s, point)] = evaluate_checkpoint(
-                ckpt, folder / f"eval-{point}-{ckpt.stem}", tracks, listeners,
-                args.haaqi_seconds)
+                ckpt, folder / f"eval-{point}-{ckpt.stem}", tracks, listeners, args.haaqi_seconds
+            )
         done = json.loads((folder / "done.json").read_text())
         system = Separator.from_checkpoint(str(folder / "checkpoints" / "last.ckpt")).system
-        info[(n, s)] = {"steps": steps[(n, s)], "seconds": done["seconds"],
-                        "params": count_parameters(system.model),
-                        "grid": system.columns_per_second}
+        info[(n, s)] = {
+            "steps": steps[(n, s)],
+            "seconds": done["seconds"],
+            "params": count_parameters(system.model),
+            "grid": system.columns_per_second,
+        }
     curves = {n: {s: read_curve(run_dir(n, s)) for s in args.seeds} for n in args.configs}
     plot(RESULTS / "frontends.png", curves, args.seeds)
 
@@ -242,31 +287,41 @@ def main() -> None:
         return [results[(name, s, point)][key] for s in args.seeds]
 
     def cell(values, digits=2):
-        return f"{mean(values):.{digits}f} ± {spread(values) / 2:.{digits}f}" \
-            if len(values) > 1 else f"{values[0]:.{digits}f}"
+        return (
+            f"{mean(values):.{digits}f} ± {spread(values) / 2:.{digits}f}"
+            if len(values) > 1
+            else f"{values[0]:.{digits}f}"
+        )
 
     def verdict(point: str) -> str:
         by = {n: mean(agg(n, point, "sdr")) for n in args.configs}
         best_slicqt = max((n for n in args.configs if n in SLICQT), key=by.get, default=None)
         best_stft = max((n for n in args.configs if n in STFT_RUNS), key=by.get, default=None)
         winner = max(by, key=by.get)
-        text = (f"At equal {'wall-clock' if point == 'time' else 'training steps'}, "
-                f"{CONFIGS[winner][0]} separates best ({by[winner]:.2f} dB mean museval SDR "
-                f"over {len(args.seeds)} seeds).")
+        text = (
+            f"At equal {'wall-clock' if point == 'time' else 'training steps'}, "
+            f"{CONFIGS[winner][0]} separates best ({by[winner]:.2f} dB mean museval SDR "
+            f"over {len(args.seeds)} seeds)."
+        )
         if best_slicqt and best_stft:
             diff = by[best_slicqt] - by[best_stft]
-            noise = max(spread(agg(best_slicqt, point, "sdr")),
-                        spread(agg(best_stft, point, "sdr")))
+            noise = max(
+                spread(agg(best_slicqt, point, "sdr")), spread(agg(best_stft, point, "sdr"))
+            )
             side = "sliCQT" if diff > 0 else "STFT"
-            text += (f" The best sliCQT front end ({CONFIGS[best_slicqt][0]}) is "
-                     f"{diff:+.2f} dB against the best STFT one ({CONFIGS[best_stft][0]}): "
-                     f"the {side} wins, ")
+            text += (
+                f" The best sliCQT front end ({CONFIGS[best_slicqt][0]}) is "
+                f"{diff:+.2f} dB against the best STFT one ({CONFIGS[best_stft][0]}): "
+                f"the {side} wins, "
+            )
             if len(args.seeds) < 2:
                 text += "with one seed only (no seed-to-seed spread measured)."
             else:
-                text += (("by more" if abs(diff) > noise else "but by less")
-                         + f" than the seed-to-seed spread ({noise:.2f} dB, the larger range "
-                           "of the two over the seeds).")
+                text += (
+                    ("by more" if abs(diff) > noise else "but by less")
+                    + f" than the seed-to-seed spread ({noise:.2f} dB, the larger range "
+                    "of the two over the seeds)."
+                )
             hq = mean(agg(best_slicqt, point, "haaqi")) - mean(agg(best_stft, point, "haaqi"))
             text += f" HAAQI differs by {hq:+.3f} between the same two."
         return text
@@ -311,25 +366,42 @@ def main() -> None:
             f"{cell([r['steps'] for r in runs], 0)} | "
             f"{cell([args.minutes * 60 / r['steps'] for r in runs], 2)} | "
             f"**{cell(agg(n, 'time', 'sdr'))}** | {cell(agg(n, 'steps', 'sdr'))} | "
-            f"{cell(agg(n, 'time', 'haaqi'), 3)} | {cell(agg(n, 'steps', 'haaqi'), 3)} |")
+            f"{cell(agg(n, 'time', 'haaqi'), 3)} | {cell(agg(n, 'steps', 'haaqi'), 3)} |"
+        )
     targets = list(results[(jobs[0][0], jobs[0][1], "time")]["sdr_targets"])
-    lines += ["", "## SDR per target at equal wall-clock (museval, dB)", "",
-              "| front end + network | " + " | ".join(targets) + " | SIR | SAR |",
-              "|---|" + "---:|" * (len(targets) + 2)]
+    lines += [
+        "",
+        "## SDR per target at equal wall-clock (museval, dB)",
+        "",
+        "| front end + network | " + " | ".join(targets) + " | SIR | SAR |",
+        "|---|" + "---:|" * (len(targets) + 2),
+    ]
     for n in args.configs:
-        lines.append(f"| {CONFIGS[n][0]} | " + " | ".join(
-            cell([results[(n, s, 'time')]['sdr_targets'][t] for s in args.seeds])
-            for t in targets) + f" | {cell(agg(n, 'time', 'sir'))} | "
-            f"{cell(agg(n, 'time', 'sar'))} |")
-    lines += ["", "## Runs", "", "| run | steps | training s | SDR time | SDR steps | "
-              "HAAQI time | HAAQI steps |", "|---|---:|---:|---:|---:|---:|---:|"]
+        lines.append(
+            f"| {CONFIGS[n][0]} | "
+            + " | ".join(
+                cell([results[(n, s, "time")]["sdr_targets"][t] for s in args.seeds])
+                for t in targets
+            )
+            + f" | {cell(agg(n, 'time', 'sir'))} | "
+            f"{cell(agg(n, 'time', 'sar'))} |"
+        )
+    lines += [
+        "",
+        "## Runs",
+        "",
+        "| run | steps | training s | SDR time | SDR steps | HAAQI time | HAAQI steps |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for n, s in jobs:
         r = info[(n, s)]
-        lines.append(f"| {n} seed {s} | {r['steps']} | {r['seconds']:.0f} | "
-                     f"{results[(n, s, 'time')]['sdr']:.2f} | "
-                     f"{results[(n, s, 'steps')]['sdr']:.2f} | "
-                     f"{results[(n, s, 'time')]['haaqi']:.3f} | "
-                     f"{results[(n, s, 'steps')]['haaqi']:.3f} |")
+        lines.append(
+            f"| {n} seed {s} | {r['steps']} | {r['seconds']:.0f} | "
+            f"{results[(n, s, 'time')]['sdr']:.2f} | "
+            f"{results[(n, s, 'steps')]['sdr']:.2f} | "
+            f"{results[(n, s, 'time')]['haaqi']:.3f} | "
+            f"{results[(n, s, 'steps')]['haaqi']:.3f} |"
+        )
     lines.append("")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / "frontends.md"

@@ -1,10 +1,12 @@
 """Figures of the README: one song-like signal as ragged sliCQT, matrix forms and STFT.
 
-    .venv/bin/python experiments/make_figures.py      # writes docs/spectrograms.png
+.venv/bin/python experiments/make_figures.py      # writes docs/spectrograms.png
 """
+
 from pathlib import Path
 
 import matplotlib
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
@@ -25,16 +27,32 @@ def main() -> None:
     exact = RaggedToMatrix(t)
     coarse = RaggedToMatrix(t, T=128)
     fig, axes = plt.subplots(2, 2, figsize=(14, 9), constrained_layout=True)
-    plot_slicq(t, c, x.shape[-1], ax=axes[0, 0],
-               title=f"sliCQT cqlog, ragged: {len(c)} blocks, {t.nb_bins} rows")
-    plot_slicq(t, exact(c), x.shape[-1], ax=axes[0, 1],
-               title=f"matrix form, T={exact.T} per slice (exactly invertible)")
-    plot_slicq(t, coarse([b.abs() for b in c]), x.shape[-1], ax=axes[1, 0],
-               title=f"matrix form, T={coarse.T} per slice (a network's input)")
+    plot_slicq(
+        t,
+        c,
+        x.shape[-1],
+        ax=axes[0, 0],
+        title=f"sliCQT cqlog, ragged: {len(c)} blocks, {t.nb_bins} rows",
+    )
+    plot_slicq(
+        t,
+        exact(c),
+        x.shape[-1],
+        ax=axes[0, 1],
+        title=f"matrix form, T={exact.T} per slice (exactly invertible)",
+    )
+    plot_slicq(
+        t,
+        coarse([b.abs() for b in c]),
+        x.shape[-1],
+        ax=axes[1, 0],
+        title=f"matrix form, T={coarse.T} per slice (a network's input)",
+    )
     plot_stft(audio, SR, ax=axes[1, 1])
     OUT.parent.mkdir(exist_ok=True)
     fig.savefig(OUT, dpi=80)
-    from PIL import Image              # a 128-colour palette keeps the PNG small
+    from PIL import Image  # a 128-colour palette keeps the PNG small
+
     Image.open(OUT).convert("RGB").quantize(128).save(OUT, optimize=True)
     print(f"wrote {OUT}")
 

@@ -19,6 +19,7 @@
    importances, the verdict) and ``transform_search.png`` (the front with the STFT family
    on the same axes).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,7 +42,7 @@ DIRECTIONS = ("maximize", "minimize")
 STFT_FAMILY = [(n, n // d) for n in (1024, 2048, 4096, 8192) for d in (4, 2)]
 BASELINE = (4096, 1024)
 SCALE_CONFIGS = ("cqlog", "oct", "mel", "bark", "vqlog")
-BUDGET = 2.0                    # coefficients per second, relative to the STFT 4096/1024
+BUDGET = 2.0  # coefficients per second, relative to the STFT 4096/1024
 
 
 def run_sweep(trials: int, workers: int, storage: str, overrides: list[str]) -> float:
@@ -50,13 +51,23 @@ def run_sweep(trials: int, workers: int, storage: str, overrides: list[str]) -> 
     started = time.perf_counter()
     procs = []
     for w in range(workers):
-        cmd = [sys.executable, "-m", "xslicq.oracle", "-m", "hparams_search=transform_oracle",
-               f"hydra.sweeper.storage={storage}", f"hydra.sweeper.n_trials={trials}",
-               f"hydra.sweep.dir={OUT / f'sweep-{w}'}", "threads=1", *overrides]
+        cmd = [
+            sys.executable,
+            "-m",
+            "xslicq.oracle",
+            "-m",
+            "hparams_search=transform_oracle",
+            f"hydra.sweeper.storage={storage}",
+            f"hydra.sweeper.n_trials={trials}",
+            f"hydra.sweep.dir={OUT / f'sweep-{w}'}",
+            "threads=1",
+            *overrides,
+        ]
         log = open(OUT / f"worker-{w}.log", "w")
-        procs.append((subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log,
-                                       stderr=subprocess.STDOUT), log))
-        time.sleep(2.0)            # the first worker creates the study
+        procs.append(
+            (subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT), log)
+        )
+        time.sleep(2.0)  # the first worker creates the study
     for proc, log in procs:
         proc.wait()
         log.close()
@@ -68,12 +79,14 @@ def run_sweep(trials: int, workers: int, storage: str, overrides: list[str]) -> 
 def compose(overrides: list[str]):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
+
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         return hydra_compose("oracle", overrides=overrides, return_hydra_config=True)
 
 
 def score(transform, tracks, metric="sdr", workers=0):
     from xslicq.oracle import run_oracles
+
     return run_oracles(transform, tracks, KINDS, metric, workers, name="search")
 
 
@@ -84,40 +97,68 @@ def fmt(v: float, digits: int = 2) -> str:
 def describe(cfg: dict) -> str:
     per = "/oct" if cfg["scale"] == "oct" else ""
     gamma = f", gamma {cfg['gamma']:.0f} Hz" if cfg["scale"] == "vqlog" else ""
-    return (f"{cfg['scale']} {cfg['bins']}{per} bins, {cfg['fmin']:.1f}-{cfg['fmax']:.0f} Hz, "
-            f"sllen {cfg['sllen']} ({cfg['sllen'] / cfg['sample_rate']:.2f} s), "
-            f"trlen {cfg['trlen']}{gamma}")
+    return (
+        f"{cfg['scale']} {cfg['bins']}{per} bins, {cfg['fmin']:.1f}-{cfg['fmax']:.0f} Hz, "
+        f"sllen {cfg['sllen']} ({cfg['sllen'] / cfg['sample_rate']:.2f} s), "
+        f"trlen {cfg['trlen']}{gamma}"
+    )
 
 
 def plot(path: Path, trials, front, stft_points, scale_points, tuned, budget_cps):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     colours = dict(zip(SCALE_CONFIGS, plt.get_cmap("tab10").colors))
     fig, ax = plt.subplots(figsize=(9, 5.5))
     for scale in SCALE_CONFIGS:
-        pts = [(t.values[1], t.values[0]) for t in trials
-               if t.user_attrs["transform"]["scale"] == scale]
+        pts = [
+            (t.values[1], t.values[0])
+            for t in trials
+            if t.user_attrs["transform"]["scale"] == scale
+        ]
         if pts:
             xs, ys = zip(*pts)
             ax.scatter(xs, ys, s=12, alpha=0.45, color=colours[scale], label=f"trials: {scale}")
     fx, fy = zip(*sorted((t.values[1], t.values[0]) for t in front))
     ax.step(fx, fy, where="post", color="black", lw=1.2, label="Pareto front (validation)")
     for (n, h), (cps, sdr) in stft_points.items():
-        ax.scatter([cps], [sdr], marker="s", s=40, color="black" if (n, h) == BASELINE else "grey",
-                   zorder=3)
-        ax.annotate(f"STFT {n}/{h}", (cps, sdr), fontsize=7, xytext=(4, -9),
-                    textcoords="offset points")
+        ax.scatter(
+            [cps],
+            [sdr],
+            marker="s",
+            s=40,
+            color="black" if (n, h) == BASELINE else "grey",
+            zorder=3,
+        )
+        ax.annotate(
+            f"STFT {n}/{h}", (cps, sdr), fontsize=7, xytext=(4, -9), textcoords="offset points"
+        )
     for scale, (cps, sdr) in scale_points.items():
-        ax.scatter([cps], [sdr], marker="D", s=36, edgecolor="black", color=colours[scale],
-                   zorder=3)
-        ax.annotate(f"{scale} default", (cps, sdr), fontsize=7, xytext=(4, 3),
-                    textcoords="offset points")
-    ax.scatter([tuned[0]], [tuned[1]], marker="*", s=260, color="gold", edgecolor="black",
-               zorder=4, label="tuned (conf/transform/tuned.yaml)")
-    ax.axvline(budget_cps, color="red", ls="--", lw=1,
-               label=f"{BUDGET:g}x the coefficients of STFT {BASELINE[0]}/{BASELINE[1]}")
+        ax.scatter(
+            [cps], [sdr], marker="D", s=36, edgecolor="black", color=colours[scale], zorder=3
+        )
+        ax.annotate(
+            f"{scale} default", (cps, sdr), fontsize=7, xytext=(4, 3), textcoords="offset points"
+        )
+    ax.scatter(
+        [tuned[0]],
+        [tuned[1]],
+        marker="*",
+        s=260,
+        color="gold",
+        edgecolor="black",
+        zorder=4,
+        label="tuned (conf/transform/tuned.yaml)",
+    )
+    ax.axvline(
+        budget_cps,
+        color="red",
+        ls="--",
+        lw=1,
+        label=f"{BUDGET:g}x the coefficients of STFT {BASELINE[0]}/{BASELINE[1]}",
+    )
     ax.set_xscale("log")
     ax.set_xlabel("complex coefficients per second of audio (per channel)")
     ax.set_ylabel("mixture-phase oracle SDR, validation tracks (dB)")
@@ -155,11 +196,12 @@ def main() -> None:
             f.unlink(missing_ok=True)
     storage = f"sqlite:///{db}"
     started = time.perf_counter()
-    record = OUT / "sweep.json"           # what the search cost, for later reports
+    record = OUT / "sweep.json"  # what the search cost, for later reports
     if not args.report_only:
         seconds = run_sweep(args.trials, args.workers, storage, args.overrides)
-        record.write_text(json.dumps({"seconds": seconds, "trials": args.trials,
-                                      "workers": args.workers}))
+        record.write_text(
+            json.dumps({"seconds": seconds, "trials": args.trials, "workers": args.workers})
+        )
     sweep = json.loads(record.read_text()) if record.is_file() else None
 
     cfg = compose(["hparams_search=transform_oracle", *args.overrides])
@@ -177,13 +219,17 @@ def main() -> None:
     stft = {}
     for n, h in STFT_FAMILY:
         t = STFT(n_fft=n, hop_length=h, sample_rate=int(cfg.data.sample_rate))
-        stft[(n, h)] = {"cps": t.coefs_per_second, "valid": score(t, valid),
-                        "test": score(t, test)}
+        stft[(n, h)] = {"cps": t.coefs_per_second, "valid": score(t, valid), "test": score(t, test)}
     scales = {}
     for name in SCALE_CONFIGS:
         t = hydra.utils.instantiate(OmegaConf.load(ROOT / "conf" / "transform" / f"{name}.yaml"))
-        scales[name] = {"cps": t.coefs_per_second, "sllen": t.sllen, "bins": t.bins,
-                        "valid": score(t, valid), "test": score(t, test)}
+        scales[name] = {
+            "cps": t.coefs_per_second,
+            "sllen": t.sllen,
+            "bins": t.bins,
+            "valid": score(t, valid),
+            "test": score(t, test),
+        }
     base_cps = stft[BASELINE]["cps"]
     budget_cps = BUDGET * base_cps
 
@@ -194,19 +240,30 @@ def main() -> None:
     tuned = hydra.utils.instantiate(tuned_cfg)
     tuned_test = score(tuned, test)
     gain_valid = chosen.values[0] - stft[BASELINE]["valid"]["mixphase"]["mean"]["SDR"]
-    gain_test = (tuned_test["mixphase"]["mean"]["SDR"]
-                 - stft[BASELINE]["test"]["mixphase"]["mean"]["SDR"])
-    write_text_atomic(ROOT / "conf" / "transform" / "tuned.yaml", tuned_yaml(tuned_cfg, [
-        "The tuned sliCQT: written by experiments/transform_search.py (do not edit by hand).",
-        f"Trial {chosen.number} of the Optuna study {study_name!r} ({len(all_trials)} trials):",
-        f"the best mixture-phase oracle SDR on the validation tracks at no more than {BUDGET:g}x",
-        f"the coefficients per second of the STFT {BASELINE[0]}/{BASELINE[1]}.",
-        f"Validation: {chosen.values[0]:.2f} dB ({gain_valid:+.2f} dB over that STFT); test "
-        f"tracks, unseen by the search:",
-        f"{tuned_test['mixphase']['mean']['SDR']:.2f} dB ({gain_test:+.2f} dB). "
-        f"{chosen.values[1]:,.0f} coefficients per second "
-        f"({chosen.values[1] / base_cps:.2f}x that STFT).",
-        "Details: experiments/results/transform_search.md"]))
+    gain_test = (
+        tuned_test["mixphase"]["mean"]["SDR"] - stft[BASELINE]["test"]["mixphase"]["mean"]["SDR"]
+    )
+    write_text_atomic(
+        ROOT / "conf" / "transform" / "tuned.yaml",
+        tuned_yaml(
+            tuned_cfg,
+            [
+                "The tuned sliCQT: written by experiments/transform_search.py "
+                "(do not edit by hand).",
+                f"Trial {chosen.number} of the Optuna study {study_name!r} "
+                f"({len(all_trials)} trials):",
+                "the best mixture-phase oracle SDR on the validation tracks at no more than "
+                f"{BUDGET:g}x",
+                f"the coefficients per second of the STFT {BASELINE[0]}/{BASELINE[1]}.",
+                f"Validation: {chosen.values[0]:.2f} dB ({gain_valid:+.2f} dB over that STFT); "
+                "test tracks, unseen by the search:",
+                f"{tuned_test['mixphase']['mean']['SDR']:.2f} dB ({gain_test:+.2f} dB). "
+                f"{chosen.values[1]:,.0f} coefficients per second "
+                f"({chosen.values[1] / base_cps:.2f}x that STFT).",
+                "Details: experiments/results/transform_search.md",
+            ],
+        ),
+    )
 
     # ------------------------------------------------------- front on the test split
     front_rows = []
@@ -217,11 +274,17 @@ def main() -> None:
     # ------------------------------------------------------------ museval on test
     museval_rows = []
     museval_seconds = time.perf_counter()
-    for label, transform in [("tuned", tuned), ("sliCQT cqlog (default)",
-                                                hydra.utils.instantiate(OmegaConf.load(
-                                                    ROOT / "conf/transform/cqlog.yaml"))),
-                             (f"STFT {BASELINE[0]}/{BASELINE[1]}",
-                              STFT(*BASELINE, sample_rate=int(cfg.data.sample_rate)))]:
+    for label, transform in [
+        ("tuned", tuned),
+        (
+            "sliCQT cqlog (default)",
+            hydra.utils.instantiate(OmegaConf.load(ROOT / "conf/transform/cqlog.yaml")),
+        ),
+        (
+            f"STFT {BASELINE[0]}/{BASELINE[1]}",
+            STFT(*BASELINE, sample_rate=int(cfg.data.sample_rate)),
+        ),
+    ]:
         museval_rows.append((label, score(transform, test, "museval", args.museval_workers)))
     museval_seconds = time.perf_counter() - museval_seconds
 
@@ -232,44 +295,67 @@ def main() -> None:
         for k, objective in enumerate(("oracle SDR", "coefficients per second")):
             # optuna 2.10's fANOVA evaluator breaks on scikit-learn 1.9's tree layout
             importances[objective] = optuna.importance.get_param_importances(
-                study, target=lambda t, k=k: t.values[k],
-                evaluator=optuna.importance.MeanDecreaseImpurityImportanceEvaluator(seed=0))
+                study,
+                target=lambda t, k=k: t.values[k],
+                evaluator=optuna.importance.MeanDecreaseImpurityImportanceEvaluator(seed=0),
+            )
 
     # ------------------------------------------------------------ picture
     png = RESULTS / "transform_search.png"
-    plot(png, trials, front,
-         {k: (v["cps"], v["valid"]["mixphase"]["mean"]["SDR"]) for k, v in stft.items()},
-         {k: (v["cps"], v["valid"]["mixphase"]["mean"]["SDR"]) for k, v in scales.items()},
-         (chosen.values[1], chosen.values[0]), budget_cps)
+    plot(
+        png,
+        trials,
+        front,
+        {k: (v["cps"], v["valid"]["mixphase"]["mean"]["SDR"]) for k, v in stft.items()},
+        {k: (v["cps"], v["valid"]["mixphase"]["mean"]["SDR"]) for k, v in scales.items()},
+        (chosen.values[1], chosen.values[0]),
+        budget_cps,
+    )
 
     # ------------------------------------------------------------ the report
     total = time.perf_counter() - started
-    checkpoints = sorted({n for n in (25, 50, 100, 200, 400, 800) if n < len(all_trials)}
-                         | {len(all_trials)})
+    checkpoints = sorted(
+        {n for n in (25, 50, 100, 200, 400, 800) if n < len(all_trials)} | {len(all_trials)}
+    )
     reasons: dict[str, int] = {}
     for t in failed:
         key = t.user_attrs.get("fail_reason", "no reason recorded").split(" needs slices")[0]
-        key = "InvalidTransform: suggested slice longer than a training segment" \
-            if "InvalidTransform" in key else key
+        key = (
+            "InvalidTransform: suggested slice longer than a training segment"
+            if "InvalidTransform" in key
+            else key
+        )
         reasons[key] = reasons.get(key, 0) + 1
     sources = list(next(iter(stft.values()))["test"]["mixphase"]["targets"])
 
     def row(label, cps, s_valid, s_test):
-        return (f"| {label} | {cps:,.0f} | {cps / base_cps:.2f} | "
-                + (f"{fmt(s_valid['mixphase']['mean']['SDR'])} | "
-                   f"{fmt(s_valid['irm']['mean']['SDR'])} | " if s_valid else "- | - | ")
-                + f"**{fmt(s_test['mixphase']['mean']['SDR'])}** | "
-                + f"{fmt(s_test['irm']['mean']['SDR'])} | "
-                + " | ".join(fmt(s_test["mixphase"]["per_target"][s]["SDR"]) for s in sources)
-                + " |")
+        return (
+            f"| {label} | {cps:,.0f} | {cps / base_cps:.2f} | "
+            + (
+                f"{fmt(s_valid['mixphase']['mean']['SDR'])} | "
+                f"{fmt(s_valid['irm']['mean']['SDR'])} | "
+                if s_valid
+                else "- | - | "
+            )
+            + f"**{fmt(s_test['mixphase']['mean']['SDR'])}** | "
+            + f"{fmt(s_test['irm']['mean']['SDR'])} | "
+            + " | ".join(fmt(s_test["mixphase"]["per_target"][s]["SDR"]) for s in sources)
+            + " |"
+        )
 
-    head = ("| transform | coefs/s | x STFT 4096/1024 | mixphase valid | IRM valid | "
-            "**mixphase test** | IRM test | " + " | ".join(f"{s} (mixphase test)" for s in sources)
-            + " |")
+    head = (
+        "| transform | coefs/s | x STFT 4096/1024 | mixphase valid | IRM valid | "
+        "**mixphase test** | IRM test | "
+        + " | ".join(f"{s} (mixphase test)" for s in sources)
+        + " |"
+    )
     sep = "|---|" + "---:|" * (6 + len(sources))
     base_test = stft[BASELINE]["test"]["mixphase"]["mean"]["SDR"]
     best_stft = max(stft.items(), key=lambda kv: kv[1]["test"]["mixphase"]["mean"]["SDR"])
     n_tracks = (len(valid), len(test))
+    tuned_vs_best = (
+        tuned_test["mixphase"]["mean"]["SDR"] - best_stft[1]["test"]["mixphase"]["mean"]["SDR"]
+    )
     verdict = (
         f"**Verdict on the test tracks (unseen by the search):** the tuned sliCQT reaches "
         f"{tuned_test['mixphase']['mean']['SDR']:.2f} dB mixture-phase oracle SDR against "
@@ -278,11 +364,12 @@ def main() -> None:
         f"{chosen.values[1] / base_cps:.2f}x its coefficients per second. The best STFT of the "
         f"family on the test tracks is {best_stft[0][0]}/{best_stft[0][1]} with "
         f"{best_stft[1]['test']['mixphase']['mean']['SDR']:.2f} dB "
-        f"({tuned_test['mixphase']['mean']['SDR'] - best_stft[1]['test']['mixphase']['mean']['SDR']:+.2f}"
+        f"({tuned_vs_best:+.2f}"
         f" dB for the tuned sliCQT). The default cqlog sliCQT scores "
         f"{scales['cqlog']['test']['mixphase']['mean']['SDR']:.2f} dB "
         f"({scales['cqlog']['test']['mixphase']['mean']['SDR'] - base_test:+.2f} dB against "
-        f"that STFT).")
+        f"that STFT)."
+    )
     lines = [
         "# Transform search: oracle SDR against coefficients per second",
         "",
@@ -292,29 +379,39 @@ def main() -> None:
         f"{' ' + ' '.join(args.overrides) if args.overrides else ''}` "
         f"on {platform.machine()} ({os.cpu_count()} CPU cores, torch {torch.__version__}, "
         f"optuna {optuna.__version__}); the report took {total / 60:.1f} minutes"
-        + (f"; the search ran {sweep['trials']} trials in {sweep['seconds'] / 60:.1f} minutes "
-           f"in {sweep['workers']} worker processes sharing one SQLite study" if sweep else "")
+        + (
+            f"; the search ran {sweep['trials']} trials in {sweep['seconds'] / 60:.1f} minutes "
+            f"in {sweep['workers']} worker processes sharing one SQLite study"
+            if sweep
+            else ""
+        )
         + ".",
         "",
         f"Data: `{cfg.data.name}` ({n_tracks[0]} validation tracks for the search, "
         f"{n_tracks[1]} test tracks for the check; the data config's splits). Search: "
         f"`python -m xslicq.oracle -m hparams_search=transform_oracle` (Optuna "
-        f"{str(cfg.hydra.sweeper.sampler._target_).rsplit('.', 1)[-1]}, two objectives: the mean mixture-phase oracle SDR "
+        f"{str(cfg.hydra.sweeper.sampler._target_).rsplit('.', 1)[-1]}, two objectives: the "
+        "mean mixture-phase oracle SDR "
         "over the four targets, maximised, and the complex coefficients per second of audio "
         "and channel, minimised). Space: scale (cqlog, oct, mel, bark, vqlog), bins 32-2048 "
-        "(log; for oct spread over the band; capped at the most that fit the longest slice), fmin 10-130 Hz (log), fmax 1-22.05 kHz (log), slice "
+        "(log; for oct spread over the band; capped at the most that fit the longest slice), "
+        "fmin 10-130 Hz (log), fmax 1-22.05 kHz (log), slice "
         "length from the scale's suggested one up to a 2 s training segment (log), transition "
         "5-45% of the slice, vqlog gamma 0-100 Hz. SDR is museval's BSSEval v4 SDR (computed "
         "directly, `metric=sdr`, identical to museval's to float precision): median over 1 s "
         "frames, median over tracks, mean of the four targets, dB.",
         "",
         f"Trials: {len(all_trials)} in all, {len(trials)} complete, {len(failed)} failed"
-        + (" (" + "; ".join(f"{n}x {r}" for r, n in sorted(reasons.items())) + ")" if reasons
-           else "") + f"; {len(front)} on the Pareto front.",
+        + (
+            " (" + "; ".join(f"{n}x {r}" for r, n in sorted(reasons.items())) + ")"
+            if reasons
+            else ""
+        )
+        + f"; {len(front)} on the Pareto front.",
         "",
         verdict,
         "",
-        f"![Pareto front](transform_search.png)",
+        "![Pareto front](transform_search.png)",
         "",
         f"## The tuned point (`conf/transform/tuned.yaml`, trial {chosen.number})",
         "",
@@ -326,57 +423,116 @@ def main() -> None:
         "",
         "## Baselines and the tuned point (validation and test tracks)",
         "",
-        head, sep,
+        head,
+        sep,
     ]
-    lines.append(row("**tuned**", chosen.values[1], {"mixphase": {"mean": {"SDR": chosen.values[0]}},
-                                                    "irm": {"mean": {"SDR": chosen.user_attrs['sdr']['irm']['mean']}}},
-                     tuned_test))
+    lines.append(
+        row(
+            "**tuned**",
+            chosen.values[1],
+            {
+                "mixphase": {"mean": {"SDR": chosen.values[0]}},
+                "irm": {"mean": {"SDR": chosen.user_attrs["sdr"]["irm"]["mean"]}},
+            },
+            tuned_test,
+        )
+    )
     for (n, h), v in stft.items():
         lines.append(row(f"STFT {n}/{h}", v["cps"], v["valid"], v["test"]))
     for name, v in scales.items():
-        lines.append(row(f"sliCQT {name} default ({v['bins']} bins, sllen {v['sllen']})",
-                         v["cps"], v["valid"], v["test"]))
-    lines += ["", "## The Pareto front (validation objectives; test scores of the same points)",
-              "", "| trial | transform | coefs/s | x STFT | mixphase valid | mixphase test | "
-              "IRM test |", "|---:|---|---:|---:|---:|---:|---:|"]
+        lines.append(
+            row(
+                f"sliCQT {name} default ({v['bins']} bins, sllen {v['sllen']})",
+                v["cps"],
+                v["valid"],
+                v["test"],
+            )
+        )
+    lines += [
+        "",
+        "## The Pareto front (validation objectives; test scores of the same points)",
+        "",
+        "| trial | transform | coefs/s | x STFT | mixphase valid | mixphase test | IRM test |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    ]
     for t, s in front_rows:
-        lines.append(f"| {t.number}{' (tuned)' if t.number == chosen.number else ''} | "
-                     f"{describe(t.user_attrs['transform'])} | {t.values[1]:,.0f} | "
-                     f"{t.values[1] / base_cps:.2f} | {t.values[0]:.2f} | "
-                     f"{fmt(s['mixphase']['mean']['SDR'])} | {fmt(s['irm']['mean']['SDR'])} |")
-    lines += ["", "## museval on the test tracks (BSSEval v4: SDR, SIR, SAR, ISR)", "",
-              f"museval ran in {args.museval_workers} processes ({museval_seconds / 60:.1f} "
-              "minutes); its SDR equals the `sdr` metric above.", "",
-              "| transform | oracle | SDR | SIR | SAR | ISR |", "|---|---|---:|---:|---:|---:|"]
+        lines.append(
+            f"| {t.number}{' (tuned)' if t.number == chosen.number else ''} | "
+            f"{describe(t.user_attrs['transform'])} | {t.values[1]:,.0f} | "
+            f"{t.values[1] / base_cps:.2f} | {t.values[0]:.2f} | "
+            f"{fmt(s['mixphase']['mean']['SDR'])} | {fmt(s['irm']['mean']['SDR'])} |"
+        )
+    lines += [
+        "",
+        "## museval on the test tracks (BSSEval v4: SDR, SIR, SAR, ISR)",
+        "",
+        f"museval ran in {args.museval_workers} processes ({museval_seconds / 60:.1f} "
+        "minutes); its SDR equals the `sdr` metric above.",
+        "",
+        "| transform | oracle | SDR | SIR | SAR | ISR |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
     for label, summaries in museval_rows:
         for kind in KINDS:
             m = summaries[kind]["mean"]
-            lines.append(f"| {label} | {kind} | {fmt(m['SDR'])} | {fmt(m['SIR'])} | "
-                         f"{fmt(m['SAR'])} | {fmt(m['ISR'])} |")
-    lines += ["", "## Parameter importances", "",
-              "Optuna's mean-decrease-impurity importances (a random forest fitted to the "
-              "complete trials; its fANOVA evaluator does not run with scikit-learn 1.9). "
-              "Each column sums to 1.", "",
-              "| parameter | for oracle SDR | for coefficients per second |", "|---|---:|---:|"]
+            lines.append(
+                f"| {label} | {kind} | {fmt(m['SDR'])} | {fmt(m['SIR'])} | "
+                f"{fmt(m['SAR'])} | {fmt(m['ISR'])} |"
+            )
+    lines += [
+        "",
+        "## Parameter importances",
+        "",
+        "Optuna's mean-decrease-impurity importances (a random forest fitted to the "
+        "complete trials; its fANOVA evaluator does not run with scikit-learn 1.9). "
+        "Each column sums to 1.",
+        "",
+        "| parameter | for oracle SDR | for coefficients per second |",
+        "|---|---:|---:|",
+    ]
     names = sorted(importances["oracle SDR"], key=lambda p: -importances["oracle SDR"][p])
     for p in names:
-        lines.append(f"| {p} | {importances['oracle SDR'][p]:.3f} | "
-                     f"{importances['coefficients per second'].get(p, float('nan')):.3f} |")
-    lines += ["", "## Convergence (best validation SDR within the budget after n trials)", "",
-              "| trials | " + " | ".join(str(n) for n in checkpoints) + " |",
-              "|---|" + "---:|" * len(checkpoints),
-              "| best mixphase valid (dB) | " + " | ".join(
-                  fmt(max((t.values[0] for t in all_trials[:n] if t.state.name == "COMPLETE"
-                           and t.values[1] <= budget_cps), default=float("nan")))
-                  for n in checkpoints) + " |"]
-    lines += ["", "## By scale (best complete trial within the budget)", "",
-              "| scale | trials | best mixphase valid | its transform |", "|---|---:|---:|---|"]
+        lines.append(
+            f"| {p} | {importances['oracle SDR'][p]:.3f} | "
+            f"{importances['coefficients per second'].get(p, float('nan')):.3f} |"
+        )
+    lines += [
+        "",
+        "## Convergence (best validation SDR within the budget after n trials)",
+        "",
+        "| trials | " + " | ".join(str(n) for n in checkpoints) + " |",
+        "|---|" + "---:|" * len(checkpoints),
+        "| best mixphase valid (dB) | "
+        + " | ".join(
+            fmt(
+                max(
+                    (
+                        t.values[0]
+                        for t in all_trials[:n]
+                        if t.state.name == "COMPLETE" and t.values[1] <= budget_cps
+                    ),
+                    default=float("nan"),
+                )
+            )
+            for n in checkpoints
+        )
+        + " |",
+    ]
+    lines += [
+        "",
+        "## By scale (best complete trial within the budget)",
+        "",
+        "| scale | trials | best mixphase valid | its transform |",
+        "|---|---:|---:|---|",
+    ]
     for scale in SCALE_CONFIGS:
         mine = [t for t in eligible if t.user_attrs["transform"]["scale"] == scale]
         if mine:
             best = max(mine, key=lambda t: t.values[0])
-            lines.append(f"| {scale} | {sum(t.user_attrs['transform']['scale'] == scale for t in trials)} "
-                         f"| {best.values[0]:.2f} | {describe(best.user_attrs['transform'])} |")
+            lines.append(
+                f"| {scale} | {sum(t.user_attrs['transform']['scale'] == scale for t in trials)} "
+                f"| {best.values[0]:.2f} | {describe(best.user_attrs['transform'])} |"
+            )
     lines.append("")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / "transform_search.md"

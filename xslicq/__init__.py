@@ -1,9 +1,10 @@
 """xslicq: music source separation with the sliced constant-Q transform."""
+
 __version__ = "0.1.0"
 
-try:                            # config resolvers (data.name, ...) for every entry point
+try:  # config resolvers (data.name, ...) for every entry point
     from . import config as _config  # noqa: F401
-except ImportError:             # an inference-only install without OmegaConf
+except ImportError:  # an inference-only install without OmegaConf
     pass
 
 
@@ -11,5 +12,6 @@ def __getattr__(name):
     # the Separator pulls in Lightning; import it on first use only
     if name == "Separator":
         from .separator import Separator
+
         return Separator
     raise AttributeError(f"module 'xslicq' has no attribute {name!r}")

@@ -1,5 +1,6 @@
 """Lightning plugins and callbacks: atomic checkpoints, a graceful stop on signals, and
 HAAQI of a validation clip (the Cadenza pipeline of :mod:`xslicq.cadenza`)."""
+
 from __future__ import annotations
 
 import logging
@@ -48,15 +49,16 @@ class GracefulStop(pl.Callback):
 
     def _handler(self, signum, frame):
         self.requested = signum
-        log.warning("received %s: stopping after this batch with a checkpoint",
-                    signal.Signals(signum).name)
+        log.warning(
+            "received %s: stopping after this batch with a checkpoint", signal.Signals(signum).name
+        )
 
     def on_train_start(self, trainer, pl_module):
         # after Lightning's own signal connector, which would raise on SIGTERM instead
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 self._previous[sig] = signal.signal(sig, self._handler)
-            except ValueError:          # not in the main thread
+            except ValueError:  # not in the main thread
                 pass
 
     def on_train_end(self, trainer, pl_module):
@@ -68,8 +70,11 @@ class GracefulStop(pl.Callback):
         if self.dirpath:
             return Path(self.dirpath) / self.filename
         callback = trainer.checkpoint_callback
-        folder = callback.dirpath if callback is not None and callback.dirpath else \
-            Path(trainer.default_root_dir) / "checkpoints"
+        folder = (
+            callback.dirpath
+            if callback is not None and callback.dirpath
+            else Path(trainer.default_root_dir) / "checkpoints"
+        )
         return Path(folder) / self.filename
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
@@ -95,10 +100,14 @@ def _loudest_window(references: np.ndarray, frames: int, hop: int) -> int:
     n = references.shape[-1]
     if frames >= n:
         return 0
-    power = np.cumsum(np.concatenate([np.zeros(references.shape[:-1] + (1,)),
-                                      references.astype(np.float64) ** 2], axis=-1), axis=-1)
+    power = np.cumsum(
+        np.concatenate(
+            [np.zeros(references.shape[:-1] + (1,)), references.astype(np.float64) ** 2], axis=-1
+        ),
+        axis=-1,
+    )
     starts = np.arange(0, n - frames + 1, max(1, hop))
-    energy = power[..., starts + frames] - power[..., starts]          # (J, C, W)
+    energy = power[..., starts + frames] - power[..., starts]  # (J, C, W)
     return int(starts[np.argmax(energy.reshape(-1, len(starts)).min(0))])
 
 
@@ -124,9 +133,15 @@ class HAAQICallback(pl.Callback):
         compressor: apply the baseline's compressor.
     """
 
-    def __init__(self, seconds: float = 2.0, listener: str | None = None,
-                 every_n_epochs: int = 1, listeners: str | None = None,
-                 reference: str = "cad1", compressor: bool = False):
+    def __init__(
+        self,
+        seconds: float = 2.0,
+        listener: str | None = None,
+        every_n_epochs: int = 1,
+        listeners: str | None = None,
+        reference: str = "cad1",
+        compressor: bool = False,
+    ):
         from .cadenza.errors import CadenzaError
         from .cadenza.haaqi import check_reference_mode
         from .cadenza.listeners import load_listeners, pick_listener
@@ -134,10 +149,14 @@ class HAAQICallback(pl.Callback):
         super().__init__()
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
             raise CadenzaError(f"HAAQICallback: seconds must be positive, got {seconds!r}")
-        if isinstance(every_n_epochs, bool) or not isinstance(every_n_epochs, int) \
-                or every_n_epochs < 1:
-            raise CadenzaError(f"HAAQICallback: every_n_epochs must be an integer >= 1, got "
-                               f"{every_n_epochs!r}")
+        if (
+            isinstance(every_n_epochs, bool)
+            or not isinstance(every_n_epochs, int)
+            or every_n_epochs < 1
+        ):
+            raise CadenzaError(
+                f"HAAQICallback: every_n_epochs must be an integer >= 1, got {every_n_epochs!r}"
+            )
         self.seconds, self.every_n_epochs = float(seconds), every_n_epochs
         self.reference, self.compressor = check_reference_mode(reference), bool(compressor)
         self.listener = pick_listener(load_listeners(listeners), listener)
@@ -145,11 +164,13 @@ class HAAQICallback(pl.Callback):
         self._item = None
 
     def _due(self, trainer) -> bool:
-        return not trainer.sanity_checking and \
-            (trainer.current_epoch + 1) % self.every_n_epochs == 0
+        return (
+            not trainer.sanity_checking and (trainer.current_epoch + 1) % self.every_n_epochs == 0
+        )
 
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx,
-                                dataloader_idx=0):
+    def on_validation_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ):
         if batch_idx == 0 and dataloader_idx == 0 and self._due(trainer):
             self._item = (batch[0][0].detach().cpu(), batch[1][0].detach().cpu())
 
@@ -160,8 +181,10 @@ class HAAQICallback(pl.Callback):
         scores = self.score(pl_module, *item)
         self.last_scores = scores
         if math.isnan(scores["mean"]):
-            warnings.warn("HAAQICallback: every reference of the clip is silent; val/haaqi not "
-                          "logged", stacklevel=2)
+            warnings.warn(
+                "HAAQICallback: every reference of the clip is silent; val/haaqi not logged",
+                stacklevel=2,
+            )
             return
         pl_module.log("val/haaqi", scores["mean"])
         for stem, value in scores["per_stem"].items():
@@ -186,14 +209,19 @@ class HAAQICallback(pl.Callback):
             device = getattr(pl_module, "device", torch.device("cpu"))
             estimates = pl_module(mixture[None].to(device))[0].float().cpu().numpy()
         refs = references.float().cpu().numpy()
-        if refs.shape[1] == 1:                                   # mono: both ears hear it
+        if refs.shape[1] == 1:  # mono: both ears hear it
             refs, estimates = np.repeat(refs, 2, 1), np.repeat(estimates, 2, 1)
         frames = min(refs.shape[-1], int(round(self.seconds * sample_rate)))
         start = _loudest_window(refs, frames, sample_rate // 4)
         cut = slice(start, start + frames)
         targets = list(pl_module.targets)
-        rows, _ = process_song({t: estimates[j, :, cut] for j, t in enumerate(targets)},
-                               {t: refs[j, :, cut] for j, t in enumerate(targets)},
-                               self.listener, sample_rate, compressor=self.compressor,
-                               reference=self.reference, song="validation")
+        rows, _ = process_song(
+            {t: estimates[j, :, cut] for j, t in enumerate(targets)},
+            {t: refs[j, :, cut] for j, t in enumerate(targets)},
+            self.listener,
+            sample_rate,
+            compressor=self.compressor,
+            reference=self.reference,
+            song="validation",
+        )
         return summarize(rows)

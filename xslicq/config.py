@@ -5,6 +5,7 @@ Importing this module registers them (the Hydra entry points import it):
     ${xslicq.basename:PATH}     the last component of a path, e.g. the name of a
                                 dataset folder (``data.name``, which names Optuna studies)
 """
+
 from __future__ import annotations
 
 from pathlib import Path

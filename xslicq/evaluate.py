@@ -9,6 +9,7 @@ The command only reads ``conf/evaluate.yaml``, loads the checkpoint with
 whose docstrings describe the data flow, the metrics (``museval``, ``sdr``,
 ``fast_bss_eval``) and the tables it writes to ``out``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -18,8 +19,14 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from .data.tracks import DatasetError
-from .evaluation import (EvaluationError, check_metric, check_workers, evaluate, load_split,
-                         summary_markdown)
+from .evaluation import (
+    EvaluationError,
+    check_metric,
+    check_workers,
+    evaluate,
+    load_split,
+    summary_markdown,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +44,15 @@ def run(cfg: DictConfig) -> dict:
     workers = check_workers(cfg.workers)
     tracks = load_split(cfg.data, cfg.split)
     from .separator import Separator
+
     separator = Separator.from_checkpoint(str(checkpoint), device=cfg.get("device", "cpu"))
     targets = list(cfg.targets) if cfg.get("targets") else list(separator.targets)
-    log.info("evaluating %s on %d %s tracks with %s", checkpoint, len(tracks), cfg.split,
-             cfg.metric)
-    return evaluate(separator.separate, tracks, cfg.out, metric=cfg.metric, workers=workers,
-                    targets=targets)
+    log.info(
+        "evaluating %s on %d %s tracks with %s", checkpoint, len(tracks), cfg.split, cfg.metric
+    )
+    return evaluate(
+        separator.separate, tracks, cfg.out, metric=cfg.metric, workers=workers, targets=targets
+    )
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")

@@ -11,6 +11,7 @@ Shapes (``B`` batch, ``J`` targets, ``C`` channels, ``T`` samples)::
 Metrics are computed in float64 and detached from any graph. The BSSEval scores of
 separated tracks (museval, framewise) are in :mod:`xslicq.evaluation`.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,11 +22,14 @@ __all__ = ["sdr_db"]
 
 def _check_pair(est, ref, what: str) -> None:
     if tuple(est.shape) != tuple(ref.shape):
-        raise ValueError(f"{what}: est shape {tuple(est.shape)} does not match "
-                         f"ref shape {tuple(ref.shape)}")
+        raise ValueError(
+            f"{what}: est shape {tuple(est.shape)} does not match ref shape {tuple(ref.shape)}"
+        )
     if len(est.shape) < 2:
-        raise ValueError(f"{what}: inputs need at least 2 axes "
-                         f"(..., channels, samples), got shape {tuple(est.shape)}")
+        raise ValueError(
+            f"{what}: inputs need at least 2 axes "
+            f"(..., channels, samples), got shape {tuple(est.shape)}"
+        )
 
 
 def sdr_db(est, ref, eps: float = 1e-8):
@@ -40,8 +44,10 @@ def sdr_db(est, ref, eps: float = 1e-8):
     _check_pair(est, ref, "sdr_db")
     if isinstance(est, torch.Tensor) or isinstance(ref, torch.Tensor):
         if not (isinstance(est, torch.Tensor) and isinstance(ref, torch.Tensor)):
-            raise ValueError(f"sdr_db: est and ref must both be numpy arrays or both torch "
-                             f"tensors, got {type(est).__name__} and {type(ref).__name__}")
+            raise ValueError(
+                f"sdr_db: est and ref must both be numpy arrays or both torch "
+                f"tensors, got {type(est).__name__} and {type(ref).__name__}"
+            )
         est, ref = est.detach().double(), ref.detach().double()
         num = ref.square().sum(dim=(-2, -1))
         den = (ref - est).square().sum(dim=(-2, -1))

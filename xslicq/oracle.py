@@ -18,15 +18,16 @@ Any transform with ``forward``/``inverse`` on torch tensors works: every sliCQT 
 the STFT. With ``search`` set (the transform search, :mod:`xslicq.search`) the transform
 is built from that point of the search space instead of the ``transform`` config, and
 with ``objectives`` set the command returns the values a multi-objective sweep optimises
-(mean oracle SDRs and ``coefs_per_second``) with the run's details for the trial's record. The mixture is the track's ``mixture.wav`` (the sum of the stems in MUSDB18-HQ
-and the synthetic set); the masks use all the track's sources, also those that are not
-targets.
+(mean oracle SDRs and ``coefs_per_second``) with the run's details for the trial's record.
+The mixture is the track's ``mixture.wav`` (the sum of the stems in MUSDB18-HQ and the
+synthetic set); the masks use all the track's sources, also those that are not targets.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import hydra
 import numpy as np
@@ -35,13 +36,26 @@ from omegaconf import DictConfig, OmegaConf
 
 from .data import SOURCES
 from .data.tracks import DatasetError, Track, read
-from .evaluation import (EvaluationError, check_metric, check_workers, load_split,
-                         score_tracks, summarize, write_summary)
+from .evaluation import (
+    EvaluationError,
+    check_metric,
+    check_workers,
+    load_split,
+    score_tracks,
+    summarize,
+    write_summary,
+)
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ORACLES", "OBJECTIVES", "oracle_estimates", "oracle_scores", "run_oracles",
-           "trial_result"]
+__all__ = [
+    "ORACLES",
+    "OBJECTIVES",
+    "oracle_estimates",
+    "oracle_scores",
+    "run_oracles",
+    "trial_result",
+]
 
 ORACLES = {
     "irm": "ideal ratio mask |S_j| / sum_k |S_k| on the mixture",
@@ -57,24 +71,33 @@ def _check_kinds(kinds: Sequence[str]) -> list[str]:
     kinds = [kinds] if isinstance(kinds, str) else list(kinds)
     unknown = [k for k in kinds if k not in ORACLES]
     if unknown or not kinds:
-        raise EvaluationError(f"unknown oracle {unknown or kinds}; choose from "
-                              f"{', '.join(ORACLES)}")
+        raise EvaluationError(
+            f"unknown oracle {unknown or kinds}; choose from {', '.join(ORACLES)}"
+        )
     return kinds
 
 
 def _check_transform(transform, sample_rate: int) -> None:
     if getattr(transform, "backend", "torch") != "torch":
-        raise EvaluationError(f"the oracle runs the transform on torch tensors; got "
-                              f"backend={transform.backend!r}: set transform.backend=torch")
+        raise EvaluationError(
+            f"the oracle runs the transform on torch tensors; got "
+            f"backend={transform.backend!r}: set transform.backend=torch"
+        )
     rate = getattr(transform, "sample_rate", sample_rate)
     if rate != sample_rate:
-        raise EvaluationError(f"transform.sample_rate={rate} differs from the tracks' "
-                              f"{sample_rate} Hz")
+        raise EvaluationError(
+            f"transform.sample_rate={rate} differs from the tracks' {sample_rate} Hz"
+        )
 
 
 @torch.no_grad()
-def oracle_estimates(transform, mixture: np.ndarray, sources: dict[str, np.ndarray],
-                     kinds: Sequence[str], targets: Sequence[str]) -> dict[str, dict]:
+def oracle_estimates(
+    transform,
+    mixture: np.ndarray,
+    sources: dict[str, np.ndarray],
+    kinds: Sequence[str],
+    targets: Sequence[str],
+) -> dict[str, dict]:
     """Oracle estimates of one track.
 
     Args:
@@ -92,13 +115,15 @@ def oracle_estimates(transform, mixture: np.ndarray, sources: dict[str, np.ndarr
         raise EvaluationError(f"targets {missing} are not among the sources {sorted(sources)}")
     n = mixture.shape[-1]
     X = transform.forward(torch.as_tensor(np.asarray(mixture, np.float32))[None])
-    mags = {k: [b.abs() for b in transform.forward(torch.as_tensor(np.asarray(s, np.float32))[None])]
-            for k, s in sources.items()}
+    mags = {
+        k: [b.abs() for b in transform.forward(torch.as_tensor(np.asarray(s, np.float32))[None])]
+        for k, s in sources.items()
+    }
     out: dict[str, dict] = {k: {} for k in kinds}
     if "irm" in kinds:
         total = [sum(m[i] for m in mags.values()) for i in range(len(X))]
         tiny = torch.finfo(total[0].dtype).tiny
-        for t in targets:                            # where total is 0, |S_j| and X are 0 too
+        for t in targets:  # where total is 0, |S_j| and X are 0 too
             Y = [x * (m / s.clamp_min(tiny)) for x, m, s in zip(X, mags[t], total)]
             out["irm"][t] = transform.inverse(Y, length=n)[0].numpy().astype(np.float32)
     if "mixphase" in kinds:
@@ -109,10 +134,16 @@ def oracle_estimates(transform, mixture: np.ndarray, sources: dict[str, np.ndarr
     return out
 
 
-def run_oracles(transform, tracks: Sequence[Track], kinds: Sequence[str] = tuple(ORACLES),
-                metric: str = "fast_bss_eval", workers: int = 2,
-                targets: Sequence[str] = SOURCES, out_dir: str | Path | None = None,
-                name: str | None = None) -> dict[str, dict]:
+def run_oracles(
+    transform,
+    tracks: Sequence[Track],
+    kinds: Sequence[str] = tuple(ORACLES),
+    metric: str = "fast_bss_eval",
+    workers: int = 2,
+    targets: Sequence[str] = SOURCES,
+    out_dir: str | Path | None = None,
+    name: str | None = None,
+) -> dict[str, dict]:
     """Oracle scores of ``transform`` on ``tracks`` for several oracles at once.
 
     The transform runs once per track in this process; scoring runs in ``workers``
@@ -141,8 +172,14 @@ def run_oracles(transform, tracks: Sequence[Track], kinds: Sequence[str] = tuple
             for kind in kinds:
                 yield kind, track, estimates[kind]
 
-    results = score_tracks(jobs(), len(tracks) * len(kinds), metric, workers,
-                           json_root=out_dir, desc=f"oracle {name} ({metric})")
+    results = score_tracks(
+        jobs(),
+        len(tracks) * len(kinds),
+        metric,
+        workers,
+        json_root=out_dir,
+        desc=f"oracle {name} ({metric})",
+    )
     summaries = {k: summarize(results.get(k, {}), metric, targets) for k in kinds}
     if out_dir is not None:
         out_dir = Path(out_dir)
@@ -152,9 +189,15 @@ def run_oracles(transform, tracks: Sequence[Track], kinds: Sequence[str] = tuple
     return summaries
 
 
-def oracle_scores(transform, tracks: Sequence[Track], kind: str = "irm",
-                  metric: str = "fast_bss_eval", workers: int = 2,
-                  targets: Sequence[str] = SOURCES, out_dir: str | Path | None = None) -> dict:
+def oracle_scores(
+    transform,
+    tracks: Sequence[Track],
+    kind: str = "irm",
+    metric: str = "fast_bss_eval",
+    workers: int = 2,
+    targets: Sequence[str] = SOURCES,
+    out_dir: str | Path | None = None,
+) -> dict:
     """Scores of one oracle (``irm`` or ``mixphase``) of ``transform``; the summary dict."""
     if not isinstance(kind, str):
         raise EvaluationError(f"kind must be one oracle name ({', '.join(ORACLES)}), got {kind!r}")
@@ -169,14 +212,21 @@ def oracle_markdown(summaries: dict[str, dict], name: str) -> str:
     """One SDR table: a row per oracle, a column per target and the mean."""
     first = next(iter(summaries.values()))
     targets = first["targets"]
-    lines = [f"# Oracle SDR: {name}", "",
-             f"Metric: {first['metric']}, {len(first['tracks'])} tracks; median over 1 s "
-             "frames, then over tracks; `mean` is the mean of the targets. dB.", "",
-             "| oracle | " + " | ".join(targets) + " | mean |",
-             "|---|" + "---:|" * (len(targets) + 1)]
+    lines = [
+        f"# Oracle SDR: {name}",
+        "",
+        f"Metric: {first['metric']}, {len(first['tracks'])} tracks; median over 1 s "
+        "frames, then over tracks; `mean` is the mean of the targets. dB.",
+        "",
+        "| oracle | " + " | ".join(targets) + " | mean |",
+        "|---|" + "---:|" * (len(targets) + 1),
+    ]
     for kind, s in summaries.items():
-        lines.append(f"| {kind} | " + " | ".join(_fmt(s["per_target"][t]["SDR"]) for t in targets)
-                     + f" | **{_fmt(s['mean']['SDR'])}** |")
+        lines.append(
+            f"| {kind} | "
+            + " | ".join(_fmt(s["per_target"][t]["SDR"]) for t in targets)
+            + f" | **{_fmt(s['mean']['SDR'])}** |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -197,13 +247,15 @@ def transform_to_score(cfg: DictConfig) -> DictConfig:
         return cfg.transform
     from .search import SearchPoint
     from .search import transform_config as point_config
+
     rate = int(cfg.data.get("sample_rate", 44100))
     point = SearchPoint(**OmegaConf.to_container(cfg.search, resolve=True))
     return OmegaConf.create(point_config(point, rate, int(round(cfg.data.seq_dur * rate))))
 
 
-def trial_result(summaries: dict[str, dict], transform, transform_cfg: DictConfig,
-                 objectives) -> dict:
+def trial_result(
+    summaries: dict[str, dict], transform, transform_cfg: DictConfig, objectives
+) -> dict:
     """What a sweep trial reports: ``{"values": [one per objective], "attrs": {...}}``;
     the attributes (the built transform, every oracle's SDR per target) are stored with
     the trial."""
@@ -212,16 +264,24 @@ def trial_result(summaries: dict[str, dict], transform, transform_cfg: DictConfi
         raise EvaluationError(f"unknown objectives {unknown}; choose from {', '.join(OBJECTIVES)}")
     missing = [o for o in objectives if o in ORACLES and o not in summaries]
     if missing:
-        raise EvaluationError(f"objectives {missing} are oracles that were not run "
-                              f"(oracle={list(summaries)})")
+        raise EvaluationError(
+            f"objectives {missing} are oracles that were not run (oracle={list(summaries)})"
+        )
     cps = float(transform.coefs_per_second)
-    values = [cps if o == "coefs_per_second" else float(summaries[o]["mean"]["SDR"])
-              for o in objectives]
-    attrs = {"transform": OmegaConf.to_container(transform_cfg, resolve=True),
-             "coefs_per_second": cps,
-             "sdr": {kind: {"mean": float(s["mean"]["SDR"]),
-                            **{t: float(v["SDR"]) for t, v in s["per_target"].items()}}
-                     for kind, s in summaries.items()}}
+    values = [
+        cps if o == "coefs_per_second" else float(summaries[o]["mean"]["SDR"]) for o in objectives
+    ]
+    attrs = {
+        "transform": OmegaConf.to_container(transform_cfg, resolve=True),
+        "coefs_per_second": cps,
+        "sdr": {
+            kind: {
+                "mean": float(s["mean"]["SDR"]),
+                **{t: float(v["SDR"]) for t, v in s["per_target"].items()},
+            }
+            for kind, s in summaries.items()
+        },
+    }
     return {"values": values, "attrs": attrs}
 
 
@@ -237,10 +297,10 @@ def run(cfg: DictConfig) -> tuple[dict[str, dict], object, DictConfig]:
     tracks = load_split(cfg.data, cfg.split)
     targets = list(cfg.targets) if cfg.get("targets") else list(cfg.data.get("targets", SOURCES))
     name = describe_transform(transform_cfg)
-    log.info("oracles %s of %s on %d %s tracks (%s)", kinds, name, len(tracks), cfg.split,
-             cfg.metric)
-    summaries = run_oracles(transform, tracks, kinds, cfg.metric, workers, targets, cfg.out,
-                            name)
+    log.info(
+        "oracles %s of %s on %d %s tracks (%s)", kinds, name, len(tracks), cfg.split, cfg.metric
+    )
+    summaries = run_oracles(transform, tracks, kinds, cfg.metric, workers, targets, cfg.out, name)
     return summaries, transform, transform_cfg
 
 
@@ -252,11 +312,15 @@ def main(cfg: DictConfig):
     from hydra.types import RunMode
 
     from .search import InvalidTransform
+
     sweeping = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         summaries, transform, transform_cfg = run(cfg)
-        result = trial_result(summaries, transform, transform_cfg, list(cfg.objectives)) \
-            if cfg.get("objectives") else None
+        result = (
+            trial_result(summaries, transform, transform_cfg, list(cfg.objectives))
+            if cfg.get("objectives")
+            else None
+        )
     except (EvaluationError, DatasetError, InvalidTransform) as err:
         if sweeping:
             raise

@@ -5,6 +5,7 @@ window (sampled on the block's own time grid) and the overlaps are added, the
 same overlap-add view as :meth:`RaggedToMatrix.overlap_add`. Every row is then
 sampled on one common time grid.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,8 +16,15 @@ from .transform.slicing import overlap_add, slice_window_at
 HZ_TICKS = (20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000)
 
 
-def slicq_image(transform, coefs, length: int, width: int = 1000, item: int = 0,
-                channel: int | None = None, floor_db: float = -100.0):
+def slicq_image(
+    transform,
+    coefs,
+    length: int,
+    width: int = 1000,
+    item: int = 0,
+    channel: int | None = None,
+    floor_db: float = -100.0,
+):
     """Log-magnitude image of sliCQT coefficients, ragged or in matrix form.
 
     Args:
@@ -40,12 +48,13 @@ def slicq_image(transform, coefs, length: int, width: int = 1000, item: int = 0,
     times = (np.arange(width) + 0.5) * length / width
     rows = []
     for blk in blocks:
-        power = np.abs(to_numpy(blk[item])) ** 2            # (channels, rows, slices, M)
+        power = np.abs(to_numpy(blk[item])) ** 2  # (channels, rows, slices, M)
         power = power.mean(axis=0) if channel is None else power[channel]
         slices, m = power.shape[-2:]
-        window = slice_window_at(np.arange(m) * transform.sllen / m, transform.sllen,
-                                 transform.trlen)
-        line = overlap_add(xp, power * window, m, slices * m // 2)   # from sample 0 on
+        window = slice_window_at(
+            np.arange(m) * transform.sllen / m, transform.sllen, transform.trlen
+        )
+        line = overlap_add(xp, power * window, m, slices * m // 2)  # from sample 0 on
         at = np.arange(line.shape[-1]) * transform.sllen / m
         rows.extend(np.interp(times, at, row) for row in line)
     if len(rows) != transform.nb_bins:
@@ -54,12 +63,17 @@ def slicq_image(transform, coefs, length: int, width: int = 1000, item: int = 0,
     return image, times / transform.sample_rate
 
 
-def image_to_rgb(image: np.ndarray, dynamic_range_db: float = 80.0,
-                 cmap: str = "magma", top_db: float | None = None) -> np.ndarray:
+def image_to_rgb(
+    image: np.ndarray,
+    dynamic_range_db: float = 80.0,
+    cmap: str = "magma",
+    top_db: float | None = None,
+) -> np.ndarray:
     """A dB image (rows ascending in frequency) as a (3, rows, width) uint8 RGB array with
     low frequencies at the bottom, ready for TensorBoard's ``add_image``. ``top_db`` (default:
     the image's maximum) is the brightest level, to put several images on one scale."""
     from matplotlib import colormaps
+
     top = float(image.max()) if top_db is None else top_db
     scaled = np.clip((image - (top - dynamic_range_db)) / dynamic_range_db, 0.0, 1.0)
     rgb = colormaps[cmap](scaled[::-1])[..., :3]
@@ -76,44 +90,75 @@ def frequency_ticks(freqs: np.ndarray, ticks=HZ_TICKS):
     return pos, labels
 
 
-def plot_slicq(transform, coefs, length: int, ax=None, title: str | None = None,
-               dynamic_range_db: float = 80.0, **kwargs):
+def plot_slicq(
+    transform,
+    coefs,
+    length: int,
+    ax=None,
+    title: str | None = None,
+    dynamic_range_db: float = 80.0,
+    **kwargs,
+):
     """Draw a sliCQT spectrogram (rows on the frequency axis, Hz ticks) into ``ax``.
 
     Returns the matplotlib image.
     """
     import matplotlib.pyplot as plt
+
     image, times = slicq_image(transform, coefs, length, **kwargs)
     ax = plt.gca() if ax is None else ax
     top = float(image.max())
-    im = ax.imshow(image, origin="lower", aspect="auto", cmap="magma",
-                   vmin=top - dynamic_range_db, vmax=top,
-                   extent=(0.0, length / transform.sample_rate, -0.5, image.shape[0] - 0.5))
+    im = ax.imshow(
+        image,
+        origin="lower",
+        aspect="auto",
+        cmap="magma",
+        vmin=top - dynamic_range_db,
+        vmax=top,
+        extent=(0.0, length / transform.sample_rate, -0.5, image.shape[0] - 0.5),
+    )
     pos, labels = frequency_ticks(transform.freqs)
     ax.set_yticks(pos, labels)
     ax.set_ylabel("frequency (Hz)")
     ax.set_xlabel("time (s)")
-    ax.set_title(title or f"sliCQT {transform.scale_name}, {transform.nb_bins} rows, "
-                          f"sllen {transform.sllen}")
+    ax.set_title(
+        title or f"sliCQT {transform.scale_name}, {transform.nb_bins} rows, sllen {transform.sllen}"
+    )
     return im
 
 
-def plot_stft(signal: np.ndarray, sample_rate: int, ax=None, n_fft: int = 4096,
-              hop: int = 1024, dynamic_range_db: float = 80.0, fmin: float = 20.0):
+def plot_stft(
+    signal: np.ndarray,
+    sample_rate: int,
+    ax=None,
+    n_fft: int = 4096,
+    hop: int = 1024,
+    dynamic_range_db: float = 80.0,
+    fmin: float = 20.0,
+):
     """Draw an STFT spectrogram of a (channels, samples) signal on a log-frequency axis."""
     import matplotlib.pyplot as plt
     import torch
+
     x = torch.as_tensor(np.asarray(signal, dtype=np.float64))
-    spec = torch.stft(x, n_fft, hop, window=torch.hann_window(n_fft, dtype=x.dtype),
-                      return_complex=True)
+    spec = torch.stft(
+        x, n_fft, hop, window=torch.hann_window(n_fft, dtype=x.dtype), return_complex=True
+    )
     power = (spec.abs() ** 2).mean(0).numpy() / n_fft
     image = 10.0 * np.log10(np.maximum(power, 1e-12))
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
     ax = plt.gca() if ax is None else ax
     top = float(image.max())
     keep = freqs >= fmin
-    im = ax.pcolormesh(np.arange(image.shape[1]) * hop / sample_rate, freqs[keep], image[keep],
-                       shading="auto", cmap="magma", vmin=top - dynamic_range_db, vmax=top)
+    im = ax.pcolormesh(
+        np.arange(image.shape[1]) * hop / sample_rate,
+        freqs[keep],
+        image[keep],
+        shading="auto",
+        cmap="magma",
+        vmin=top - dynamic_range_db,
+        vmax=top,
+    )
     ax.set_yscale("log")
     ticks = [f for f in HZ_TICKS if fmin <= f <= sample_rate / 2]
     ax.set_yticks(ticks, [f"{f // 1000}k" if f >= 1000 else str(f) for f in ticks])
@@ -123,14 +168,17 @@ def plot_stft(signal: np.ndarray, sample_rate: int, ax=None, n_fft: int = 4096,
     return im
 
 
-def spectrogram_figure(transform, coefs, length: int, audio: np.ndarray | None = None,
-                       title: str | None = None):
+def spectrogram_figure(
+    transform, coefs, length: int, audio: np.ndarray | None = None, title: str | None = None
+):
     """A matplotlib figure of sliCQT coefficients (ragged or matrix), with the STFT of
     ``audio`` (channels, samples) beside it when given."""
     import matplotlib.pyplot as plt
+
     panels = 1 if audio is None else 2
-    fig, axes = plt.subplots(1, panels, figsize=(7 * panels, 5), constrained_layout=True,
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, panels, figsize=(7 * panels, 5), constrained_layout=True, squeeze=False
+    )
     plot_slicq(transform, coefs, length, ax=axes[0, 0], title=title)
     if audio is not None:
         plot_stft(audio, transform.sample_rate, ax=axes[0, 1])

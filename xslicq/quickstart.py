@@ -5,6 +5,7 @@
 Prints the SDR of every separated stem against its reference, next to the SDR of the
 mixture used as the estimate, and writes the stems under the run folder.
 """
+
 from __future__ import annotations
 
 import logging
@@ -28,7 +29,9 @@ def main(cfg: DictConfig) -> float:
 
     _, objects = train(cfg)
     trainer, datamodule = objects["trainer"], objects["datamodule"]
-    ckpt = trainer.checkpoint_callback.best_model_path or trainer.checkpoint_callback.last_model_path
+    ckpt = (
+        trainer.checkpoint_callback.best_model_path or trainer.checkpoint_callback.last_model_path
+    )
     separator = Separator.from_checkpoint(ckpt)
     datamodule.setup("test")
     track = datamodule.test_set.tracks[0]

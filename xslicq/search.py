@@ -24,20 +24,20 @@ points that cannot be built. A point that still cannot be built (fmax above the 
 frequency, a scale that does not exist) raises :class:`InvalidTransform` naming why, and the
 sweeper records the trial as failed with that reason.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
 from .transform.frames import SUGGESTED_WINDOW_SAMPLES, fft_friendly_sllen, min_sllen
 from .transform.scales import SCALES, make_scale
 
-__all__ = ["InvalidTransform", "SearchPoint", "pareto_front", "transform_config",
-           "tuned_yaml"]
+__all__ = ["InvalidTransform", "SearchPoint", "pareto_front", "transform_config", "tuned_yaml"]
 
 SLICQT_TARGET = "xslicq.transform.SliCQT"
 
@@ -94,10 +94,12 @@ def transform_config(point: SearchPoint, sample_rate: int, max_sllen: int) -> di
     if not 0.0 < point.trlen < 0.5:
         raise InvalidTransform(f"trlen is a fraction of the slice in (0, 0.5), got {point.trlen}")
     if not 0 < point.fmin < point.fmax <= sample_rate / 2:
-        raise InvalidTransform(f"need 0 < fmin < fmax <= {sample_rate / 2:g} Hz, got "
-                               f"fmin={point.fmin:g}, fmax={point.fmax:g}")
+        raise InvalidTransform(
+            f"need 0 < fmin < fmax <= {sample_rate / 2:g} Hz, got "
+            f"fmin={point.fmin:g}, fmax={point.fmax:g}"
+        )
     bins = int(point.bins)
-    if point.scale == "oct":             # the search counts bins over the band
+    if point.scale == "oct":  # the search counts bins over the band
         bins = max(1, int(round(bins / math.log2(point.fmax / point.fmin))))
 
     def suggested_sllen(nb: int) -> int:
@@ -105,12 +107,13 @@ def transform_config(point: SearchPoint, sample_rate: int, max_sllen: int) -> di
             scale = make_scale(point.scale, point.fmin, point.fmax, nb, point.gamma)
         except ValueError as err:
             raise InvalidTransform(str(err)) from err
-        return fft_friendly_sllen(min_sllen(scale.freqs, scale.bandwidths, sample_rate,
-                                            SUGGESTED_WINDOW_SAMPLES))
+        return fft_friendly_sllen(
+            min_sllen(scale.freqs, scale.bandwidths, sample_rate, SUGGESTED_WINDOW_SAMPLES)
+        )
 
     suggested = suggested_sllen(bins)
-    if suggested > max_sllen:             # the most bins that fit: bisection (monotonic)
-        lo, hi = 0, bins                  # suggested_sllen(hi) > max_sllen
+    if suggested > max_sllen:  # the most bins that fit: bisection (monotonic)
+        lo, hi = 0, bins  # suggested_sllen(hi) > max_sllen
         while hi - lo > 1:
             mid = (lo + hi) // 2
             lo, hi = (mid, hi) if suggested_sllen(mid) <= max_sllen else (lo, mid)
@@ -118,16 +121,25 @@ def transform_config(point: SearchPoint, sample_rate: int, max_sllen: int) -> di
             raise InvalidTransform(
                 f"{point.scale} from fmin={point.fmin:.1f} Hz needs slices longer than a "
                 f"training segment of {max_sllen} samples ({max_sllen / sample_rate:.2f} s) "
-                "even with one bin")
+                "even with one bin"
+            )
         bins, suggested = lo, suggested_sllen(lo)
     wanted = suggested * (max_sllen / suggested) ** point.sllen
     sllen = min(fft_friendly_sllen(int(round(wanted))), _largest_friendly_at_most(max_sllen))
     sllen = max(sllen, suggested)
     trlen = min(_even(point.trlen * sllen), sllen // 2 - 2)
-    return {"_target_": SLICQT_TARGET, "scale": point.scale, "bins": bins,
-            "fmin": float(point.fmin), "fmax": float(point.fmax), "sample_rate": int(sample_rate),
-            "sllen": int(sllen), "trlen": int(trlen), "gamma": float(point.gamma),
-            "backend": "torch"}
+    return {
+        "_target_": SLICQT_TARGET,
+        "scale": point.scale,
+        "bins": bins,
+        "fmin": float(point.fmin),
+        "fmax": float(point.fmax),
+        "sample_rate": int(sample_rate),
+        "sllen": int(sllen),
+        "trlen": int(trlen),
+        "gamma": float(point.gamma),
+        "backend": "torch",
+    }
 
 
 def pareto_front(points: Iterable[Sequence[float]], directions: Sequence[str]) -> list[int]:
@@ -138,7 +150,7 @@ def pareto_front(points: Iterable[Sequence[float]], directions: Sequence[str]) -
         directions: ``maximize`` or ``minimize`` per objective.
     """
     sign = np.array([1.0 if d == "maximize" else -1.0 for d in directions])
-    values = np.asarray(list(points), dtype=float) * sign            # all maximised
+    values = np.asarray(list(points), dtype=float) * sign  # all maximised
     front = []
     for i, v in enumerate(values):
         dominated = np.any(np.all(values >= v, axis=1) & np.any(values > v, axis=1))
@@ -150,8 +162,18 @@ def pareto_front(points: Iterable[Sequence[float]], directions: Sequence[str]) -
 def tuned_yaml(config: dict, comment: Sequence[str]) -> str:
     """The text of ``conf/transform/tuned.yaml`` for a SliCQT config, with ``comment``
     lines on top (where it came from, what it scored)."""
-    keys = ("_target_", "scale", "bins", "fmin", "fmax", "sample_rate", "sllen", "trlen",
-            "gamma", "backend")
+    keys = (
+        "_target_",
+        "scale",
+        "bins",
+        "fmin",
+        "fmax",
+        "sample_rate",
+        "sllen",
+        "trlen",
+        "gamma",
+        "backend",
+    )
     lines = [f"# {line}" if line else "#" for line in comment]
     for key in keys:
         value = config[key]

@@ -9,6 +9,7 @@ Any sample rate (resampled to the model's and back), mono (upmixed, and the stem
 mixed back down) and any length: long input is cut into overlapping chunks that are
 cross-faded, so memory stays bounded.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,17 +34,20 @@ class Separator(torch.nn.Module):
     def __init__(self, system, chunk_seconds: float = 10.0, overlap_seconds: float = 1.0):
         super().__init__()
         if not chunk_seconds > 2 * overlap_seconds > 0:
-            raise ValueError(f"need chunk_seconds > 2 * overlap_seconds > 0, got "
-                             f"{chunk_seconds} and {overlap_seconds}")
+            raise ValueError(
+                f"need chunk_seconds > 2 * overlap_seconds > 0, got "
+                f"{chunk_seconds} and {overlap_seconds}"
+            )
         self.system = system.eval()
         self.targets = tuple(system.targets)
         self.sample_rate = int(system.transform.sample_rate)
         self.chunk_seconds, self.overlap_seconds = chunk_seconds, overlap_seconds
 
     @classmethod
-    def from_checkpoint(cls, path, device: str = "cpu", **kwargs) -> "Separator":
+    def from_checkpoint(cls, path, device: str = "cpu", **kwargs) -> Separator:
         """Rebuild the separator of a training checkpoint (its config is stored inside)."""
         from .system import SeparationSystem
+
         try:
             state = torch.load(str(path), map_location=device, weights_only=False)
         except FileNotFoundError as err:
@@ -62,15 +66,21 @@ class Separator(torch.nn.Module):
     def _check(self, audio, sample_rate) -> tuple[torch.Tensor, bool]:
         x = torch.as_tensor(np.asarray(audio) if not torch.is_tensor(audio) else audio)
         if not (isinstance(sample_rate, (int, np.integer)) and sample_rate > 0):
-            raise SeparationInputError(f"sample_rate must be a positive integer, got {sample_rate!r}")
+            raise SeparationInputError(
+                f"sample_rate must be a positive integer, got {sample_rate!r}"
+            )
         if x.ndim == 1:
             x = x[None]
         if x.ndim != 2:
-            raise SeparationInputError(f"expected audio of shape (channels, samples) or "
-                                       f"(samples,), got shape {tuple(x.shape)}")
+            raise SeparationInputError(
+                f"expected audio of shape (channels, samples) or "
+                f"(samples,), got shape {tuple(x.shape)}"
+            )
         if x.shape[0] > 2:
-            raise SeparationInputError(f"expected mono or stereo audio, got {x.shape[0]} "
-                                       "channels (is the array (samples, channels)?)")
+            raise SeparationInputError(
+                f"expected mono or stereo audio, got {x.shape[0]} "
+                "channels (is the array (samples, channels)?)"
+            )
         if x.shape[1] == 0:
             raise SeparationInputError("the audio is empty")
         if not x.is_floating_point():
@@ -95,10 +105,10 @@ class Separator(torch.nn.Module):
         n_in = x.shape[-1]
         if sample_rate != self.sample_rate:
             x = torchaudio.functional.resample(x, sample_rate, self.sample_rate)
-        est = self._chunked(x.to(self.device), progress)          # (J, 2, N)
+        est = self._chunked(x.to(self.device), progress)  # (J, 2, N)
         if sample_rate != self.sample_rate:
             est = torchaudio.functional.resample(est, self.sample_rate, sample_rate)
-        if est.shape[-1] != n_in:           # resampling may round the length
+        if est.shape[-1] != n_in:  # resampling may round the length
             est = torch.nn.functional.pad(est, (0, max(0, n_in - est.shape[-1])))[..., :n_in]
         if mono:
             est = est.mean(1, keepdim=True)
@@ -114,17 +124,20 @@ class Separator(torch.nn.Module):
         step = chunk - overlap
         starts = list(range(0, max(n - overlap, 1), step))
         out = torch.zeros(len(self.targets), *x.shape, device=x.device)
-        fade = 0.5 - 0.5 * torch.cos(math.pi * (torch.arange(overlap, device=x.device) + 0.5)
-                                     / overlap)
+        fade = 0.5 - 0.5 * torch.cos(
+            math.pi * (torch.arange(overlap, device=x.device) + 0.5) / overlap
+        )
         from tqdm import tqdm
-        for i, start in enumerate(tqdm(starts, disable=not progress, desc="separating",
-                                       unit="chunk")):
-            piece = x[:, start:start + chunk]
+
+        for i, start in enumerate(
+            tqdm(starts, disable=not progress, desc="separating", unit="chunk")
+        ):
+            piece = x[:, start : start + chunk]
             est = self.system(piece[None])[0]
             w = torch.ones(piece.shape[-1], device=x.device)
             if i > 0:
                 w[:overlap] = fade
             if i < len(starts) - 1 and piece.shape[-1] > overlap:
-                w[-overlap:] = 1.0 - fade          # neighbours' fades sum to one
-            out[..., start:start + piece.shape[-1]] += est * w
+                w[-overlap:] = 1.0 - fade  # neighbours' fades sum to one
+            out[..., start : start + piece.shape[-1]] += est * w
         return out

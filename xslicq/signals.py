@@ -3,6 +3,7 @@
 Golden tests, demos and benchmarks use these instead of downloaded audio. All
 functions return float64 NumPy arrays of shape (channels, samples).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,15 +21,17 @@ def impulse(samples: int, positions, channels: int = 2) -> np.ndarray:
     return x
 
 
-def sinusoid(samples: int, freq: float, sample_rate: int, channels: int = 2,
-             phase: float = 0.0) -> np.ndarray:
+def sinusoid(
+    samples: int, freq: float, sample_rate: int, channels: int = 2, phase: float = 0.0
+) -> np.ndarray:
     """A steady sinusoid of unit amplitude."""
     t = np.arange(samples) / sample_rate
     return np.tile(np.sin(2 * np.pi * freq * t + phase), (channels, 1))
 
 
-def chirp(samples: int, sample_rate: int, f0: float = 20.0, f1: float | None = None,
-          channels: int = 2) -> np.ndarray:
+def chirp(
+    samples: int, sample_rate: int, f0: float = 20.0, f1: float | None = None, channels: int = 2
+) -> np.ndarray:
     """An exponential sweep from ``f0`` to ``f1`` Hz (default: 90% of Nyquist)."""
     f1 = 0.45 * sample_rate if f1 is None else f1
     duration = samples / sample_rate
@@ -42,7 +45,9 @@ def _note_hz(midi: np.ndarray) -> np.ndarray:
     return 440.0 * 2.0 ** ((np.asarray(midi, float) - 69.0) / 12.0)
 
 
-def _tone(t: np.ndarray, freq: float, harmonics: int, decay: float, brightness: float) -> np.ndarray:
+def _tone(
+    t: np.ndarray, freq: float, harmonics: int, decay: float, brightness: float
+) -> np.ndarray:
     """A harmonic tone with an exponential decay; upper partials fade faster."""
     out = np.zeros_like(t)
     for h in range(1, harmonics + 1):
@@ -52,8 +57,9 @@ def _tone(t: np.ndarray, freq: float, harmonics: int, decay: float, brightness: 
     return out
 
 
-def music_like(seconds: float, sample_rate: int = 44100, channels: int = 2, seed: int = 0,
-               tempo: float = 110.0) -> np.ndarray:
+def music_like(
+    seconds: float, sample_rate: int = 44100, channels: int = 2, seed: int = 0, tempo: float = 110.0
+) -> np.ndarray:
     """A short song-like mix: chords, a bass line, a vibrato melody and a drum pattern.
 
     Stems are panned differently per channel; the mix peaks at 0.9.
@@ -72,7 +78,7 @@ def music_like(seconds: float, sample_rate: int = 44100, channels: int = 2, seed
             return
         seg = signal[: n - i0]
         gains = np.sqrt(np.clip(1.0 - np.abs(pans - pan), 0.05, 1.0))
-        stem[:, i0:i0 + len(seg)] += gains[:, None] * seg
+        stem[:, i0 : i0 + len(seg)] += gains[:, None] * seg
 
     bar = 4 * beat
     for b in range(int(np.ceil(seconds / bar))):

@@ -37,6 +37,7 @@ what a long, shared search needs:
 The SQLite default needs no server; a ``postgresql://user@host:port/db`` URL shares one
 study between workers on several machines.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -47,8 +48,9 @@ import math
 import threading
 import time
 import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import optuna
@@ -64,8 +66,9 @@ __all__ = ["StudySweeper", "make_storage", "study_lock"]
 _ABSENT = object()
 
 
-def make_storage(url: str | None, heartbeat_interval: int | None = 10,
-                 grace_period: int | None = None):
+def make_storage(
+    url: str | None, heartbeat_interval: int | None = 10, grace_period: int | None = None
+):
     """An Optuna storage for ``url`` (``None``: in memory) with heartbeats enabled.
 
     SQLite files get a generous lock timeout so that several local workers can share one.
@@ -73,9 +76,11 @@ def make_storage(url: str | None, heartbeat_interval: int | None = 10,
     if url is None:
         return None
     if not isinstance(url, str) or "://" not in url:
-        raise ValueError(f"hydra.sweeper.storage must be a database URL such as "
-                         f"sqlite:///path/study.sqlite or postgresql://user@host:5432/db, "
-                         f"got {url!r}")
+        raise ValueError(
+            f"hydra.sweeper.storage must be a database URL such as "
+            f"sqlite:///path/study.sqlite or postgresql://user@host:5432/db, "
+            f"got {url!r}"
+        )
     engine_kwargs: dict = {}
     if url.startswith("sqlite"):
         engine_kwargs = {"connect_args": {"timeout": 120}}
@@ -86,9 +91,12 @@ def make_storage(url: str | None, heartbeat_interval: int | None = 10,
         engine_kwargs = {"pool_pre_ping": True}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
-                                          heartbeat_interval=heartbeat_interval,
-                                          grace_period=grace_period)
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=heartbeat_interval,
+            grace_period=grace_period,
+        )
 
 
 @contextlib.contextmanager
@@ -114,8 +122,8 @@ def study_lock(storage, study_name: str) -> Iterator[None]:
         return
     if url.startswith("postgresql"):
         import sqlalchemy
-        key = int.from_bytes(hashlib.sha1(study_name.encode()).digest()[:8], "big",
-                             signed=True)
+
+        key = int.from_bytes(hashlib.sha1(study_name.encode()).digest()[:8], "big", signed=True)
         with storage.engine.connect() as conn:
             conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
             try:
@@ -123,8 +131,11 @@ def study_lock(storage, study_name: str) -> Iterator[None]:
             finally:
                 conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
         return
-    warnings.warn(f"no lock for {url.split(':', 1)[0]} storages: workers sharing the study may "
-                  "together run a few more trials than n_trials", stacklevel=3)
+    warnings.warn(
+        f"no lock for {url.split(':', 1)[0]} storages: workers sharing the study may "
+        "together run a few more trials than n_trials",
+        stacklevel=3,
+    )
     yield
 
 
@@ -173,7 +184,7 @@ def _reseed(sampler, base: int | None, number: int) -> None:
     if base is None:
         return
     for k, obj in enumerate(_sampler_rngs(sampler)):
-        obj._rng = np.random.RandomState((base + 7919 * number + k) % 2 ** 32)
+        obj._rng = np.random.RandomState((base + 7919 * number + k) % 2**32)
 
 
 def _reason(err: BaseException) -> str:
@@ -184,33 +195,50 @@ def _reason(err: BaseException) -> str:
 class StudySweeper(Sweeper):
     """Hydra sweeper on an Optuna study shared by any number of workers (see the module)."""
 
-    def __init__(self, sampler: Any = None, direction: Any = "maximize",
-                 storage: str | None = None, study_name: str | None = None, n_trials: int = 20,
-                 n_jobs: int = 1, max_failure_rate: float = 1.0, params: Any = None,
-                 heartbeat_interval: int | None = 10, grace_period: int | None = None,
-                 search_space: Any = None, custom_search_space: Any = None):
+    def __init__(
+        self,
+        sampler: Any = None,
+        direction: Any = "maximize",
+        storage: str | None = None,
+        study_name: str | None = None,
+        n_trials: int = 20,
+        n_jobs: int = 1,
+        max_failure_rate: float = 1.0,
+        params: Any = None,
+        heartbeat_interval: int | None = 10,
+        grace_period: int | None = None,
+        search_space: Any = None,
+        custom_search_space: Any = None,
+    ):
         if search_space is not None or custom_search_space is not None:
-            raise ValueError("hydra.sweeper.search_space and custom_search_space are not "
-                             "supported by this sweeper: use hydra.sweeper.params")
+            raise ValueError(
+                "hydra.sweeper.search_space and custom_search_space are not "
+                "supported by this sweeper: use hydra.sweeper.params"
+            )
         if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
             raise ValueError(f"hydra.sweeper.n_trials must be a positive integer, got {n_trials!r}")
         if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
             raise ValueError(f"hydra.sweeper.n_jobs must be a positive integer, got {n_jobs!r}")
         if not 0.0 <= float(max_failure_rate) <= 1.0:
-            raise ValueError(f"hydra.sweeper.max_failure_rate must be in [0, 1], got "
-                             f"{max_failure_rate!r}")
+            raise ValueError(
+                f"hydra.sweeper.max_failure_rate must be in [0, 1], got {max_failure_rate!r}"
+            )
         if heartbeat_interval is not None and heartbeat_interval < 1:
-            raise ValueError(f"hydra.sweeper.heartbeat_interval must be >= 1 s (or null), got "
-                             f"{heartbeat_interval!r}")
+            raise ValueError(
+                f"hydra.sweeper.heartbeat_interval must be >= 1 s (or null), got "
+                f"{heartbeat_interval!r}"
+            )
         self.sampler = sampler
         # a seeded sampler's first draw is its base seed, the same in every worker
         rngs = _sampler_rngs(sampler) if sampler is not None else []
-        self._seed_base = int(rngs[0]._rng.randint(2 ** 31)) if rngs else None
+        self._seed_base = int(rngs[0]._rng.randint(2**31)) if rngs else None
         self.directions = [direction] if isinstance(direction, str) else list(direction)
         bad = [d for d in self.directions if d not in ("maximize", "minimize")]
         if bad or not self.directions:
-            raise ValueError(f"hydra.sweeper.direction must be maximize, minimize or a list of "
-                             f"them, got {direction!r}")
+            raise ValueError(
+                f"hydra.sweeper.direction must be maximize, minimize or a list of "
+                f"them, got {direction!r}"
+            )
         self.storage_url, self.study_name = storage, study_name
         self.n_trials, self.n_jobs = n_trials, n_jobs
         self.max_failure_rate = float(max_failure_rate)
@@ -219,30 +247,41 @@ class StudySweeper(Sweeper):
         self.config: DictConfig | None = None
         self.launcher = None
 
-    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
-              config: DictConfig) -> None:
+    def setup(
+        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
+    ) -> None:
         self.config = config
         self.hydra_context = hydra_context
         self.launcher = Plugins.instance().instantiate_launcher(
-            config=config, hydra_context=hydra_context, task_function=task_function)
+            config=config, hydra_context=hydra_context, task_function=task_function
+        )
 
     # ---------------------------------------------------------------- search space
     def _search_space(self, arguments: list[str]):
         from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
+
         params = [f"{k!s}={v}" for k, v in (self.params or {}).items()] + list(arguments)
         distributions, fixed = create_params_from_overrides(params)
         for name in fixed:
             distributions.pop(name, None)
         for name in list(distributions):
             key = name.lstrip("+")
-            if key == name and OmegaConf.select(self.config, key, default=_ABSENT,
-                                                throw_on_missing=False) is _ABSENT:
-                log.warning("search parameter %s does not exist in this configuration; it is "
-                            "left out of the search", name)
+            if (
+                key == name
+                and OmegaConf.select(self.config, key, default=_ABSENT, throw_on_missing=False)
+                is _ABSENT
+            ):
+                log.warning(
+                    "search parameter %s does not exist in this configuration; it is "
+                    "left out of the search",
+                    name,
+                )
                 del distributions[name]
         if not distributions:
-            raise ValueError("the search space is empty: hydra.sweeper.params names no "
-                             "parameter of this configuration")
+            raise ValueError(
+                "the search space is empty: hydra.sweeper.params names no "
+                "parameter of this configuration"
+            )
         return distributions, fixed
 
     # ------------------------------------------------------------------- trials
@@ -254,11 +293,15 @@ class StudySweeper(Sweeper):
         grace = self.grace_period or 2 * self.heartbeat_interval
         # optuna 2.10's own fail_stale_trials, with a reason recorded before the state change
         for trial_id in storage._get_stale_trial_ids(study._study_id):
-            storage.set_trial_user_attr(trial_id, "fail_reason", f"no heartbeat for more than "
-                                        f"{grace} s: its worker stopped")
+            storage.set_trial_user_attr(
+                trial_id, "fail_reason", f"no heartbeat for more than {grace} s: its worker stopped"
+            )
             if storage.set_trial_state(trial_id, optuna.trial.TrialState.FAIL):
-                log.warning("trial %d failed: no heartbeat for more than %d s (its worker "
-                            "stopped)", storage.get_trial_number_from_id(trial_id), grace)
+                log.warning(
+                    "trial %d failed: no heartbeat for more than %d s (its worker stopped)",
+                    storage.get_trial_number_from_id(trial_id),
+                    grace,
+                )
 
     def _ask(self, study: optuna.Study, storage, count: int) -> list[optuna.trial.Trial]:
         """Up to ``count`` new trials, never more than ``n_trials`` in the whole study."""
@@ -267,7 +310,7 @@ class StudySweeper(Sweeper):
             existing = len(study.get_trials(deepcopy=False))
             trials = [study.ask() for _ in range(min(count, self.n_trials - existing))]
             if trials and storage is not None and storage.is_heartbeat_enabled():
-                _record_heartbeats(storage, trials)      # stale-detectable from now on
+                _record_heartbeats(storage, trials)  # stale-detectable from now on
         return trials
 
     def _configure(self, trial, distributions, fixed) -> tuple[str, ...]:
@@ -281,7 +324,7 @@ class StudySweeper(Sweeper):
     def _tell(self, study, trial, ret) -> bool:
         """Record one job's outcome; returns True if the trial failed."""
         try:
-            result = ret.return_value            # raises the job's exception, if any
+            result = ret.return_value  # raises the job's exception, if any
             if isinstance(result, Mapping) and "values" in result:
                 for key, value in (result.get("attrs") or {}).items():
                     trial.set_user_attr(key, value)
@@ -291,8 +334,9 @@ class StudySweeper(Sweeper):
             else:
                 values = [float(result)]
             if len(values) != len(self.directions):
-                raise ValueError(f"the job returned {len(values)} values for "
-                                 f"{len(self.directions)} objectives")
+                raise ValueError(
+                    f"the job returned {len(values)} values for {len(self.directions)} objectives"
+                )
             if not all(math.isfinite(v) for v in values):
                 raise ValueError(f"the job returned non-finite values {values}")
         except optuna.TrialPruned as err:
@@ -319,13 +363,22 @@ class StudySweeper(Sweeper):
         assert self.config is not None and self.launcher is not None
         distributions, fixed = self._search_space(arguments)
         storage = make_storage(self.storage_url, self.heartbeat_interval, self.grace_period)
-        study = optuna.create_study(study_name=self.study_name, storage=storage,
-                                    sampler=self.sampler, directions=self.directions,
-                                    load_if_exists=True)
+        study = optuna.create_study(
+            study_name=self.study_name,
+            storage=storage,
+            sampler=self.sampler,
+            directions=self.directions,
+            load_if_exists=True,
+        )
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
-        log.info("study %r (%s), %s, %d trials in all, parameters %s", study.study_name,
-                 self.storage_url or "in memory", self.directions, self.n_trials,
-                 ", ".join(distributions))
+        log.info(
+            "study %r (%s), %s, %d trials in all, parameters %s",
+            study.study_name,
+            self.storage_url or "in memory",
+            self.directions,
+            self.n_trials,
+            ", ".join(distributions),
+        )
         done = failed = 0
         while True:
             trials = self._ask(study, storage, self.n_jobs)
@@ -338,9 +391,11 @@ class StudySweeper(Sweeper):
                 raise
             for trial in trials:
                 trial.set_user_attr("output_dir", str(sweep_dir / str(trial.number)))
-            beat = _Heartbeat(storage, trials, self.heartbeat_interval) \
-                if storage is not None and storage.is_heartbeat_enabled() else \
-                contextlib.nullcontext()
+            beat = (
+                _Heartbeat(storage, trials, self.heartbeat_interval)
+                if storage is not None and storage.is_heartbeat_enabled()
+                else contextlib.nullcontext()
+            )
             try:
                 with beat:
                     returns = self.launcher.launch(overrides, initial_job_idx=trials[0].number)
@@ -356,9 +411,11 @@ class StudySweeper(Sweeper):
                     failed += self._tell(study, trial, ret)
                 done += len(trials)
             if done >= self.n_jobs and failed / done > self.max_failure_rate:
-                raise RuntimeError(f"{failed} of this worker's {done} trials failed, more than "
-                                   f"max_failure_rate={self.max_failure_rate}; see the trials' "
-                                   "fail_reason")
+                raise RuntimeError(
+                    f"{failed} of this worker's {done} trials failed, more than "
+                    f"max_failure_rate={self.max_failure_rate}; see the trials' "
+                    "fail_reason"
+                )
         self._wait_for_others(study, storage)
         self._write_results(study, sweep_dir)
 
@@ -375,8 +432,10 @@ class StudySweeper(Sweeper):
             if not running:
                 return
             if not announced:
-                log.info("waiting for trials %s, still running in other workers",
-                         [t.number for t in running])
+                log.info(
+                    "waiting for trials %s, still running in other workers",
+                    [t.number for t in running],
+                )
                 announced = True
             time.sleep(self.heartbeat_interval)
 
@@ -385,16 +444,21 @@ class StudySweeper(Sweeper):
         counts = {}
         for trial in study.get_trials(deepcopy=False):
             counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
-        results: dict = {"name": "optuna", "study_name": study.study_name,
-                         "directions": self.directions, "trials": counts}
+        results: dict = {
+            "name": "optuna",
+            "study_name": study.study_name,
+            "directions": self.directions,
+            "trials": counts,
+        }
         if complete and len(self.directions) == 1:
             best = study.best_trial
-            results.update(best_params=best.params, best_value=best.value,
-                           best_trial=best.number)
+            results.update(best_params=best.params, best_value=best.value, best_trial=best.number)
             log.info("best trial %d: %s = %s", best.number, best.params, best.value)
         elif complete:
-            results["solutions"] = [{"trial": t.number, "params": t.params, "values": t.values}
-                                    for t in study.best_trials]
+            results["solutions"] = [
+                {"trial": t.number, "params": t.params, "values": t.values}
+                for t in study.best_trials
+            ]
             log.info("%d Pareto-optimal trials", len(results["solutions"]))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(OmegaConf.create(results), sweep_dir / "optimization_results.yaml")

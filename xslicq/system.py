@@ -14,6 +14,7 @@ channels, ``L`` samples), in the order of ARCHITECTURE.md::
 The network knows nothing about audio and the transform has no parameters; this
 module only wires the stages and logs.
 """
+
 from __future__ import annotations
 
 import math
@@ -56,10 +57,14 @@ def network_columns(transform, columns_per_second: float | None) -> int | None:
     if columns_per_second is None:
         return None
     if isinstance(columns_per_second, bool) or not (
-            isinstance(columns_per_second, (int, float)) and columns_per_second > 0
-            and math.isfinite(columns_per_second)):
-        raise ValueError(f"columns_per_second must be a positive number (matrix columns per "
-                         f"second of audio), got {columns_per_second!r}")
+        isinstance(columns_per_second, (int, float))
+        and columns_per_second > 0
+        and math.isfinite(columns_per_second)
+    ):
+        raise ValueError(
+            f"columns_per_second must be a positive number (matrix columns per "
+            f"second of audio), got {columns_per_second!r}"
+        )
     finest = max(m for _, m in transform.block_shapes)
     wanted = columns_per_second * transform.slice_hop / transform.sample_rate
     return int(min(max(2 ** round(math.log2(wanted)), 2), finest))
@@ -71,6 +76,7 @@ def _plain_config(cfg) -> dict:
     output folder, callbacks) are kept unresolved."""
     from omegaconf import OmegaConf
     from omegaconf.errors import InterpolationResolutionError
+
     try:
         return OmegaConf.to_container(cfg, resolve=True)
     except InterpolationResolutionError:
@@ -78,8 +84,11 @@ def _plain_config(cfg) -> dict:
         for key in cfg:
             try:
                 value = cfg[key]
-                plain[key] = OmegaConf.to_container(value, resolve=True) \
-                    if OmegaConf.is_config(value) else value
+                plain[key] = (
+                    OmegaConf.to_container(value, resolve=True)
+                    if OmegaConf.is_config(value)
+                    else value
+                )
             except InterpolationResolutionError:
                 plain[key] = raw[key]
         return plain
@@ -124,17 +133,31 @@ class SeparationSystem(pl.LightningModule):
             normalisation before training (:meth:`init_normalization`; 0: none).
     """
 
-    def __init__(self, transform, model, loss, optimizer, scheduler=None, targets=SOURCES,
-                 columns_per_second: float | None = None, channels: int = 2,
-                 wiener_iterations: int = 0,
-                 mask_sum_to_one: bool = False, config: dict | None = None,
-                 log_media: bool = True, monitor: str = "val/sdr", init_stats_batches: int = 0):
+    def __init__(
+        self,
+        transform,
+        model,
+        loss,
+        optimizer,
+        scheduler=None,
+        targets=SOURCES,
+        columns_per_second: float | None = None,
+        channels: int = 2,
+        wiener_iterations: int = 0,
+        mask_sum_to_one: bool = False,
+        config: dict | None = None,
+        log_media: bool = True,
+        monitor: str = "val/sdr",
+        init_stats_batches: int = 0,
+    ):
         super().__init__()
         self.targets = tuple(targets)
         unknown = [t for t in self.targets if t not in SOURCES]
         if unknown or not self.targets:
-            raise ValueError(f"unknown target names {unknown or list(self.targets)}; choose "
-                             f"from {', '.join(SOURCES)}")
+            raise ValueError(
+                f"unknown target names {unknown or list(self.targets)}; choose "
+                f"from {', '.join(SOURCES)}"
+            )
         if wiener_iterations < 0:
             raise ValueError(f"wiener_iterations must be >= 0, got {wiener_iterations}")
         if init_stats_batches < 0:
@@ -156,7 +179,7 @@ class SeparationSystem(pl.LightningModule):
         self._media = None
 
     @classmethod
-    def from_config(cls, cfg, training: bool = True) -> "SeparationSystem":
+    def from_config(cls, cfg, training: bool = True) -> SeparationSystem:
         """The system of a run configuration: the composed ``train`` config, or the one a
         checkpoint stores. The one way every entry point, benchmark and test builds it.
 
@@ -172,16 +195,24 @@ class SeparationSystem(pl.LightningModule):
         if not isinstance(cfg, DictConfig):
             cfg = OmegaConf.create(cfg)
         if "net" in cfg.model:
-            raise ValueError("this config nests the network under model.net (xslicq 0.1 "
-                             "before the system group): retrain, or move model.net to model "
-                             "and the wiring keys to system")
+            raise ValueError(
+                "this config nests the network under model.net (xslicq 0.1 "
+                "before the system group): retrain, or move model.net to model "
+                "and the wiring keys to system"
+            )
         system = instantiate(cfg.system) if cfg.get("system") else partial(cls)
         optimizer = instantiate(cfg.optimizer) if training and cfg.get("optimizer") else None
         scheduler = instantiate(cfg.scheduler) if training and cfg.get("scheduler") else None
-        return system(transform=instantiate(cfg.transform), model=instantiate(cfg.model),
-                      loss=instantiate(cfg.loss), optimizer=optimizer, scheduler=scheduler,
-                      targets=list(cfg.data.targets), config=_plain_config(cfg),
-                      log_media=cfg.get("log_media", True))
+        return system(
+            transform=instantiate(cfg.transform),
+            model=instantiate(cfg.model),
+            loss=instantiate(cfg.loss),
+            optimizer=optimizer,
+            scheduler=scheduler,
+            targets=list(cfg.data.targets),
+            config=_plain_config(cfg),
+            log_media=cfg.get("log_media", True),
+        )
 
     @property
     def columns_per_second(self) -> float:
@@ -195,12 +226,12 @@ class SeparationSystem(pl.LightningModule):
         if self.form == "ragged":
             masks = self.model(mags)
         else:
-            matrix = self.r2m(mags)                                   # (B, C, F, S, T)
+            matrix = self.r2m(mags)  # (B, C, F, S, T)
             b, c, f, s, t = matrix.shape
             if self.form == "frames":
                 out = self.model(self.r2m.flatten(matrix)).reshape(b, j, c, f, s, t)
             else:
-                out = self.model(matrix)                              # (B, J, C, F, S, T)
+                out = self.model(matrix)  # (B, J, C, F, S, T)
             ragged = self.r2m.inverse(out.reshape(b * j, c, f, s, t))
             masks = [m.reshape((b, j) + tuple(m.shape[1:])) for m in ragged]
         if self.mask_sum_to_one:
@@ -214,6 +245,7 @@ class SeparationSystem(pl.LightningModule):
         est = apply_masks(coefs, masks)
         if self.wiener_iterations:
             from .filtering import wiener
+
             est = wiener(est, coefs, self.wiener_iterations)
         b, j = mixture.shape[0], len(self.targets)
         flat = [e.reshape((b * j,) + tuple(e.shape[2:])) for e in est]
@@ -250,16 +282,20 @@ class SeparationSystem(pl.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         from .metrics import sdr_db
+
         _, estimates = self.common_step(batch, "val")
         self._val_sdr.append(sdr_db(estimates.float(), batch[1].float()).detach().cpu())
         if batch_idx == 0 and self.log_media:
-            self._media = (batch[0][0].detach().cpu(), batch[1][0].detach().cpu(),
-                           estimates[0].detach().cpu())
+            self._media = (
+                batch[0][0].detach().cpu(),
+                batch[1][0].detach().cpu(),
+                estimates[0].detach().cpu(),
+            )
 
     def on_validation_epoch_end(self):
         if not self._val_sdr:
             return
-        sdr = torch.cat(self._val_sdr).float()                      # (items, J)
+        sdr = torch.cat(self._val_sdr).float()  # (items, J)
         self._val_sdr = []
         for k, name in enumerate(self.targets):
             self.log(f"val/sdr_{name}", sdr[:, k].mean())
@@ -274,32 +310,40 @@ class SeparationSystem(pl.LightningModule):
 
     def _log_media(self, mixture, references, estimates):
         from .plotting import image_to_rgb, slicq_image
+
         experiment = getattr(self.logger, "experiment", None)
         if experiment is None or not hasattr(experiment, "add_image"):
             return
         length = mixture.shape[-1]
         with torch.no_grad():
+
             def picture(x):
-                image, _ = slicq_image(self.transform, self.transform(x[None].float()), length,
-                                       width=400)
+                image, _ = slicq_image(
+                    self.transform, self.transform(x[None].float()), length, width=400
+                )
                 return image
+
             mix_img = picture(mixture)
             top = float(mix_img.max())
             rows = []
             for k, name in enumerate(self.targets):
                 images = [mix_img, picture(references[k]), picture(estimates[k])]
-                rows.append(np.concatenate([image_to_rgb(i, top_db=top) for i in images],
-                                           axis=2))
+                rows.append(np.concatenate([image_to_rgb(i, top_db=top) for i in images], axis=2))
                 sr = self.transform.sample_rate
-                experiment.add_audio(f"val_audio/{name}", estimates[k].mean(0, keepdim=True)
-                                     .clamp(-1, 1), self.current_epoch, sample_rate=sr)
+                experiment.add_audio(
+                    f"val_audio/{name}",
+                    estimates[k].mean(0, keepdim=True).clamp(-1, 1),
+                    self.current_epoch,
+                    sample_rate=sr,
+                )
             grid = np.concatenate(rows, axis=1)
-            experiment.add_image("val/spectrograms (mixture | reference | estimate)", grid,
-                                 self.current_epoch)
+            experiment.add_image(
+                "val/spectrograms (mixture | reference | estimate)", grid, self.current_epoch
+            )
 
     def on_fit_start(self):
         if self.device.type == "cuda" and self.form != "ragged":
-            self.model.to(memory_format=torch.channels_last)     # faster 2-D convs on GPUs
+            self.model.to(memory_format=torch.channels_last)  # faster 2-D convs on GPUs
 
     # ------------------------------------------------------------ optimizers
     def configure_optimizers(self):
@@ -307,20 +351,28 @@ class SeparationSystem(pl.LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer=optimizer)
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor,
-                                 "interval": "epoch"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor, "interval": "epoch"},
+        }
 
     # ----------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint):
         # plain tensors and Python scalars only: checkpoints load with weights_only=True
         _, keys, pos, has_gauss, gauss = np.random.get_state()
         checkpoint["xslicq"] = {
-            "config": self.config, "sdr_best": float(self.sdr_best),
-            "rng": {"torch": torch.get_rng_state(),
-                    "numpy": [torch.from_numpy(keys.astype(np.int64)), int(pos),
-                              int(has_gauss), float(gauss)],
-                    "python": random.getstate()},
+            "config": self.config,
+            "sdr_best": float(self.sdr_best),
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "numpy": [
+                    torch.from_numpy(keys.astype(np.int64)),
+                    int(pos),
+                    int(has_gauss),
+                    float(gauss),
+                ],
+                "python": random.getstate(),
+            },
         }
 
     def on_load_checkpoint(self, checkpoint):
@@ -330,10 +382,8 @@ class SeparationSystem(pl.LightningModule):
         if rng:
             torch.set_rng_state(rng["torch"])
             keys, pos, has_gauss, gauss = rng["numpy"]
-            np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), pos, has_gauss,
-                                 gauss))
-            random.setstate(tuple(tuple(v) if isinstance(v, list) else v
-                                  for v in rng["python"]))
+            np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+            random.setstate(tuple(tuple(v) if isinstance(v, list) else v for v in rng["python"]))
 
     # ------------------------------------------------------ normalisation init
     @torch.no_grad()
@@ -344,7 +394,7 @@ class SeparationSystem(pl.LightningModule):
             return False
         values = []
         for mixture, _ in batches:
-            matrix = self.r2m([c.abs() for c in self.transform(mixture)])   # (B, C, F, S, T)
+            matrix = self.r2m([c.abs() for c in self.transform(mixture)])  # (B, C, F, S, T)
             values.append(matrix.transpose(0, 2).reshape(matrix.shape[2], -1))
         values = torch.cat(values, dim=1)
         self.model.init_from_stats(values.mean(1), values.std(1).clamp_min(1e-8))

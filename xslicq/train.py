@@ -9,11 +9,11 @@
 ``train(cfg)`` is a plain function (tests call it); ``main`` returns the metric that a
 sweep optimises (``optimized_metric``, ``val/sdr_best``).
 """
+
 from __future__ import annotations
 
 import logging
 import math
-from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
@@ -30,13 +30,16 @@ class ConfigError(ValueError):
 def validate_config(cfg: DictConfig) -> None:
     """Stop before training with one clear message on values out of range."""
     from .data import SOURCES
+
     lr = cfg.optimizer.get("lr")
     if lr is None or not lr > 0:
         raise ConfigError(f"optimizer.lr must be positive, got {lr}")
     unknown = [t for t in cfg.data.targets if t not in SOURCES]
     if unknown or not cfg.data.targets:
-        raise ConfigError(f"unknown target names {list(unknown or cfg.data.targets)} in "
-                          f"data.targets; choose from {', '.join(SOURCES)}")
+        raise ConfigError(
+            f"unknown target names {list(unknown or cfg.data.targets)} in "
+            f"data.targets; choose from {', '.join(SOURCES)}"
+        )
     if not cfg.data.seq_dur > 0:
         raise ConfigError(f"data.seq_dur must be positive, got {cfg.data.seq_dur}")
 
@@ -50,10 +53,13 @@ def validate_transform(cfg: DictConfig, transform) -> None:
                 f"data.seq_dur={cfg.data.seq_dur} s ({seq} samples) is shorter than one slice "
                 f"of the transform (sllen={transform.sllen} samples, "
                 f"{transform.sllen / transform.sample_rate:.2f} s): raise data.seq_dur or "
-                "lower transform.sllen")
+                "lower transform.sllen"
+            )
     if transform.sample_rate != cfg.data.sample_rate:
-        raise ConfigError(f"transform.sample_rate={transform.sample_rate} differs from "
-                          f"data.sample_rate={cfg.data.sample_rate}")
+        raise ConfigError(
+            f"transform.sample_rate={transform.sample_rate} differs from "
+            f"data.sample_rate={cfg.data.sample_rate}"
+        )
 
 
 def instantiate_list(cfg) -> list:
@@ -78,8 +84,8 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     callbacks = instantiate_list(cfg.get("callbacks"))
     loggers = instantiate_list(cfg.get("logger"))
     trainer: pl.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False,
-        plugins=[AtomicCheckpointIO()])
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
+    )
     for logger in loggers:
         logger.log_hyperparams(_flat_hparams(cfg), {cfg.optimized_metric: math.nan})
 
@@ -93,11 +99,19 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
         trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if cfg.get("test", False):
-        trainer.test(system, datamodule=datamodule,
-                     ckpt_path="best" if cfg.get("train", True) else cfg.get("ckpt_path"))
+        trainer.test(
+            system,
+            datamodule=datamodule,
+            ckpt_path="best" if cfg.get("train", True) else cfg.get("ckpt_path"),
+        )
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
-    objects = {"cfg": cfg, "system": system, "datamodule": datamodule, "trainer": trainer,
-               "transform": system.transform}
+    objects = {
+        "cfg": cfg,
+        "system": system,
+        "datamodule": datamodule,
+        "trainer": trainer,
+        "transform": system.transform,
+    }
     return metrics, objects
 
 
@@ -114,14 +128,16 @@ def _flat_hparams(cfg: DictConfig) -> dict:
                 flat[name] = "null" if value is None else value
             else:
                 flat[name] = str(value)
+
     walk(OmegaConf.to_container(cfg, resolve=True), "")
     return {k: v for k, v in flat.items() if not k.startswith(("hydra", "paths"))}
 
 
 def metric_value(metrics: dict, name: str) -> float:
     if name not in metrics:
-        raise KeyError(f"optimized_metric {name!r} was never logged; logged metrics: "
-                       f"{sorted(metrics)}")
+        raise KeyError(
+            f"optimized_metric {name!r} was never logged; logged metrics: {sorted(metrics)}"
+        )
     return float(metrics[name])
 
 

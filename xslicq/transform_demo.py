@@ -4,6 +4,7 @@ a spectrogram PNG (sliCQT beside an STFT of the same signal).
     python -m xslicq.transform_demo                       # default transform (cqlog)
     python -m xslicq.transform_demo transform=bark seconds=5
 """
+
 from __future__ import annotations
 
 import logging
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 def run_demo(cfg: DictConfig, out_dir: Path) -> dict:
     """Run the demo and return its numbers (used by tests)."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -62,13 +64,18 @@ def run_demo(cfg: DictConfig, out_dir: Path) -> dict:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="transform_demo")
 def main(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
+
     r = run_demo(cfg, Path(HydraConfig.get().runtime.output_dir))
     print(f"{r['transform']}")
-    print(f"{cfg.seconds} s of song-like stereo audio -> {r['blocks']} blocks, "
-          f"{r['coefficients']:,} complex coefficients")
+    print(
+        f"{cfg.seconds} s of song-like stereo audio -> {r['blocks']} blocks, "
+        f"{r['coefficients']:,} complex coefficients"
+    )
     print(f"forward {r['forward_s'] * 1000:.0f} ms, inverse {r['inverse_s'] * 1000:.0f} ms")
-    print(f"reconstruction: relative error {r['relative_error']:.2e} "
-          f"(SNR {r['snr_db']:.1f} dB, {cfg.dtype})")
+    print(
+        f"reconstruction: relative error {r['relative_error']:.2e} "
+        f"(SNR {r['snr_db']:.1f} dB, {cfg.dtype})"
+    )
     print(f"spectrogram: {r['png']}")
     return r["relative_error"]
 

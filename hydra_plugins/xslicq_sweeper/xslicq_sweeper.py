@@ -3,6 +3,7 @@
 Hydra only instantiates sweepers defined under ``hydra_plugins`` and imports every module
 there at start-up, so this one is thin and imports Optuna only when a sweep is built.
 """
+
 from hydra.plugins.sweeper import Sweeper
 
 
@@ -11,11 +12,11 @@ class XslicqOptunaSweeper(Sweeper):
 
     def __init__(self, **kwargs) -> None:
         from xslicq.sweeper import StudySweeper
+
         self.sweeper = StudySweeper(**kwargs)
 
     def setup(self, *, hydra_context, task_function, config) -> None:
-        self.sweeper.setup(hydra_context=hydra_context, task_function=task_function,
-                           config=config)
+        self.sweeper.setup(hydra_context=hydra_context, task_function=task_function, config=config)
 
     def sweep(self, arguments):
         return self.sweeper.sweep(arguments)

@@ -18,6 +18,7 @@ the config), :mod:`.reports` (means and tables), :mod:`.errors`; the command lin
 docs/cadenza.md describes the CAD1 conventions, the reference-alignment caveat of HAAQI
 (a perfect separation scores below 1 with ``reference=cad1``) and the costs.
 """
+
 from .errors import CadenzaError
 from .haaqi import HAAQI_SAMPLE_RATE, REFERENCE_SPL, REFERENCES, SILENT_RMS, score_stem
 from .hearing_aid import (
@@ -33,8 +34,29 @@ from .listeners import EARS, EXAMPLE_LISTENERS, load_listeners, save_listeners
 from .pipeline import evaluate_cadenza, process_song, run
 from .reports import CSV_COLUMNS, summarize, summary_markdown, write_results
 
-__all__ = ["CadenzaError", "COMPRESSOR", "CSV_COLUMNS", "EARS", "EXAMPLE_LISTENERS",
-           "HAAQI_SAMPLE_RATE", "MIN_SAMPLE_RATE", "NALR_TAPS", "REFERENCES", "REFERENCE_SPL",
-           "SILENT_RMS", "evaluate_cadenza", "hearing_aid", "load_listeners", "nalr_fir",
-           "process_song", "remix_stems", "run", "save_listeners", "score_stem", "soft_clip",
-           "summarize", "summary_markdown", "write_results"]
+__all__ = [
+    "CadenzaError",
+    "COMPRESSOR",
+    "CSV_COLUMNS",
+    "EARS",
+    "EXAMPLE_LISTENERS",
+    "HAAQI_SAMPLE_RATE",
+    "MIN_SAMPLE_RATE",
+    "NALR_TAPS",
+    "REFERENCES",
+    "REFERENCE_SPL",
+    "SILENT_RMS",
+    "evaluate_cadenza",
+    "hearing_aid",
+    "load_listeners",
+    "nalr_fir",
+    "process_song",
+    "remix_stems",
+    "run",
+    "save_listeners",
+    "score_stem",
+    "soft_clip",
+    "summarize",
+    "summary_markdown",
+    "write_results",
+]

@@ -9,6 +9,7 @@
 summary; a user error (missing checkpoint, bad listener file, ...) ends the command with
 one line, without a traceback.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,6 +29,7 @@ __all__ = ["main"]
 def main(cfg: DictConfig) -> float:
     """Returns the mean HAAQI."""
     from ..evaluation import EvaluationError
+
     try:
         summary = run(cfg)
     except (CadenzaError, DatasetError, EvaluationError) as err:

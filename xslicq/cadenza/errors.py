@@ -1,4 +1,5 @@
 """The Cadenza pipeline's error, and pyclarity imported on demand with a clear message."""
+
 from __future__ import annotations
 
 __all__ = ["CadenzaError", "clarity_api"]
@@ -23,8 +24,16 @@ def clarity_api() -> dict:
         from clarity.utils.audiogram import Audiogram, Listener
         from clarity.utils.signal_processing import resample
     except ImportError as err:
-        raise CadenzaError(f"the Cadenza evaluation needs pyclarity, which is not installed "
-                           f"({err}); install it with `pip install -c constraints.txt "
-                           "pyclarity`") from err
-    return {"Compressor": Compressor, "NALR": NALR, "compute_haaqi": compute_haaqi,
-            "Audiogram": Audiogram, "Listener": Listener, "resample": resample}
+        raise CadenzaError(
+            f"the Cadenza evaluation needs pyclarity, which is not installed "
+            f"({err}); install it with `pip install -c constraints.txt "
+            "pyclarity`"
+        ) from err
+    return {
+        "Compressor": Compressor,
+        "NALR": NALR,
+        "compute_haaqi": compute_haaqi,
+        "Audiogram": Audiogram,
+        "Listener": Listener,
+        "resample": resample,
+    }

@@ -10,6 +10,7 @@
 docs/cadenza.md explains the two conventions and why a perfect separation scores below 1
 with ``cad1``.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,8 +20,14 @@ import numpy as np
 from .errors import CadenzaError, clarity_api
 from .hearing_aid import NALR_TAPS, check_sample_rate, hearing_aid
 
-__all__ = ["HAAQI_SAMPLE_RATE", "REFERENCES", "REFERENCE_SPL", "SILENT_RMS",
-           "check_reference_mode", "score_stem"]
+__all__ = [
+    "HAAQI_SAMPLE_RATE",
+    "REFERENCES",
+    "REFERENCE_SPL",
+    "SILENT_RMS",
+    "check_reference_mode",
+    "score_stem",
+]
 
 REFERENCES = ("cad1", "matched")
 """The reference conventions: ``cad1`` (as CAD1 scored) and ``matched`` (ceiling ~1)."""
@@ -38,13 +45,20 @@ SILENT_RMS = 1e-6
 def check_reference_mode(reference: str) -> str:
     """``reference`` if it is one of :data:`REFERENCES`, else a :class:`CadenzaError`."""
     if reference not in REFERENCES:
-        raise CadenzaError(f"unknown reference convention {reference!r}; choose one of "
-                           f"{', '.join(REFERENCES)}")
+        raise CadenzaError(
+            f"unknown reference convention {reference!r}; choose one of {', '.join(REFERENCES)}"
+        )
     return reference
 
 
-def score_stem(processed, reference, sample_rate: int, audiogram, reference_mode: str = "cad1",
-               nfir: int = NALR_TAPS) -> float:
+def score_stem(
+    processed,
+    reference,
+    sample_rate: int,
+    audiogram,
+    reference_mode: str = "cad1",
+    nfir: int = NALR_TAPS,
+) -> float:
     """HAAQI of one ear's processed stem against the clean reference stem of that ear.
 
     Args:
@@ -63,9 +77,10 @@ def score_stem(processed, reference, sample_rate: int, audiogram, reference_mode
     proc = np.asarray(processed, dtype=np.float64)
     ref = np.asarray(reference, dtype=np.float64)
     if proc.ndim != 1 or ref.ndim != 1 or len(proc) == 0 or len(ref) == 0:
-        raise CadenzaError(f"score_stem takes two non-empty mono signals, got shapes "
-                           f"{proc.shape} and {ref.shape}")
-    rms = float(np.sqrt(np.mean(ref ** 2)))
+        raise CadenzaError(
+            f"score_stem takes two non-empty mono signals, got shapes {proc.shape} and {ref.shape}"
+        )
+    rms = float(np.sqrt(np.mean(ref**2)))
     if rms < SILENT_RMS:
         return math.nan
     level1 = REFERENCE_SPL - 20.0 * math.log10(rms)
@@ -75,10 +90,14 @@ def score_stem(processed, reference, sample_rate: int, audiogram, reference_mode
         equalisation = 1
     proc = c["resample"](proc, sample_rate, HAAQI_SAMPLE_RATE)
     ref = c["resample"](ref, sample_rate, HAAQI_SAMPLE_RATE)
-    with np.errstate(divide="ignore", invalid="ignore"):      # log10(0) of a silent estimate
-        score = c["compute_haaqi"](processed_signal=proc, reference_signal=ref,
-                                   processed_sample_rate=HAAQI_SAMPLE_RATE,
-                                   reference_sample_rate=HAAQI_SAMPLE_RATE,
-                                   audiogram=audiogram, equalisation=equalisation,
-                                   level1=level1)
+    with np.errstate(divide="ignore", invalid="ignore"):  # log10(0) of a silent estimate
+        score = c["compute_haaqi"](
+            processed_signal=proc,
+            reference_signal=ref,
+            processed_sample_rate=HAAQI_SAMPLE_RATE,
+            reference_sample_rate=HAAQI_SAMPLE_RATE,
+            audiogram=audiogram,
+            equalisation=equalisation,
+            level1=level1,
+        )
     return float(score)

@@ -1,9 +1,10 @@
 """The CAD1 baseline hearing aid: NAL-R per ear, the optional compressor, the remix clip.
 
-    one ear's signal (N,) -> NAL-R FIR from that ear's audiogram (delay removed)
-                          -> optional compressor (:data:`COMPRESSOR`)        (hearing_aid)
-    {stem: (2, N)} processed -> sum per ear -> tanh soft clip -> clip to [-1, 1]  (remix_stems)
+one ear's signal (N,) -> NAL-R FIR from that ear's audiogram (delay removed)
+                      -> optional compressor (:data:`COMPRESSOR`)        (hearing_aid)
+{stem: (2, N)} processed -> sum per ear -> tanh soft clip -> clip to [-1, 1]  (remix_stems)
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -12,8 +13,16 @@ import numpy as np
 
 from .errors import CadenzaError, clarity_api
 
-__all__ = ["COMPRESSOR", "MIN_SAMPLE_RATE", "NALR_TAPS", "check_sample_rate", "hearing_aid",
-           "nalr_fir", "remix_stems", "soft_clip"]
+__all__ = [
+    "COMPRESSOR",
+    "MIN_SAMPLE_RATE",
+    "NALR_TAPS",
+    "check_sample_rate",
+    "hearing_aid",
+    "nalr_fir",
+    "remix_stems",
+    "soft_clip",
+]
 
 NALR_TAPS = 220
 """FIR order of the NAL-R filter (the CAD1 baseline's ``nalr.nfir``; ``nfir + 1`` taps)."""
@@ -21,18 +30,28 @@ NALR_TAPS = 220
 MIN_SAMPLE_RATE = 16000
 """The lowest sample rate in Hz the hearing aid takes: NAL-R prescribes gains up to 6 kHz."""
 
-COMPRESSOR = {"threshold": 0.35, "attenuation": 0.1, "attack": 50.0, "release": 1000.0,
-              "rms_buffer_size": 0.064}
+COMPRESSOR = {
+    "threshold": 0.35,
+    "attenuation": 0.1,
+    "attack": 50.0,
+    "release": 1000.0,
+    "rms_buffer_size": 0.064,
+}
 """The CAD1 baseline's compressor settings (``clarity.enhancer.compressor.Compressor``)."""
 
 
 def check_sample_rate(sample_rate) -> int:
     """``sample_rate`` as an int, or a :class:`CadenzaError` naming it when it is not an
     integer >= :data:`MIN_SAMPLE_RATE`."""
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) \
-            or sample_rate < MIN_SAMPLE_RATE:
-        raise CadenzaError(f"sample_rate must be an integer >= {MIN_SAMPLE_RATE} Hz (NAL-R "
-                           f"prescribes gains up to 6 kHz), got {sample_rate!r}")
+    if (
+        isinstance(sample_rate, bool)
+        or not isinstance(sample_rate, (int, np.integer))
+        or sample_rate < MIN_SAMPLE_RATE
+    ):
+        raise CadenzaError(
+            f"sample_rate must be an integer >= {MIN_SAMPLE_RATE} Hz (NAL-R "
+            f"prescribes gains up to 6 kHz), got {sample_rate!r}"
+        )
     return int(sample_rate)
 
 
@@ -50,8 +69,9 @@ def nalr_fir(audiogram, sample_rate: int, nfir: int = NALR_TAPS) -> np.ndarray:
     return np.asarray(fir, dtype=np.float64)
 
 
-def hearing_aid(signal, audiogram, sample_rate: int, compressor: bool = False,
-                nfir: int = NALR_TAPS) -> np.ndarray:
+def hearing_aid(
+    signal, audiogram, sample_rate: int, compressor: bool = False, nfir: int = NALR_TAPS
+) -> np.ndarray:
     """The CAD1 baseline hearing aid for one ear: NAL-R, then optionally the compressor.
 
     Args:
@@ -65,7 +85,7 @@ def hearing_aid(signal, audiogram, sample_rate: int, compressor: bool = False,
     if x.ndim != 1:
         raise CadenzaError(f"hearing_aid takes one mono signal (samples,), got shape {x.shape}")
     fir = nalr_fir(audiogram, sample_rate, nfir)
-    y = np.convolve(x, fir)[nfir // 2: nfir // 2 + len(x)]
+    y = np.convolve(x, fir)[nfir // 2 : nfir // 2 + len(x)]
     if compressor:
         y, _, _ = clarity_api()["Compressor"](fs=float(sample_rate), **COMPRESSOR).process(y)
     return np.asarray(y, dtype=np.float64)

@@ -9,6 +9,7 @@ with the audiogram frequencies in Hz and the hearing levels of each ear in dB HL
 frequencies. Without a file the four made-up listeners of :data:`EXAMPLE_LISTENERS` are
 used (mild, moderate, sloping, near-normal; *not* the challenge's listeners).
 """
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,15 @@ import numpy as np
 
 from .errors import CadenzaError, clarity_api
 
-__all__ = ["EARS", "EXAMPLE_LISTENERS", "LISTENER_FIELDS", "ear_audiograms", "load_listeners",
-           "pick_listener", "save_listeners"]
+__all__ = [
+    "EARS",
+    "EXAMPLE_LISTENERS",
+    "LISTENER_FIELDS",
+    "ear_audiograms",
+    "load_listeners",
+    "pick_listener",
+    "save_listeners",
+]
 
 EXAMPLE_LISTENERS = Path(__file__).resolve().parents[1] / "data" / "listeners" / "examples.json"
 """Four made-up listeners in the CAD1 format (see the README.md next to it)."""
@@ -36,12 +44,16 @@ def _listener_from_entry(key: str, entry, source):
     """One entry of a CAD1 listener dict -> ``clarity.utils.audiogram.Listener``."""
     c = clarity_api()
     if not isinstance(entry, Mapping):
-        raise CadenzaError(f"listener {key!r} in {source} is a {type(entry).__name__}, expected "
-                           f"an object with fields {', '.join(LISTENER_FIELDS)}")
+        raise CadenzaError(
+            f"listener {key!r} in {source} is a {type(entry).__name__}, expected "
+            f"an object with fields {', '.join(LISTENER_FIELDS)}"
+        )
     missing = [f for f in LISTENER_FIELDS if f not in entry]
     if missing:
-        raise CadenzaError(f"listener {key!r} in {source} has no {', '.join(missing)} (a CAD1 "
-                           f"listener needs {', '.join(LISTENER_FIELDS)})")
+        raise CadenzaError(
+            f"listener {key!r} in {source} has no {', '.join(missing)} (a CAD1 "
+            f"listener needs {', '.join(LISTENER_FIELDS)})"
+        )
     name = str(entry.get("name", key))
     ears = {}
     for ear, field in (("left", "audiogram_levels_l"), ("right", "audiogram_levels_r")):
@@ -49,22 +61,31 @@ def _listener_from_entry(key: str, entry, source):
             freqs = np.asarray(entry["audiogram_cfs"], dtype=np.float64)
             levels = np.asarray(entry[field], dtype=np.float64)
         except (TypeError, ValueError) as err:
-            raise CadenzaError(f"listener {key!r} in {source}: audiogram_cfs and {field} must "
-                               f"be lists of numbers ({err})") from err
+            raise CadenzaError(
+                f"listener {key!r} in {source}: audiogram_cfs and {field} must "
+                f"be lists of numbers ({err})"
+            ) from err
         if freqs.ndim != 1 or levels.ndim != 1 or len(freqs) < 1:
-            raise CadenzaError(f"listener {key!r} in {source}: audiogram_cfs and {field} must be "
-                               "non-empty lists of numbers")
+            raise CadenzaError(
+                f"listener {key!r} in {source}: audiogram_cfs and {field} must be "
+                "non-empty lists of numbers"
+            )
         if not (np.all(np.isfinite(freqs)) and np.all(np.isfinite(levels))):
-            raise CadenzaError(f"listener {key!r} in {source}: audiogram_cfs and {field} must be "
-                               "finite numbers (no null)")
+            raise CadenzaError(
+                f"listener {key!r} in {source}: audiogram_cfs and {field} must be "
+                "finite numbers (no null)"
+            )
         if np.any(freqs <= 0):
-            raise CadenzaError(f"listener {key!r} in {source}: audiogram_cfs must be positive Hz, "
-                               f"got {freqs.tolist()}")
+            raise CadenzaError(
+                f"listener {key!r} in {source}: audiogram_cfs must be positive Hz, "
+                f"got {freqs.tolist()}"
+            )
         try:
             ears[ear] = c["Audiogram"](levels=levels, frequencies=freqs)
-        except ValueError as err:          # lengths differ, or not ascending / unique
-            raise CadenzaError(f"listener {key!r} in {source}: {field} does not fit "
-                               f"audiogram_cfs: {err}") from err
+        except ValueError as err:  # lengths differ, or not ascending / unique
+            raise CadenzaError(
+                f"listener {key!r} in {source}: {field} does not fit audiogram_cfs: {err}"
+            ) from err
     return c["Listener"](audiogram_left=ears["left"], audiogram_right=ears["right"], id=name)
 
 
@@ -84,13 +105,17 @@ def load_listeners(path=None) -> list:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise CadenzaError(f"cannot read listener file {path}: {err}") from err
     if not isinstance(data, Mapping) or not data:
-        raise CadenzaError(f"listener file {path} must hold a non-empty JSON object keyed by "
-                           "listener id (the CAD1 listeners.*.json format)")
+        raise CadenzaError(
+            f"listener file {path} must hold a non-empty JSON object keyed by "
+            "listener id (the CAD1 listeners.*.json format)"
+        )
     listeners = [_listener_from_entry(str(k), v, path) for k, v in data.items()]
     ids = [listener.id for listener in listeners]
     if len(set(ids)) != len(ids):
-        raise CadenzaError(f"listener file {path} has repeated listener names: "
-                           f"{sorted({i for i in ids if ids.count(i) > 1})}")
+        raise CadenzaError(
+            f"listener file {path} has repeated listener names: "
+            f"{sorted({i for i in ids if ids.count(i) > 1})}"
+        )
     return listeners
 
 
@@ -100,12 +125,16 @@ def save_listeners(listeners: Sequence, path) -> Path:
     for listener in listeners:
         left, right = listener.audiogram_left, listener.audiogram_right
         if not np.array_equal(left.frequencies, right.frequencies):
-            raise CadenzaError(f"listener {listener.id!r}: the CAD1 format needs the same "
-                               "audiogram frequencies in both ears")
-        out[listener.id] = {"name": listener.id,
-                            "audiogram_cfs": [float(f) for f in left.frequencies],
-                            "audiogram_levels_l": [float(v) for v in left.levels],
-                            "audiogram_levels_r": [float(v) for v in right.levels]}
+            raise CadenzaError(
+                f"listener {listener.id!r}: the CAD1 format needs the same "
+                "audiogram frequencies in both ears"
+            )
+        out[listener.id] = {
+            "name": listener.id,
+            "audiogram_cfs": [float(f) for f in left.frequencies],
+            "audiogram_levels_l": [float(v) for v in left.levels],
+            "audiogram_levels_r": [float(v) for v in right.levels],
+        }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
@@ -119,14 +148,17 @@ def pick_listener(listeners: Sequence, wanted: str | None):
     for listener in listeners:
         if listener.id == wanted:
             return listener
-    raise CadenzaError(f"no listener {wanted!r}; choose one of "
-                       f"{', '.join(other.id for other in listeners)}")
+    raise CadenzaError(
+        f"no listener {wanted!r}; choose one of {', '.join(other.id for other in listeners)}"
+    )
 
 
 def ear_audiograms(listener) -> tuple:
     """``(left, right)`` audiograms of a listener, in the channel order of :data:`EARS`."""
     for attr in ("id", "audiogram_left", "audiogram_right"):
         if not hasattr(listener, attr):
-            raise CadenzaError(f"listener must be a clarity Listener (from load_listeners), got "
-                               f"{type(listener).__name__} without .{attr}")
+            raise CadenzaError(
+                f"listener must be a clarity Listener (from load_listeners), got "
+                f"{type(listener).__name__} without .{attr}"
+            )
     return listener.audiogram_left, listener.audiogram_right

@@ -11,6 +11,7 @@
 :func:`xslicq.evaluation.pool.run_in_processes`; their worker, :func:`_job`, lives here so
 that a spawned process can import it by name.
 """
+
 from __future__ import annotations
 
 import csv
@@ -38,35 +39,49 @@ __all__ = ["check_seconds", "check_workers", "evaluate_cadenza", "process_song",
 def _check_stems(stems: Mapping, references: Mapping) -> tuple[list[str], int]:
     """Stem names in MUSDB18 order and their common length N; every array must be (2, N)."""
     if not isinstance(stems, Mapping) or not isinstance(references, Mapping):
-        raise CadenzaError(f"stems and references must be dicts {{stem: (2, samples)}}, got "
-                           f"{type(stems).__name__} and {type(references).__name__}")
+        raise CadenzaError(
+            f"stems and references must be dicts {{stem: (2, samples)}}, got "
+            f"{type(stems).__name__} and {type(references).__name__}"
+        )
     if not stems:
         raise CadenzaError("no stems to process")
     if set(stems) != set(references):
-        raise CadenzaError(f"stems {sorted(stems)} and references {sorted(references)} must "
-                           "name the same stems")
+        raise CadenzaError(
+            f"stems {sorted(stems)} and references {sorted(references)} must name the same stems"
+        )
     names = [s for s in SOURCES if s in stems] + [s for s in stems if s not in SOURCES]
     length = None
     for what, group in (("stem", stems), ("reference", references)):
         for name in names:
             x = np.asarray(group[name])
             if x.ndim != 2 or x.shape[0] != 2:
-                raise CadenzaError(f"{what} {name!r} has shape {x.shape}, expected "
-                                   "(2, samples): left and right ear")
+                raise CadenzaError(
+                    f"{what} {name!r} has shape {x.shape}, expected "
+                    "(2, samples): left and right ear"
+                )
             if length is None:
                 length = x.shape[1]
             if x.shape[1] != length or length == 0:
-                raise CadenzaError(f"{what} {name!r} has {x.shape[1]} samples, expected "
-                                   f"{length} like the others (and more than 0)")
+                raise CadenzaError(
+                    f"{what} {name!r} has {x.shape[1]} samples, expected "
+                    f"{length} like the others (and more than 0)"
+                )
             if not np.all(np.isfinite(x)):
                 raise CadenzaError(f"{what} {name!r} contains NaN or inf")
     return names, int(length)
 
 
-def process_song(stems: Mapping[str, np.ndarray], references: Mapping[str, np.ndarray],
-                 listener, sample_rate: int, compressor: bool = False,
-                 reference: str = "cad1", soft: bool = True, song: str = "",
-                 nfir: int = NALR_TAPS) -> tuple[list[dict], np.ndarray]:
+def process_song(
+    stems: Mapping[str, np.ndarray],
+    references: Mapping[str, np.ndarray],
+    listener,
+    sample_rate: int,
+    compressor: bool = False,
+    reference: str = "cad1",
+    soft: bool = True,
+    song: str = "",
+    nfir: int = NALR_TAPS,
+) -> tuple[list[dict], np.ndarray]:
     """One (song, listener) job: hearing aid per stem and ear, remix, HAAQI per stem and ear.
 
     Args:
@@ -90,22 +105,32 @@ def process_song(stems: Mapping[str, np.ndarray], references: Mapping[str, np.nd
     processed = {}
     for name in names:
         x = np.asarray(stems[name], dtype=np.float64)
-        processed[name] = np.stack([hearing_aid(x[e], audiograms[e], sample_rate, compressor,
-                                                nfir) for e in range(2)])
+        processed[name] = np.stack(
+            [hearing_aid(x[e], audiograms[e], sample_rate, compressor, nfir) for e in range(2)]
+        )
     remix = remix_stems(processed, soft=soft).astype(np.float32)
     rows = []
     for name in names:
         ref = np.asarray(references[name], dtype=np.float64)
         for e, ear in enumerate(EARS):
-            score = score_stem(processed[name][e], ref[e], sample_rate, audiograms[e],
-                               reference, nfir)
-            rows.append({"song": song, "listener": listener.id, "stem": name, "ear": ear,
-                         "haaqi": score})
+            score = score_stem(
+                processed[name][e], ref[e], sample_rate, audiograms[e], reference, nfir
+            )
+            rows.append(
+                {"song": song, "listener": listener.id, "stem": name, "ear": ear, "haaqi": score}
+            )
     return rows, remix
 
 
-def _job(song: str, listener, stems: dict, references: dict, sample_rate: int,
-         options: dict, keep_remix: bool):
+def _job(
+    song: str,
+    listener,
+    stems: dict,
+    references: dict,
+    sample_rate: int,
+    options: dict,
+    keep_remix: bool,
+):
     """One (song, listener) job in a worker process; see :func:`process_song`.
 
     Returns:
@@ -118,20 +143,25 @@ def _job(song: str, listener, stems: dict, references: dict, sample_rate: int,
 def _check_estimates(estimates, names: Sequence[str], track: Track, frames: int) -> dict:
     """The separator's output as ``{stem: (2, frames) float32}`` for every name in ``names``."""
     if not isinstance(estimates, Mapping):
-        raise CadenzaError(f"song {track.name}: the separator returned "
-                           f"{type(estimates).__name__}, expected a dict of stems")
+        raise CadenzaError(
+            f"song {track.name}: the separator returned "
+            f"{type(estimates).__name__}, expected a dict of stems"
+        )
     out = {}
     for name in names:
         if name not in estimates:
-            raise CadenzaError(f"song {track.name}: the separator returned no {name!r} stem "
-                               f"(got {sorted(estimates)})")
+            raise CadenzaError(
+                f"song {track.name}: the separator returned no {name!r} stem "
+                f"(got {sorted(estimates)})"
+            )
         x = estimates[name]
         if hasattr(x, "detach"):
             x = x.detach().cpu().numpy()
         x = np.asarray(x, dtype=np.float32)
         if x.shape != (2, frames):
-            raise CadenzaError(f"song {track.name}: the {name!r} stem has shape {x.shape}, "
-                               f"expected (2, {frames})")
+            raise CadenzaError(
+                f"song {track.name}: the {name!r} stem has shape {x.shape}, expected (2, {frames})"
+            )
         out[name] = x
     return out
 
@@ -149,12 +179,16 @@ def _targets(separate_fn, targets) -> list[str]:
         names = names or list(SOURCES)
     unknown = [t for t in names if t not in SOURCES]
     if unknown:
-        raise CadenzaError(f"stems {unknown} are not MUSDB18 stems; choose from "
-                           f"{', '.join(SOURCES)}")
+        raise CadenzaError(
+            f"stems {unknown} are not MUSDB18 stems; choose from {', '.join(SOURCES)}"
+        )
     missing = [s for s in SOURCES if s not in names]
     if missing:
-        warnings.warn(f"the separator gives no {missing}: the remix lacks them and only "
-                      f"{names} are scored (CAD1 scores all four)", stacklevel=3)
+        warnings.warn(
+            f"the separator gives no {missing}: the remix lacks them and only "
+            f"{names} are scored (CAD1 scores all four)",
+            stacklevel=3,
+        )
     return [s for s in SOURCES if s in names]
 
 
@@ -163,24 +197,34 @@ def check_seconds(seconds) -> float | None:
     if seconds is None:
         return None
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
-        raise CadenzaError(f"seconds must be a positive number of seconds or null (whole "
-                           f"songs), got {seconds!r}")
+        raise CadenzaError(
+            f"seconds must be a positive number of seconds or null (whole songs), got {seconds!r}"
+        )
     return float(seconds)
 
 
 def check_workers(workers) -> int:
     """``workers`` if it is an integer >= 0 (0: score in this process), else an error."""
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-        raise CadenzaError(f"workers must be an integer >= 0 (0: score in this process), "
-                           f"got {workers!r}")
+        raise CadenzaError(
+            f"workers must be an integer >= 0 (0: score in this process), got {workers!r}"
+        )
     return workers
 
 
-def evaluate_cadenza(separate_fn: Callable, tracks: Sequence[Track], listeners: Sequence,
-                     out_dir, workers: int = 2, compressor: bool = False,
-                     reference: str = "cad1", soft: bool = True,
-                     seconds: float | None = None, save_remix: bool = False,
-                     targets: Sequence[str] | None = None) -> dict:
+def evaluate_cadenza(
+    separate_fn: Callable,
+    tracks: Sequence[Track],
+    listeners: Sequence,
+    out_dir,
+    workers: int = 2,
+    compressor: bool = False,
+    reference: str = "cad1",
+    soft: bool = True,
+    seconds: float | None = None,
+    save_remix: bool = False,
+    targets: Sequence[str] | None = None,
+) -> dict:
     """Separate every song, process and score it for every listener, write the results.
 
     Args:
@@ -212,8 +256,10 @@ def evaluate_cadenza(separate_fn: Callable, tracks: Sequence[Track], listeners: 
         raise CadenzaError("no listeners to evaluate for")
     for track in tracks:
         if track.sample_rate < MIN_SAMPLE_RATE:
-            raise CadenzaError(f"song {track.name} has sample rate {track.sample_rate} Hz; "
-                               f"the hearing aid needs >= {MIN_SAMPLE_RATE} Hz")
+            raise CadenzaError(
+                f"song {track.name} has sample rate {track.sample_rate} Hz; "
+                f"the hearing aid needs >= {MIN_SAMPLE_RATE} Hz"
+            )
     names = _targets(separate_fn, targets)
     options = {"compressor": bool(compressor), "reference": reference, "soft": bool(soft)}
     out_dir = Path(out_dir)
@@ -222,11 +268,13 @@ def evaluate_cadenza(separate_fn: Callable, tracks: Sequence[Track], listeners: 
 
     def jobs() -> Iterator:
         for track in tracks:
-            frames = track.frames if seconds is None else \
-                min(track.frames, max(1, int(round(seconds * track.sample_rate))))
+            frames = (
+                track.frames
+                if seconds is None
+                else min(track.frames, max(1, int(round(seconds * track.sample_rate))))
+            )
             mixture = read(track, "mixture", 0, frames)
-            stems = _check_estimates(separate_fn(mixture, track.sample_rate), names, track,
-                                     frames)
+            stems = _check_estimates(separate_fn(mixture, track.sample_rate), names, track, frames)
             missing = [n for n in names if n not in track.paths]
             if missing:
                 raise CadenzaError(f"song {track.name} has no reference for {missing}")
@@ -250,6 +298,7 @@ def evaluate_cadenza(separate_fn: Callable, tracks: Sequence[Track], listeners: 
             f.flush()
             if remix is not None:
                 import soundfile as sf
+
                 path = out_dir / "remix" / listener_id / f"{song}.wav"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 sf.write(str(path), remix.T, sample_rates[song], subtype="PCM_16")
@@ -259,21 +308,33 @@ def evaluate_cadenza(separate_fn: Callable, tracks: Sequence[Track], listeners: 
         try:
             if workers == 0:
                 for song, listener, stems, refs, sr in jobs():
-                    collect(song, listener.id, _job(song, listener, stems, refs, sr, options,
-                                                    save_remix))
+                    collect(
+                        song,
+                        listener.id,
+                        _job(song, listener, stems, refs, sr, options, save_remix),
+                    )
             else:
                 _run_pool(jobs(), workers, options, save_remix, collect)
         finally:
             bar.close()
-    summary = write_results(rows, out_dir, {
-        "compressor": bool(compressor), "reference": reference, "soft_clip": bool(soft),
-        "seconds": seconds, "listeners": len(listeners)})
+    summary = write_results(
+        rows,
+        out_dir,
+        {
+            "compressor": bool(compressor),
+            "reference": reference,
+            "soft_clip": bool(soft),
+            "seconds": seconds,
+            "listeners": len(listeners),
+        },
+    )
     partial.unlink(missing_ok=True)
     return summary
 
 
-def _run_pool(jobs: Iterator, workers: int, options: dict, keep_remix: bool,
-              collect: Callable) -> None:
+def _run_pool(
+    jobs: Iterator, workers: int, options: dict, keep_remix: bool, collect: Callable
+) -> None:
     """Score the (song, listener) jobs in ``workers`` spawned processes."""
     from ..evaluation.pool import run_in_processes
 
@@ -281,13 +342,20 @@ def _run_pool(jobs: Iterator, workers: int, options: dict, keep_remix: bool,
         song, listener_id = key
         if isinstance(err, CadenzaError):
             return CadenzaError(f"song {song}, listener {listener_id}: {err}")
-        return CadenzaError(f"scoring song {song} for listener {listener_id} failed: "
-                            f"{type(err).__name__}: {err}")
+        return CadenzaError(
+            f"scoring song {song} for listener {listener_id} failed: {type(err).__name__}: {err}"
+        )
 
-    run_in_processes(_job, (((song, listener.id),
-                             (song, listener, stems, refs, sr, options, keep_remix))
-                            for song, listener, stems, refs, sr in jobs),
-                     workers, lambda key, result: collect(*key, result), failed)
+    run_in_processes(
+        _job,
+        (
+            ((song, listener.id), (song, listener, stems, refs, sr, options, keep_remix))
+            for song, listener, stems, refs, sr in jobs
+        ),
+        workers,
+        lambda key, result: collect(*key, result),
+        failed,
+    )
 
 
 def run(cfg: DictConfig) -> dict:
@@ -313,11 +381,25 @@ def run(cfg: DictConfig) -> dict:
     listeners = load_listeners(cfg.get("listeners"))
     tracks = load_split(cfg.data, cfg.split)
     from ..separator import Separator
+
     separator = Separator.from_checkpoint(str(checkpoint), device=cfg.get("device", "cpu"))
-    log.info("Cadenza HAAQI of %s: %d %s songs x %d listeners", checkpoint, len(tracks),
-             cfg.split, len(listeners))
-    return evaluate_cadenza(separator.separate, tracks, listeners, cfg.out, workers=workers,
-                            compressor=bool(cfg.compressor), reference=reference,
-                            soft=bool(cfg.get("soft_clip", True)), seconds=seconds,
-                            save_remix=bool(cfg.get("save_remix", False)),
-                            targets=list(cfg.targets) if cfg.get("targets") else None)
+    log.info(
+        "Cadenza HAAQI of %s: %d %s songs x %d listeners",
+        checkpoint,
+        len(tracks),
+        cfg.split,
+        len(listeners),
+    )
+    return evaluate_cadenza(
+        separator.separate,
+        tracks,
+        listeners,
+        cfg.out,
+        workers=workers,
+        compressor=bool(cfg.compressor),
+        reference=reference,
+        soft=bool(cfg.get("soft_clip", True)),
+        seconds=seconds,
+        save_remix=bool(cfg.get("save_remix", False)),
+        targets=list(cfg.targets) if cfg.get("targets") else None,
+    )

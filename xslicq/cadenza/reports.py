@@ -6,6 +6,7 @@
 A row whose reference was digitally silent holds NaN: it is written (``nan`` in the CSV,
 ``null`` in the JSON) but left out of every mean.
 """
+
 from __future__ import annotations
 
 import csv
@@ -47,13 +48,18 @@ def summarize(rows: Sequence[Mapping]) -> dict:
     def mean_by(key, value):
         return _mean(r["haaqi"] for r in rows if r[key] == value)
 
-    return {"mean": _mean(r["haaqi"] for r in rows),
-            "per_stem": {s: mean_by("stem", s) for s in stems},
-            "per_ear": {e: mean_by("ear", e) for e in EARS},
-            "per_listener": {k: mean_by("listener", k) for k in listeners},
-            "per_song": {k: mean_by("song", k) for k in songs},
-            "rows": len(rows), "scored": sum(not math.isnan(r["haaqi"]) for r in rows),
-            "songs": songs, "listeners": listeners, "stems": stems}
+    return {
+        "mean": _mean(r["haaqi"] for r in rows),
+        "per_stem": {s: mean_by("stem", s) for s in stems},
+        "per_ear": {e: mean_by("ear", e) for e in EARS},
+        "per_listener": {k: mean_by("listener", k) for k in listeners},
+        "per_song": {k: mean_by("song", k) for k in songs},
+        "rows": len(rows),
+        "scored": sum(not math.isnan(r["haaqi"]) for r in rows),
+        "songs": songs,
+        "listeners": listeners,
+        "stems": stems,
+    }
 
 
 def _fmt(v: float) -> str:
@@ -62,10 +68,13 @@ def _fmt(v: float) -> str:
 
 def summary_markdown(summary: dict, options: Mapping | None = None) -> str:
     """A small Markdown report: mean per stem, per ear and overall, then per listener."""
-    lines = ["# HAAQI (Cadenza CAD1 task 1 pipeline)", "",
-             f"{len(summary['songs'])} song(s) x {len(summary['listeners'])} listener(s); "
-             f"{summary['scored']} of {summary['rows']} (song, listener, stem, ear) rows scored "
-             "(a digitally silent reference is not scored)."]
+    lines = [
+        "# HAAQI (Cadenza CAD1 task 1 pipeline)",
+        "",
+        f"{len(summary['songs'])} song(s) x {len(summary['listeners'])} listener(s); "
+        f"{summary['scored']} of {summary['rows']} (song, listener, stem, ear) rows scored "
+        "(a digitally silent reference is not scored).",
+    ]
     if options:
         lines += ["", "Settings: " + ", ".join(f"{k}={v}" for k, v in options.items()) + "."]
     lines += ["", "| stem | HAAQI |", "|---|---:|"]
@@ -79,8 +88,13 @@ def summary_markdown(summary: dict, options: Mapping | None = None) -> str:
 
 def _sort_key(row: Mapping):
     order = {s: i for i, s in enumerate(SOURCES)}
-    return (row["song"], row["listener"], order.get(row["stem"], len(order)), row["stem"],
-            EARS.index(row["ear"]) if row["ear"] in EARS else 2)
+    return (
+        row["song"],
+        row["listener"],
+        order.get(row["stem"], len(order)),
+        row["stem"],
+        EARS.index(row["ear"]) if row["ear"] in EARS else 2,
+    )
 
 
 def _write_csv(rows: Sequence[Mapping], path: Path) -> None:
@@ -89,8 +103,15 @@ def _write_csv(rows: Sequence[Mapping], path: Path) -> None:
         w = csv.writer(f)
         w.writerow(CSV_COLUMNS)
         for r in sorted(rows, key=_sort_key):
-            w.writerow([r["song"], r["listener"], r["stem"], r["ear"],
-                        "nan" if math.isnan(r["haaqi"]) else f"{r['haaqi']:.6f}"])
+            w.writerow(
+                [
+                    r["song"],
+                    r["listener"],
+                    r["stem"],
+                    r["ear"],
+                    "nan" if math.isnan(r["haaqi"]) else f"{r['haaqi']:.6f}",
+                ]
+            )
     os.replace(tmp, path)
 
 
@@ -114,7 +135,8 @@ def write_results(rows: Sequence[Mapping], out_dir, options: Mapping | None = No
     summary = summarize(rows)
     if options:
         summary["options"] = dict(options)
-    (out_dir / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2) + "\n",
-                                          encoding="utf-8")
+    (out_dir / "summary.json").write_text(
+        json.dumps(_jsonable(summary), indent=2) + "\n", encoding="utf-8"
+    )
     (out_dir / "summary.md").write_text(summary_markdown(summary, options), encoding="utf-8")
     return summary

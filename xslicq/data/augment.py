@@ -3,13 +3,15 @@
 Each takes an explicit ``numpy.random.Generator`` so that a sample is a pure function
 of its seed, whichever worker draws it.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 
-def random_gain(audio: np.ndarray, rng: np.random.Generator, low: float = 0.25,
-                high: float = 1.25) -> np.ndarray:
+def random_gain(
+    audio: np.ndarray, rng: np.random.Generator, low: float = 0.25, high: float = 1.25
+) -> np.ndarray:
     """Scale by a gain drawn uniformly from ``[low, high]``."""
     return audio * np.float32(rng.uniform(low, high))
 

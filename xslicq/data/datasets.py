@@ -14,6 +14,7 @@ of workers.
 Items are ``(mixture, targets)``: float32 tensors ``(channels, samples)`` and
 ``(nb_targets, channels, samples)``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,18 +29,28 @@ def _check_targets(targets) -> tuple[str, ...]:
     targets = tuple(targets)
     unknown = [t for t in targets if t not in SOURCES]
     if unknown or not targets:
-        raise ValueError(f"unknown target names {unknown or targets}; choose from "
-                         f"{', '.join(SOURCES)}")
+        raise ValueError(
+            f"unknown target names {unknown or targets}; choose from {', '.join(SOURCES)}"
+        )
     return targets
 
 
 class TrainDataset(torch.utils.data.Dataset):
     """Random-mix training segments of ``seq_dur`` seconds."""
 
-    def __init__(self, tracks: list[Track], seq_dur: float = 2.0, samples_per_track: int = 64,
-                 targets=SOURCES, random_mix: bool = True, gain: tuple = (0.25, 1.25),
-                 channel_swap: bool = True, skip_silent: bool = False,
-                 silence_db: float = -60.0, seed: int = 42):
+    def __init__(
+        self,
+        tracks: list[Track],
+        seq_dur: float = 2.0,
+        samples_per_track: int = 64,
+        targets=SOURCES,
+        random_mix: bool = True,
+        gain: tuple = (0.25, 1.25),
+        channel_swap: bool = True,
+        skip_silent: bool = False,
+        silence_db: float = -60.0,
+        seed: int = 42,
+    ):
         if not tracks:
             raise DatasetError("no training tracks")
         if not seq_dur > 0:
@@ -56,7 +67,8 @@ class TrainDataset(torch.utils.data.Dataset):
         if short:
             raise DatasetError(
                 f"track {short[0].folder} is {short[0].seconds:.2f} s long, shorter than one "
-                f"training segment (seq_dur={seq_dur} s); {len(short)} track(s) too short")
+                f"training segment (seq_dur={seq_dur} s); {len(short)} track(s) too short"
+            )
         self.samples_per_track, self.random_mix = samples_per_track, random_mix
         self.gain, self.channel_swap = (low, high), channel_swap
         self.skip_silent, self.silence_db, self.seed = skip_silent, silence_db, seed
@@ -101,8 +113,11 @@ class EpochSampler(torch.utils.data.Sampler):
         return self.n
 
     def __iter__(self):
-        order = np.random.default_rng([self.seed, self.epoch, 1]).permutation(self.n) \
-            if self.shuffle else np.arange(self.n)
+        order = (
+            np.random.default_rng([self.seed, self.epoch, 1]).permutation(self.n)
+            if self.shuffle
+            else np.arange(self.n)
+        )
         return iter((self.epoch * self.n + order).tolist())
 
 
@@ -110,8 +125,9 @@ class EvalDataset(torch.utils.data.Dataset):
     """Deterministic evaluation items: whole tracks (``seq_dur=None``) or ``chunks`` evenly
     spaced excerpts of ``seq_dur`` seconds per track."""
 
-    def __init__(self, tracks: list[Track], targets=SOURCES, seq_dur: float | None = None,
-                 chunks: int = 1):
+    def __init__(
+        self, tracks: list[Track], targets=SOURCES, seq_dur: float | None = None, chunks: int = 1
+    ):
         if not tracks:
             raise DatasetError("no evaluation tracks")
         self.tracks, self.targets = tracks, _check_targets(targets)
@@ -121,8 +137,11 @@ class EvalDataset(torch.utils.data.Dataset):
                 self.items.append((t, 0, t.frames))
                 continue
             frames = min(int(round(seq_dur * t.sample_rate)), t.frames)
-            starts = np.linspace(0, t.frames - frames, chunks + 2)[1:-1] if chunks > 1 else \
-                [(t.frames - frames) // 2]
+            starts = (
+                np.linspace(0, t.frames - frames, chunks + 2)[1:-1]
+                if chunks > 1
+                else [(t.frames - frames) // 2]
+            )
             self.items.extend((t, int(s), frames) for s in starts)
 
     def __len__(self) -> int:

@@ -16,6 +16,7 @@ throughout; a mono stem usually means a re-exported file). Everything else that
 is off (missing folders or stems, unreadable files, other sample rates, stems of
 different lengths) is an error that names the file.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,8 +46,8 @@ class Track:
     folder: Path
     frames: int
     sample_rate: int
-    channels: int                      # channels in the files (mono files are upmixed)
-    paths: dict = field(repr=False)    # stem name -> Path
+    channels: int  # channels in the files (mono files are upmixed)
+    paths: dict = field(repr=False)  # stem name -> Path
 
     @property
     def seconds(self) -> float:
@@ -59,11 +60,14 @@ def musdb_validation_tracks() -> list[str]:
         import importlib.resources
 
         import yaml
+
         text = importlib.resources.files("musdb").joinpath("configs/mus.yaml").read_text()
         return list(yaml.safe_load(text)["validation_tracks"])
     except (ImportError, FileNotFoundError, KeyError) as err:
-        raise DatasetError("cannot read the MUSDB18 validation split from the musdb package "
-                           f"({err}); install musdb") from err
+        raise DatasetError(
+            "cannot read the MUSDB18 validation split from the musdb package "
+            f"({err}); install musdb"
+        ) from err
 
 
 def _info(path: Path):
@@ -85,21 +89,29 @@ def load_track(folder: Path, sample_rate: int = 44100, stems=STEMS) -> Track:
         if info.frames == 0:
             raise DatasetError(f"audio file {path} is empty")
         if info.samplerate != sample_rate:
-            raise DatasetError(f"audio file {path} has sample rate {info.samplerate} Hz, "
-                               f"expected {sample_rate} Hz")
+            raise DatasetError(
+                f"audio file {path} has sample rate {info.samplerate} Hz, expected {sample_rate} Hz"
+            )
         if info.channels not in (1, 2):
-            raise DatasetError(f"audio file {path} has {info.channels} channels; expected "
-                               "stereo (or mono, which is upmixed)")
+            raise DatasetError(
+                f"audio file {path} has {info.channels} channels; expected "
+                "stereo (or mono, which is upmixed)"
+            )
         paths[stem], infos[stem] = path, info
     lengths = {s: i.frames for s, i in infos.items()}
     if len(set(lengths.values())) > 1:
         raise DatasetError(f"stems of track {folder} have different lengths (frames): {lengths}")
     mono = [s for s, i in infos.items() if i.channels == 1]
     if mono:
-        warnings.warn(f"track {folder.name}: mono stems {mono} are upmixed to stereo",
-                      stacklevel=2)
-    return Track(name=folder.name, folder=folder, frames=next(iter(lengths.values())),
-                 sample_rate=sample_rate, channels=2, paths=paths)
+        warnings.warn(f"track {folder.name}: mono stems {mono} are upmixed to stereo", stacklevel=2)
+    return Track(
+        name=folder.name,
+        folder=folder,
+        frames=next(iter(lengths.values())),
+        sample_rate=sample_rate,
+        channels=2,
+        paths=paths,
+    )
 
 
 def read(track: Track, stem: str, start: int = 0, frames: int | None = None) -> np.ndarray:
@@ -107,13 +119,13 @@ def read(track: Track, stem: str, start: int = 0, frames: int | None = None) -> 
     frames = track.frames - start if frames is None else frames
     path = track.paths[stem]
     try:
-        audio = sf.read(str(path), start=start, frames=frames, dtype="float32",
-                        always_2d=True)[0]
+        audio = sf.read(str(path), start=start, frames=frames, dtype="float32", always_2d=True)[0]
     except (RuntimeError, sf.LibsndfileError) as err:
         raise DatasetError(f"cannot read audio file {path}: {err}") from err
     if audio.shape[0] != frames:
-        raise DatasetError(f"audio file {path} ended after {start + audio.shape[0]} of "
-                           f"{track.frames} frames")
+        raise DatasetError(
+            f"audio file {path} ended after {start + audio.shape[0]} of {track.frames} frames"
+        )
     if audio.shape[1] == 1:
         audio = np.repeat(audio, 2, axis=1)
     if not np.all(np.isfinite(audio)):
@@ -140,16 +152,19 @@ def find_tracks(root, split: str, sample_rate: int = 44100, stems=STEMS) -> list
     subset = "test" if split == "test" else "train"
     folder = root / subset
     if not folder.is_dir():
-        raise DatasetError(f"dataset folder {root} has no {subset}/ folder "
-                           "(expected MUSDB18-HQ layout: ROOT/{train,test}/<track>/<stem>.wav)")
+        raise DatasetError(
+            f"dataset folder {root} has no {subset}/ folder "
+            "(expected MUSDB18-HQ layout: ROOT/{train,test}/<track>/<stem>.wav)"
+        )
     names = sorted(p.name for p in folder.iterdir() if p.is_dir())
     own = split_names(root)
     if own is not None:
         wanted = set(own[split])
         missing = wanted - set(names)
         if missing:
-            raise DatasetError(f"tracks {sorted(missing)} of the {split} split are missing "
-                               f"from {folder}")
+            raise DatasetError(
+                f"tracks {sorted(missing)} of the {split} split are missing from {folder}"
+            )
         names = [n for n in names if n in wanted]
     elif split != "test":
         valid = set(musdb_validation_tracks())

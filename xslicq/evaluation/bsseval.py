@@ -53,19 +53,29 @@ evaluate it otherwise), so that museval scores it about 0 dB SDR (``fast_bss_eva
 blind to the estimate's scale, about -19 dB). Infinite values are stored as NaN, as museval
 does.
 """
+
 from __future__ import annotations
 
 import importlib
 import logging
 import warnings
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["METRICS", "EvaluationError", "WINDOW_SECONDS", "check_metric", "fast_frames",
-           "fit_length", "museval_frames", "score_arrays", "sdr_frames"]
+__all__ = [
+    "METRICS",
+    "EvaluationError",
+    "WINDOW_SECONDS",
+    "check_metric",
+    "fast_frames",
+    "fit_length",
+    "museval_frames",
+    "score_arrays",
+    "sdr_frames",
+]
 
 METRICS: dict[str, tuple[str, ...]] = {
     "museval": ("SDR", "SIR", "SAR", "ISR"),
@@ -76,10 +86,10 @@ METRICS: dict[str, tuple[str, ...]] = {
 
 WINDOW_SECONDS = 1.0
 FILTER_LENGTH = 512
-DITHER = 1e-10                  # -200 dBFS: amplitude of the dither of an all-zero estimate
-FAST_CHUNK_FRAMES = 16          # frames per fast_bss_eval call (bounds its memory)
-LOAD_DIAG = 1e-10               # fast_bss_eval: diagonal loading of the normalised filter
-                                # equations
+DITHER = 1e-10  # -200 dBFS: amplitude of the dither of an all-zero estimate
+FAST_CHUNK_FRAMES = 16  # frames per fast_bss_eval call (bounds its memory)
+LOAD_DIAG = 1e-10  # fast_bss_eval: diagonal loading of the normalised filter
+# equations
 
 
 class EvaluationError(ValueError):
@@ -96,23 +106,27 @@ def check_metric(metric: str) -> None:
 
 def _import_metric(metric: str):
     if metric == "sdr":
-        return np                                   # plain NumPy
-    package, hint = {"museval": ("museval", "museval"),
-                     "fast_bss_eval": ("fast_bss_eval", "fast-bss-eval")}[metric]
+        return np  # plain NumPy
+    package, hint = {
+        "museval": ("museval", "museval"),
+        "fast_bss_eval": ("fast_bss_eval", "fast-bss-eval"),
+    }[metric]
     try:
         return importlib.import_module(package)
     except ImportError as err:
         raise EvaluationError(
             f"metric={metric} needs the {package} package, which is not installed ({err}); "
-            f"install it with `pip install -c constraints.txt {hint}`") from err
+            f"install it with `pip install -c constraints.txt {hint}`"
+        ) from err
 
 
 def _frame_geometry(samples: int, sample_rate: float, window_seconds: float) -> tuple[int, int]:
     """``(frames, frame_length)`` of museval's framing with hop = window."""
     win = int(window_seconds * sample_rate)
     if win < 1:
-        raise EvaluationError(f"window of {window_seconds} s at {sample_rate} Hz is shorter "
-                              "than one sample")
+        raise EvaluationError(
+            f"window of {window_seconds} s at {sample_rate} Hz is shorter than one sample"
+        )
     if win < samples:
         return samples // win, win
     return 1, samples
@@ -124,8 +138,9 @@ def _silent(x: np.ndarray) -> np.ndarray:
     return np.all(x.sum(axis=-2) == 0, axis=-1)
 
 
-def museval_frames(refs: np.ndarray, ests: np.ndarray, sample_rate: float,
-                   window_seconds: float = WINDOW_SECONDS) -> dict[str, np.ndarray]:
+def museval_frames(
+    refs: np.ndarray, ests: np.ndarray, sample_rate: float, window_seconds: float = WINDOW_SECONDS
+) -> dict[str, np.ndarray]:
     """BSSEval v4 scores per frame with museval.
 
     Args:
@@ -137,14 +152,16 @@ def museval_frames(refs: np.ndarray, ests: np.ndarray, sample_rate: float,
     """
     museval = _import_metric("museval")
     win = int(window_seconds * sample_rate)
-    sdr, isr, sir, sar = museval.evaluate(np.moveaxis(refs, 1, 2), np.moveaxis(ests, 1, 2),
-                                          win=win, hop=win, mode="v4")
+    sdr, isr, sir, sar = museval.evaluate(
+        np.moveaxis(refs, 1, 2), np.moveaxis(ests, 1, 2), win=win, hop=win, mode="v4"
+    )
     out = {"SDR": sdr, "SIR": sir, "SAR": sar, "ISR": isr}
     return {k: np.where(np.isfinite(v), v, np.nan).astype(np.float64) for k, v in out.items()}
 
 
-def sdr_frames(refs: np.ndarray, ests: np.ndarray, sample_rate: float,
-               window_seconds: float = WINDOW_SECONDS) -> dict[str, np.ndarray]:
+def sdr_frames(
+    refs: np.ndarray, ests: np.ndarray, sample_rate: float, window_seconds: float = WINDOW_SECONDS
+) -> dict[str, np.ndarray]:
     """museval's BSSEval v4 SDR per frame, computed directly (see the module docstring).
 
     Args:
@@ -158,9 +175,9 @@ def sdr_frames(refs: np.ndarray, ests: np.ndarray, sample_rate: float,
     ests = np.asarray(ests, dtype=np.float64)
     J, C, N = refs.shape
     F, L = _frame_geometry(N, sample_rate, window_seconds)
-    r = refs[..., :F * L].reshape(J, C, F, L)
-    e = ests[..., :F * L].reshape(J, C, F, L)
-    target = np.square(r).sum(axis=(1, 3))                               # (J, F)
+    r = refs[..., : F * L].reshape(J, C, F, L)
+    e = ests[..., : F * L].reshape(J, C, F, L)
+    target = np.square(r).sum(axis=(1, 3))  # (J, F)
     error = np.square(e - r).sum(axis=(1, 3))
     with np.errstate(divide="ignore", invalid="ignore"):
         sdr = 10.0 * np.log10(target / error)
@@ -170,9 +187,13 @@ def sdr_frames(refs: np.ndarray, ests: np.ndarray, sample_rate: float,
     return {"SDR": sdr}
 
 
-def fast_frames(refs: np.ndarray, ests: np.ndarray, sample_rate: float,
-                window_seconds: float = WINDOW_SECONDS,
-                filter_length: int = FILTER_LENGTH) -> dict[str, np.ndarray]:
+def fast_frames(
+    refs: np.ndarray,
+    ests: np.ndarray,
+    sample_rate: float,
+    window_seconds: float = WINDOW_SECONDS,
+    filter_length: int = FILTER_LENGTH,
+) -> dict[str, np.ndarray]:
     """bss_eval *sources* SDR per frame with fast_bss_eval (metric ``fast_bss_eval``; not
     museval's SDR, see the module docstring).
 
@@ -200,8 +221,8 @@ def fast_frames(refs: np.ndarray, ests: np.ndarray, sample_rate: float,
     J, C, N = refs.shape
     F, L = _frame_geometry(N, sample_rate, window_seconds)
 
-    def framed(x):                                     # (J, C, F*L) -> (F, C, J, L)
-        return x[..., :F * L].reshape(J, C, F, L).transpose(2, 1, 0, 3)
+    def framed(x):  # (J, C, F*L) -> (F, C, J, L)
+        return x[..., : F * L].reshape(J, C, F, L).transpose(2, 1, 0, 3)
 
     r, e = framed(refs), framed(ests)
     skip = _silent(r.transpose(0, 2, 1, 3)).any(-1) | _silent(e.transpose(0, 2, 1, 3)).any(-1)
@@ -212,18 +233,23 @@ def fast_frames(refs: np.ndarray, ests: np.ndarray, sample_rate: float,
     try:
         with torch.no_grad():
             for i0 in range(0, len(scored), FAST_CHUNK_FRAMES):
-                idx = scored[i0:i0 + FAST_CHUNK_FRAMES]
-                rc, ec = r[idx], e[idx]                                  # (f, C, J, L)
-                energy = np.square(ec).sum(-1)                           # (f, C, J)
-                dead = (np.square(rc).sum(-1) == 0) | (energy == 0)      # silent channel
-                if dead.any():                           # any stand-in; its result is unused
+                idx = scored[i0 : i0 + FAST_CHUNK_FRAMES]
+                rc, ec = r[idx], e[idx]  # (f, C, J, L)
+                energy = np.square(ec).sum(-1)  # (f, C, J)
+                dead = (np.square(rc).sum(-1) == 0) | (energy == 0)  # silent channel
+                if dead.any():  # any stand-in; its result is unused
                     rc, ec = rc.copy(), ec.copy()
                     rc[dead] = ec[dead] = np.sin(np.arange(L) * 0.1 + 0.3) + 1e-3 * np.cos(
-                        np.arange(L) * 1.7)
-                neg = fbe.sdr_loss(torch.from_numpy(ec), torch.from_numpy(rc),
-                                   filter_length=min(filter_length, L), pairwise=False,
-                                   load_diag=LOAD_DIAG)
-                sdr_c = -neg.numpy()                                     # (f, C, J)
+                        np.arange(L) * 1.7
+                    )
+                neg = fbe.sdr_loss(
+                    torch.from_numpy(ec),
+                    torch.from_numpy(rc),
+                    filter_length=min(filter_length, L),
+                    pairwise=False,
+                    load_diag=LOAD_DIAG,
+                )
+                sdr_c = -neg.numpy()  # (f, C, J)
                 with np.errstate(over="ignore"):
                     # sdr_c = 10 log10(T / D) with T + D = energy (an orthogonal split)
                     target = energy / (1.0 + 10.0 ** (-sdr_c / 10.0))
@@ -239,8 +265,11 @@ def fast_frames(refs: np.ndarray, ests: np.ndarray, sample_rate: float,
     return {"SDR": sdr.T}
 
 
-_FRAME_FUNCTIONS: dict[str, Callable] = {"museval": museval_frames, "sdr": sdr_frames,
-                                          "fast_bss_eval": fast_frames}
+_FRAME_FUNCTIONS: dict[str, Callable] = {
+    "museval": museval_frames,
+    "sdr": sdr_frames,
+    "fast_bss_eval": fast_frames,
+}
 
 
 # ------------------------------------------------------------------- one track
@@ -259,21 +288,33 @@ def _prepare(track_name: str, refs: np.ndarray, ests: np.ndarray, targets: Seque
     ests = fit_length(ests, refs.shape[-1])
     keep = ~_silent(refs)
     if not keep.all():
-        log.info("track %s: reference of %s is silent; not scored", track_name,
-                 [t for t, k in zip(targets, keep) if not k])
+        log.info(
+            "track %s: reference of %s is silent; not scored",
+            track_name,
+            [t for t, k in zip(targets, keep) if not k],
+        )
     refs, ests = refs[keep], ests[keep]
     zero = _silent(ests)
     if zero.any():
         kept = [t for t, k in zip(targets, keep) if k]
-        warnings.warn(f"track {track_name}: estimate of {[t for t, z in zip(kept, zero) if z]} "
-                      f"is all zeros; scored with a {DITHER:g} dither", stacklevel=3)
+        warnings.warn(
+            f"track {track_name}: estimate of {[t for t, z in zip(kept, zero) if z]} "
+            f"is all zeros; scored with a {DITHER:g} dither",
+            stacklevel=3,
+        )
         rng = np.random.default_rng(0)
         ests[zero] = DITHER * rng.standard_normal(ests[zero].shape)
     return refs, ests, keep
 
 
-def score_arrays(refs: np.ndarray, ests: np.ndarray, sample_rate: float, metric: str,
-                 targets: Sequence[str], track_name: str = "track"):
+def score_arrays(
+    refs: np.ndarray,
+    ests: np.ndarray,
+    sample_rate: float,
+    metric: str,
+    targets: Sequence[str],
+    track_name: str = "track",
+):
     """Framewise scores of one track given as arrays, with the rules of the module docstring.
 
     Args:
@@ -286,8 +327,10 @@ def score_arrays(refs: np.ndarray, ests: np.ndarray, sample_rate: float, metric:
         all-NaN frames.
     """
     if refs.shape[:2] != ests.shape[:2] or refs.ndim != 3:
-        raise EvaluationError(f"track {track_name}: references {refs.shape} and estimates "
-                              f"{ests.shape} must both be (targets, channels, samples)")
+        raise EvaluationError(
+            f"track {track_name}: references {refs.shape} and estimates "
+            f"{ests.shape} must both be (targets, channels, samples)"
+        )
     r, e, keep = _prepare(track_name, refs, ests, targets)
     names = METRICS[metric]
     frames, _ = _frame_geometry(refs.shape[-1], sample_rate, WINDOW_SECONDS)

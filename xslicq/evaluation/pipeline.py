@@ -12,11 +12,12 @@ Data flow, one line per stage (``J`` targets, ``C`` channels, ``N`` samples)::
                      -> mean of the targets -> summary.md, summary.csv, tracks.csv
                                          (xslicq.evaluation.reports)
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
@@ -35,8 +36,9 @@ __all__ = ["check_workers", "evaluate", "load_split", "score_track", "score_trac
 def check_workers(workers) -> int:
     """``workers`` if it is an integer >= 0 (0: score in this process), else a clear error."""
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-        raise EvaluationError(f"workers must be an integer >= 0 (0: score in this process), "
-                              f"got {workers!r}")
+        raise EvaluationError(
+            f"workers must be an integer >= 0 (0: score in this process), got {workers!r}"
+        )
     return workers
 
 
@@ -44,20 +46,27 @@ def load_split(data: DictConfig, split: str) -> list[Track]:
     """The tracks of ``split`` for a ``data`` config group (generates the synthetic set if
     its config asks for one and it is not there yet)."""
     if OmegaConf.is_missing(data, "root"):
-        raise DatasetError("data.root is not set: pass data.root=/path/to/MUSDB18-HQ "
-                           "(or use data=synthetic)")
+        raise DatasetError(
+            "data.root is not set: pass data.root=/path/to/MUSDB18-HQ (or use data=synthetic)"
+        )
     root = Path(str(data.root)).expanduser()
     sample_rate = int(data.get("sample_rate", 44100))
     if data.get("synthetic"):
         from ..data.synthetic import generate_dataset
-        generate_dataset(root, sample_rate=sample_rate,
-                         **OmegaConf.to_container(data.synthetic, resolve=True))
+
+        generate_dataset(
+            root, sample_rate=sample_rate, **OmegaConf.to_container(data.synthetic, resolve=True)
+        )
     return find_tracks(root, split, sample_rate=sample_rate)
 
 
 # ----------------------------------------------------------------------- one track
-def score_track(track: Track, estimates: Mapping[str, np.ndarray], metric: str,
-                json_dir: str | Path | None = None) -> dict[str, dict[str, float]]:
+def score_track(
+    track: Track,
+    estimates: Mapping[str, np.ndarray],
+    metric: str,
+    json_dir: str | Path | None = None,
+) -> dict[str, dict[str, float]]:
     """Score one track's estimates against its reference stems (runs in a worker process).
 
     Args:
@@ -83,12 +92,17 @@ def _json_dir(json_root, group: str, track: Track) -> Path | None:
     if json_root is None:
         return None
     root = Path(json_root) / group if group else Path(json_root)
-    return root / track.folder.parent.name          # museval's "subset": test or train
+    return root / track.folder.parent.name  # museval's "subset": test or train
 
 
-def score_tracks(jobs: Iterable[tuple[str, Track, Mapping[str, np.ndarray]]], total: int,
-                 metric: str, workers: int = 2, json_root: str | Path | None = None,
-                 desc: str = "scoring") -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+def score_tracks(
+    jobs: Iterable[tuple[str, Track, Mapping[str, np.ndarray]]],
+    total: int,
+    metric: str,
+    workers: int = 2,
+    json_root: str | Path | None = None,
+    desc: str = "scoring",
+) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
     """Score ``(group, track, estimates)`` jobs, in ``workers`` processes (0: this process).
 
     ``jobs`` is consumed lazily in this process (that is where separation runs), at most
@@ -115,17 +129,26 @@ def score_tracks(jobs: Iterable[tuple[str, Track, Mapping[str, np.ndarray]]], to
     try:
         if workers == 0:
             for group, track, est in jobs:
-                collect(group, track.name,
-                        score_track(track, est, metric, _json_dir(json_root, group, track)))
+                collect(
+                    group,
+                    track.name,
+                    score_track(track, est, metric, _json_dir(json_root, group, track)),
+                )
             return results
 
         def failed(key, err):
             return EvaluationError(f"scoring track {key[1]} failed: {type(err).__name__}: {err}")
 
-        run_in_processes(score_track, (((group, track.name),
-                                        (track, est, metric, _json_dir(json_root, group, track)))
-                                       for group, track, est in jobs),
-                         workers, lambda key, scores: collect(*key, scores), failed)
+        run_in_processes(
+            score_track,
+            (
+                ((group, track.name), (track, est, metric, _json_dir(json_root, group, track)))
+                for group, track, est in jobs
+            ),
+            workers,
+            lambda key, scores: collect(*key, scores),
+            failed,
+        )
         return results
     finally:
         bar.close()
@@ -134,20 +157,26 @@ def score_tracks(jobs: Iterable[tuple[str, Track, Mapping[str, np.ndarray]]], to
 # ----------------------------------------------------------------------- evaluate
 def _check_estimates(estimates, targets: Sequence[str], track: Track, shape) -> dict:
     if not isinstance(estimates, Mapping):
-        raise EvaluationError(f"track {track.name}: the separator returned "
-                              f"{type(estimates).__name__}, expected a dict of stems")
+        raise EvaluationError(
+            f"track {track.name}: the separator returned "
+            f"{type(estimates).__name__}, expected a dict of stems"
+        )
     out = {}
     for t in targets:
         if t not in estimates:
-            raise EvaluationError(f"track {track.name}: the separator returned no estimate for "
-                                  f"target {t!r} (got {sorted(estimates)})")
+            raise EvaluationError(
+                f"track {track.name}: the separator returned no estimate for "
+                f"target {t!r} (got {sorted(estimates)})"
+            )
         x = estimates[t]
         if hasattr(x, "detach"):
             x = x.detach().cpu().numpy()
         x = np.asarray(x, dtype=np.float32)
         if x.ndim != 2 or x.shape[0] != shape[0]:
-            raise EvaluationError(f"track {track.name}: estimate of {t!r} has shape {x.shape}, "
-                                  f"expected (channels={shape[0]}, samples)")
+            raise EvaluationError(
+                f"track {track.name}: estimate of {t!r} has shape {x.shape}, "
+                f"expected (channels={shape[0]}, samples)"
+            )
         if not np.all(np.isfinite(x)):
             raise EvaluationError(f"track {track.name}: estimate of {t!r} contains NaN or inf")
         out[t] = x
@@ -162,9 +191,14 @@ def _targets_of(separate_fn) -> list[str] | None:
     return None
 
 
-def evaluate(separate_fn: Callable, tracks: Sequence[Track], out_dir: str | Path,
-             metric: str = "museval", workers: int = 2,
-             targets: Sequence[str] | None = None) -> dict:
+def evaluate(
+    separate_fn: Callable,
+    tracks: Sequence[Track],
+    out_dir: str | Path,
+    metric: str = "museval",
+    workers: int = 2,
+    targets: Sequence[str] | None = None,
+) -> dict:
     """Separate every track and score it; write the tables; return the summary.
 
     Args:
@@ -194,20 +228,26 @@ def evaluate(separate_fn: Callable, tracks: Sequence[Track], out_dir: str | Path
             mixture = read(track, "mixture")
             estimates = separate_fn(mixture, track.sample_rate)
             if not resolved:
-                keys = [s for s in SOURCES if s in estimates] + \
-                       [k for k in estimates if k not in SOURCES]
+                keys = [s for s in SOURCES if s in estimates] + [
+                    k for k in estimates if k not in SOURCES
+                ]
                 resolved.extend(k for k in keys if k in track.paths and k != "mixture")
                 if not resolved:
-                    raise EvaluationError(f"track {track.name}: the separator's stems "
-                                          f"{sorted(estimates)} match no stem of the track")
+                    raise EvaluationError(
+                        f"track {track.name}: the separator's stems "
+                        f"{sorted(estimates)} match no stem of the track"
+                    )
             missing = [t for t in resolved if t not in track.paths]
             if missing:
-                raise EvaluationError(f"track {track.name} has no reference for targets "
-                                      f"{missing} (stems: {sorted(track.paths)})")
+                raise EvaluationError(
+                    f"track {track.name} has no reference for targets "
+                    f"{missing} (stems: {sorted(track.paths)})"
+                )
             yield "", track, _check_estimates(estimates, resolved, track, mixture.shape)
 
-    results = score_tracks(jobs(), len(tracks), metric, workers, json_root=out_dir,
-                           desc=f"evaluate ({metric})")
+    results = score_tracks(
+        jobs(), len(tracks), metric, workers, json_root=out_dir, desc=f"evaluate ({metric})"
+    )
     summary = summarize(results.get("", {}), metric, resolved)
     write_summary(summary, out_dir, title="Separation scores")
     return summary

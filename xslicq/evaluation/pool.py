@@ -6,13 +6,14 @@ The producer (separation, in the main process) runs at most two jobs per worker 
 the scoring, so memory stays bounded however many tracks there are. Each worker gets its
 share of the cores for BLAS / OpenMP.
 """
+
 from __future__ import annotations
 
 import concurrent.futures
 import contextlib
 import multiprocessing
 import os
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 __all__ = ["run_in_processes", "worker_threads"]
 
@@ -37,8 +38,9 @@ def worker_threads(workers: int) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def run_in_processes(worker: Callable, jobs: Iterable[tuple], workers: int,
-                     collect: Callable, failed: Callable) -> None:
+def run_in_processes(
+    worker: Callable, jobs: Iterable[tuple], workers: int, collect: Callable, failed: Callable
+) -> None:
     """Run ``worker(*args)`` for every ``(key, args)`` of ``jobs`` in ``workers`` spawned
     processes, consuming ``jobs`` lazily with at most two jobs per worker queued ahead, and
     call ``collect(key, result)`` in completion order. A job that raises stops the run with
@@ -47,15 +49,18 @@ def run_in_processes(worker: Callable, jobs: Iterable[tuple], workers: int,
     ``worker`` must be importable by its module path in a fresh process (a module-level
     function of a module that is not ``__main__``), and its arguments picklable.
     """
-    context = multiprocessing.get_context("spawn")      # safe after torch started threads
-    with worker_threads(workers), concurrent.futures.ProcessPoolExecutor(
-            workers, mp_context=context) as pool:
+    context = multiprocessing.get_context("spawn")  # safe after torch started threads
+    with (
+        worker_threads(workers),
+        concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool,
+    ):
         pending: dict = {}
 
         def drain(until: int):
             while len(pending) > until:
                 done, _ = concurrent.futures.wait(
-                    pending, return_when=concurrent.futures.FIRST_COMPLETED)
+                    pending, return_when=concurrent.futures.FIRST_COMPLETED
+                )
                 for fut in done:
                     key = pending.pop(fut)
                     try:

@@ -7,24 +7,33 @@
 
 Medians skip NaN (frames and tracks that were not scored).
 """
+
 from __future__ import annotations
 
 import csv
 import math
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 
 from .bsseval import METRICS, WINDOW_SECONDS
 
-__all__ = ["METRIC_TITLES", "median", "summarize", "summary_markdown", "write_museval_json",
-           "write_summary"]
+__all__ = [
+    "METRIC_TITLES",
+    "median",
+    "summarize",
+    "summary_markdown",
+    "write_museval_json",
+    "write_summary",
+]
 
-METRIC_TITLES = {"museval": "museval BSSEval v4",
-                 "sdr": "BSSEval v4 SDR (museval's, computed directly)",
-                 "fast_bss_eval": "fast_bss_eval sources SDR (not museval's SDR; quick look)"}
+METRIC_TITLES = {
+    "museval": "museval BSSEval v4",
+    "sdr": "BSSEval v4 SDR (museval's, computed directly)",
+    "fast_bss_eval": "fast_bss_eval sources SDR (not museval's SDR; quick look)",
+}
 """Metric name -> how the tables name it."""
 
 
@@ -44,12 +53,15 @@ def write_museval_json(path: Path, track_name: str, frames: Mapping[str, Mapping
             scored frame (a silent reference) is not stored.
     """
     import museval
+
     store = museval.TrackStore(track_name=track_name, win=WINDOW_SECONDS, hop=WINDOW_SECONDS)
     for target, values in frames.items():
         if np.all(np.isnan(values["SDR"])):
-            continue                      # no frame scored (a silent reference): not stored
-        store.add_target(target_name=target,
-                         values={m: [float(v) for v in values[m]] for m in METRICS["museval"]})
+            continue  # no frame scored (a silent reference): not stored
+        store.add_target(
+            target_name=target,
+            values={m: [float(v) for v in values[m]] for m in METRICS["museval"]},
+        )
     store.validate()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
@@ -57,8 +69,9 @@ def write_museval_json(path: Path, track_name: str, frames: Mapping[str, Mapping
     os.replace(tmp, path)
 
 
-def summarize(per_track: Mapping[str, Mapping[str, Mapping[str, float]]], metric: str,
-              targets: Sequence[str]) -> dict:
+def summarize(
+    per_track: Mapping[str, Mapping[str, Mapping[str, float]]], metric: str, targets: Sequence[str]
+) -> dict:
     """Median over tracks per target and the mean of the targets.
 
     Args:
@@ -74,15 +87,22 @@ def summarize(per_track: Mapping[str, Mapping[str, Mapping[str, float]]], metric
     tracks = sorted(per_track)
     per_target = {}
     for t in targets:
-        per_target[t] = {m: median([per_track[k].get(t, {}).get(m, math.nan) for k in tracks])
-                         for m in names}
+        per_target[t] = {
+            m: median([per_track[k].get(t, {}).get(m, math.nan) for k in tracks]) for m in names
+        }
     mean = {}
     for m in names:
         vals = [per_target[t][m] for t in targets if not math.isnan(per_target[t][m])]
         mean[m] = float(np.mean(vals)) if vals else math.nan
-    return {"metric": metric, "scores": names, "targets": list(targets), "tracks": tracks,
-            "per_target": per_target, "mean": mean,
-            "per_track": {k: {t: dict(v) for t, v in per_track[k].items()} for k in tracks}}
+    return {
+        "metric": metric,
+        "scores": names,
+        "targets": list(targets),
+        "tracks": tracks,
+        "per_target": per_target,
+        "mean": mean,
+        "per_track": {k: {t: dict(v) for t, v in per_track[k].items()} for k in tracks},
+    }
 
 
 def _fmt(v: float) -> str:
@@ -92,17 +112,23 @@ def _fmt(v: float) -> str:
 def summary_markdown(summary: dict, title: str | None = None) -> str:
     """A Markdown table: one row per target plus the mean, one column per score."""
     names = summary["scores"]
-    lines = [f"# {title or 'Evaluation'}", "",
-             f"Metric: {METRIC_TITLES[summary['metric']]}, {len(summary['tracks'])} tracks. "
-             "Median over 1 s frames per track, then median over tracks; `mean` is the mean "
-             "of the targets. All values in dB.", "",
-             "| target | " + " | ".join(names) + " |",
-             "|---|" + "---:|" * len(names)]
+    lines = [
+        f"# {title or 'Evaluation'}",
+        "",
+        f"Metric: {METRIC_TITLES[summary['metric']]}, {len(summary['tracks'])} tracks. "
+        "Median over 1 s frames per track, then median over tracks; `mean` is the mean "
+        "of the targets. All values in dB.",
+        "",
+        "| target | " + " | ".join(names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
     for t in summary["targets"]:
-        lines.append(f"| {t} | " + " | ".join(_fmt(summary["per_target"][t][m]) for m in names)
-                     + " |")
-    lines.append("| **mean** | " + " | ".join(f"**{_fmt(summary['mean'][m])}**" for m in names)
-                 + " |")
+        lines.append(
+            f"| {t} | " + " | ".join(_fmt(summary["per_target"][t][m]) for m in names) + " |"
+        )
+    lines.append(
+        "| **mean** | " + " | ".join(f"**{_fmt(summary['mean'][m])}**" for m in names) + " |"
+    )
     return "\n".join(lines) + "\n"
 
 

@@ -16,6 +16,7 @@ masks=None)`` and returns ``(loss, parts)``; shapes are in :mod:`~xslicq.losses.
 :data:`LOSSES` maps the names of ``conf/loss/*.yaml`` to the classes. Evaluation
 metrics (not for backpropagation) are in :mod:`xslicq.metrics`.
 """
+
 from __future__ import annotations
 
 from .base import _Loss, mask_sum_penalty
@@ -23,9 +24,20 @@ from .bss import BSSMixLoss, bss_decomposition
 from .spectral import ComplexMSELoss, MSELoss, complex_mse, magnitude_mse
 from .waveform import SDRMixLoss, SISDRLoss, sdr, sisdr
 
-__all__ = ["sdr", "sisdr", "magnitude_mse", "complex_mse", "mask_sum_penalty",
-           "bss_decomposition", "SDRMixLoss", "MSELoss", "ComplexMSELoss", "SISDRLoss",
-           "BSSMixLoss", "LOSSES"]
+__all__ = [
+    "sdr",
+    "sisdr",
+    "magnitude_mse",
+    "complex_mse",
+    "mask_sum_penalty",
+    "bss_decomposition",
+    "SDRMixLoss",
+    "MSELoss",
+    "ComplexMSELoss",
+    "SISDRLoss",
+    "BSSMixLoss",
+    "LOSSES",
+]
 
 LOSSES: dict[str, type[_Loss]] = {
     cls.name: cls for cls in (SDRMixLoss, MSELoss, ComplexMSELoss, SISDRLoss, BSSMixLoss)

@@ -17,10 +17,11 @@ a loss name hold that (unweighted) loss term; parts ending in ``_db`` hold ratio
 dB. Every loss also takes ``mask_sum``, the weight of :func:`mask_sum_penalty`, which
 is logged as part ``mask_sum`` whenever masks are given.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -31,46 +32,56 @@ __all__ = ["Blocks", "mask_sum_penalty"]
 
 # --------------------------------------------------------------------------- checks
 
+
 def _check_same_shape(est: torch.Tensor, ref: torch.Tensor, what: str) -> None:
     if tuple(est.shape) != tuple(ref.shape):
-        raise ValueError(f"{what}: est shape {tuple(est.shape)} does not match "
-                         f"ref shape {tuple(ref.shape)}")
+        raise ValueError(
+            f"{what}: est shape {tuple(est.shape)} does not match ref shape {tuple(ref.shape)}"
+        )
 
 
 def _check_waves(est: torch.Tensor | None, ref: torch.Tensor | None, name: str) -> None:
     if est is None or ref is None:
-        raise ValueError(f"loss {name!r} needs est_wave and ref_wave "
-                         f"(batch, targets, channels, samples), got None")
+        raise ValueError(
+            f"loss {name!r} needs est_wave and ref_wave "
+            f"(batch, targets, channels, samples), got None"
+        )
     _check_same_shape(est, ref, f"loss {name!r} waveforms")
     if est.ndim != 4:
-        raise ValueError(f"loss {name!r}: waveforms must be (batch, targets, channels, "
-                         f"samples), got shape {tuple(est.shape)}")
+        raise ValueError(
+            f"loss {name!r}: waveforms must be (batch, targets, channels, "
+            f"samples), got shape {tuple(est.shape)}"
+        )
     if est.is_complex() or ref.is_complex():
-        raise ValueError(f"loss {name!r}: waveforms must be real, got {est.dtype} "
-                         f"and {ref.dtype}")
+        raise ValueError(f"loss {name!r}: waveforms must be real, got {est.dtype} and {ref.dtype}")
 
 
 def _as_blocks(x: Blocks) -> list[torch.Tensor]:
     return [x] if isinstance(x, torch.Tensor) else list(x)
 
 
-def _check_coefs(est: Blocks | None, ref: Blocks | None,
-                 name: str) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def _check_coefs(
+    est: Blocks | None, ref: Blocks | None, name: str
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     if est is None or ref is None:
-        missing = " and ".join(n for n, v in (("est_coefs", est), ("ref_coefs", ref))
-                               if v is None)
-        raise ValueError(f"loss {name!r} compares transform coefficients and needs "
-                         f"est_coefs and ref_coefs, but {missing} is None")
+        missing = " and ".join(n for n, v in (("est_coefs", est), ("ref_coefs", ref)) if v is None)
+        raise ValueError(
+            f"loss {name!r} compares transform coefficients and needs "
+            f"est_coefs and ref_coefs, but {missing} is None"
+        )
     est, ref = _as_blocks(est), _as_blocks(ref)
     if len(est) != len(ref) or not est:
-        raise ValueError(f"loss {name!r}: est_coefs has {len(est)} blocks and ref_coefs "
-                         f"has {len(ref)}; they must have the same number, at least one")
+        raise ValueError(
+            f"loss {name!r}: est_coefs has {len(est)} blocks and ref_coefs "
+            f"has {len(ref)}; they must have the same number, at least one"
+        )
     for i, (e, r) in enumerate(zip(est, ref)):
         _check_same_shape(e, r, f"loss {name!r} coefficient block {i}")
     return est, ref
 
 
 # ---------------------------------------------------------------------- reductions
+
 
 def _energy(x: torch.Tensor) -> torch.Tensor:
     """Sum of squares over the last two axes (channels, samples)."""
@@ -92,6 +103,7 @@ def _squared_abs(x: torch.Tensor) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------- regulariser
+
 
 def mask_sum_penalty(masks: Blocks) -> torch.Tensor:
     """How far the masks are from splitting the mixture without loss or gain.
@@ -125,12 +137,15 @@ def mask_sum_penalty(masks: Blocks) -> torch.Tensor:
         raise ValueError("mask_sum: masks is an empty list")
     for i, m in enumerate(blocks):
         if m.ndim < 2:
-            raise ValueError(f"mask_sum: mask block {i} must have a target axis at dim 1, "
-                             f"got shape {tuple(m.shape)}")
+            raise ValueError(
+                f"mask_sum: mask block {i} must have a target axis at dim 1, "
+                f"got shape {tuple(m.shape)}"
+            )
     return _weighted_block_mean([_squared_abs(m.sum(dim=1) - 1) for m in blocks])
 
 
 # ------------------------------------------------------------------------ base class
+
 
 class _Loss(torch.nn.Module):
     """Base of every loss: the loss's own terms plus the mask-sum regulariser.
@@ -176,21 +191,28 @@ class _Loss(torch.nn.Module):
     def __init__(self, mask_sum: float = 0.0, eps: float = 1e-8):
         super().__init__()
         if not (math.isfinite(mask_sum) and mask_sum >= 0):
-            raise ValueError(f"{self.name}: mask_sum must be a finite weight >= 0, "
-                             f"got {mask_sum!r}")
+            raise ValueError(
+                f"{self.name}: mask_sum must be a finite weight >= 0, got {mask_sum!r}"
+            )
         if not (math.isfinite(eps) and eps > 0):
             raise ValueError(f"{self.name}: eps must be a finite number > 0, got {eps!r}")
         self.mask_sum = float(mask_sum)
         self.eps = float(eps)
 
-    def terms(self, est_wave, ref_wave, est_coefs, ref_coefs
-              ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def terms(
+        self, est_wave, ref_wave, est_coefs, ref_coefs
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The loss without the regulariser: ``(scalar, parts)``."""
         raise NotImplementedError
 
-    def forward(self, est_wave: torch.Tensor | None, ref_wave: torch.Tensor | None,
-                est_coefs: Blocks | None = None, ref_coefs: Blocks | None = None,
-                masks: Blocks | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(
+        self,
+        est_wave: torch.Tensor | None,
+        ref_wave: torch.Tensor | None,
+        est_coefs: Blocks | None = None,
+        ref_coefs: Blocks | None = None,
+        masks: Blocks | None = None,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Args:
             est_wave, ref_wave: (batch, targets, channels, samples).
             est_coefs, ref_coefs: ragged blocks (batch, targets, channels, rows, slices, time).
@@ -199,8 +221,9 @@ class _Loss(torch.nn.Module):
             ``(loss, parts)``: scalar loss and a dict of detached scalar parts.
         """
         if self.mask_sum > 0 and masks is None:
-            raise ValueError(f"loss {self.name!r} has mask_sum={self.mask_sum} > 0 and "
-                             f"needs masks, got None")
+            raise ValueError(
+                f"loss {self.name!r} has mask_sum={self.mask_sum} > 0 and needs masks, got None"
+            )
         loss, parts = self.terms(est_wave, ref_wave, est_coefs, ref_coefs)
         if masks is not None:
             penalty = mask_sum_penalty(masks)

@@ -5,6 +5,7 @@ reference, the part explained by the other references, and the rest, by least
 squares projections that stay differentiable; :class:`BSSMixLoss` turns the parts
 into energy ratios in dB and minimises their negative weighted sum.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,8 +37,9 @@ def _next_fft_len(n: int) -> int:
         n += 1
 
 
-def bss_decomposition(est: torch.Tensor, ref: torch.Tensor, filter_len: int = 0,
-                      eps: float = 1e-8) -> tuple[torch.Tensor, ...]:
+def bss_decomposition(
+    est: torch.Tensor, ref: torch.Tensor, filter_len: int = 0, eps: float = 1e-8
+) -> tuple[torch.Tensor, ...]:
     """Differentiable BSS-eval decomposition ``est_j = s_target + e_interf + e_artif``.
 
     ``s_target`` is the orthogonal projection of ``est_j`` on ``ref_j`` and
@@ -84,38 +86,38 @@ def bss_decomposition(est: torch.Tensor, ref: torch.Tensor, filter_len: int = 0,
         # gram[b, c, j, k] = <ref_j, ref_k>, rhs[b, c, k, j] = <ref_k, est_j>
         gram = torch.einsum("bjct,bkct->bcjk", ref, ref)
         rhs = torch.einsum("bkct,bjct->bckj", ref, est)
-        own = rhs.diagonal(dim1=-2, dim2=-1)                  # (b, c, j): <ref_j, est_j>
+        own = rhs.diagonal(dim1=-2, dim2=-1)  # (b, c, j): <ref_j, est_j>
         energy = gram.diagonal(dim1=-2, dim2=-1)
         scale_t = own / (energy + eps * (energy.mean(dim=-1, keepdim=True) + 1))
         s_target = scale_t.permute(0, 2, 1)[..., None] * ref
-        coef = _regularised_solve(gram, rhs, eps)             # (b, c, k, j)
+        coef = _regularised_solve(gram, rhs, eps)  # (b, c, k, j)
         s_all = torch.einsum("bckj,bkct->bjct", coef, ref)
         return s_target, s_all - s_target, est - s_all, ref
 
     L = int(filter_len)
     B, J, C, T = ref.shape
     n = _next_fft_len(T + L - 1)
-    R = torch.fft.rfft(ref, n=n)                               # (b, j, c, f)
+    R = torch.fft.rfft(ref, n=n)  # (b, j, c, f)
     E = torch.fft.rfft(est, n=n)
     # corr[b, c, j, k, tau] = sum_u ref_j(u) ref_k(u + tau), tau taken mod n
     corr = torch.fft.irfft(torch.einsum("bjcf,bkcf->bcjkf", R.conj(), R), n=n)
     lag = torch.arange(L, device=ref.device)
-    toeplitz = (lag[:, None] - lag[None, :]) % n               # [l, m] -> l - m
-    gram = corr[..., toeplitz]                                 # (b, c, j, k, l, m)
+    toeplitz = (lag[:, None] - lag[None, :]) % n  # [l, m] -> l - m
+    gram = corr[..., toeplitz]  # (b, c, j, k, l, m)
     gram = gram.permute(0, 1, 2, 4, 3, 5).reshape(B, C, J * L, J * L)
     # rhs[b, c, k, l, j] = sum_u ref_k(u) est_j(u + l)
     xcorr = torch.fft.irfft(torch.einsum("bkcf,bjcf->bckjf", R.conj(), E), n=n)[..., :L]
     rhs = xcorr.permute(0, 1, 2, 4, 3).reshape(B, C, J * L, J)
-    coef = _regularised_solve(gram, rhs, eps).reshape(B, C, J, L, J)   # (b, c, k, l, j)
+    coef = _regularised_solve(gram, rhs, eps).reshape(B, C, J, L, J)  # (b, c, k, l, j)
     # projections are sums of references convolved with the solved filters
-    Fc = torch.fft.rfft(coef, n=n, dim=3)                      # (b, c, k, f, j)
-    s_all = torch.fft.irfft(torch.einsum("bckfj,bkcf->bjcf", Fc, R), n=n)[..., :T + L - 1]
+    Fc = torch.fft.rfft(coef, n=n, dim=3)  # (b, c, k, f, j)
+    s_all = torch.fft.irfft(torch.einsum("bckfj,bkcf->bjcf", Fc, R), n=n)[..., : T + L - 1]
     own_gram = gram.reshape(B, C, J, L, J, L).diagonal(dim1=2, dim2=4)  # (b, c, l, m, j)
-    own_gram = own_gram.permute(0, 1, 4, 2, 3)                          # (b, c, j, l, m)
-    own_rhs = xcorr.diagonal(dim1=2, dim2=3).permute(0, 1, 3, 2)        # (b, c, j, l)
+    own_gram = own_gram.permute(0, 1, 4, 2, 3)  # (b, c, j, l, m)
+    own_rhs = xcorr.diagonal(dim1=2, dim2=3).permute(0, 1, 3, 2)  # (b, c, j, l)
     own_coef = _regularised_solve(own_gram, own_rhs[..., None], eps)[..., 0]
-    Ft = torch.fft.rfft(own_coef, n=n).permute(0, 2, 1, 3)              # (b, j, c, f)
-    s_target = torch.fft.irfft(Ft * R, n=n)[..., :T + L - 1]
+    Ft = torch.fft.rfft(own_coef, n=n).permute(0, 2, 1, 3)  # (b, j, c, f)
+    s_target = torch.fft.irfft(Ft * R, n=n)[..., : T + L - 1]
     pad = (0, L - 1)
     est_p = torch.nn.functional.pad(est, pad)
     return s_target, s_all - s_target, est_p - s_all, torch.nn.functional.pad(ref, pad)
@@ -174,26 +176,35 @@ class BSSMixLoss(_Loss):
 
     name = "bss_mix"
 
-    def __init__(self, weight_sdr: float = 1.0, weight_sir: float = 0.0,
-                 weight_sar: float = 0.0, weight_isr: float = 0.0, filter_len: int = 0,
-                 mask_sum: float = 0.0, eps: float = 1e-8):
+    def __init__(
+        self,
+        weight_sdr: float = 1.0,
+        weight_sir: float = 0.0,
+        weight_sar: float = 0.0,
+        weight_isr: float = 0.0,
+        filter_len: int = 0,
+        mask_sum: float = 0.0,
+        eps: float = 1e-8,
+    ):
         super().__init__(mask_sum, eps)
-        weights = dict(weight_sdr=weight_sdr, weight_sir=weight_sir,
-                       weight_sar=weight_sar, weight_isr=weight_isr)
+        weights = dict(
+            weight_sdr=weight_sdr,
+            weight_sir=weight_sir,
+            weight_sar=weight_sar,
+            weight_isr=weight_isr,
+        )
         for n, w in weights.items():
             if not math.isfinite(w):
                 raise ValueError(f"bss_mix: {n} must be finite, got {w!r}")
         if all(w == 0 for w in weights.values()):
-            raise ValueError("bss_mix: all of weight_sdr, weight_sir, weight_sar, "
-                             "weight_isr are 0")
+            raise ValueError("bss_mix: all of weight_sdr, weight_sir, weight_sar, weight_isr are 0")
         if isinstance(filter_len, bool) or not isinstance(filter_len, int) or filter_len < 0:
             raise ValueError(f"bss_mix: filter_len must be an int >= 0, got {filter_len!r}")
         self.weight_sdr, self.weight_sir = float(weight_sdr), float(weight_sir)
         self.weight_sar, self.weight_isr = float(weight_sar), float(weight_isr)
         self.filter_len = filter_len
 
-    def ratios(self, est_wave: torch.Tensor, ref_wave: torch.Tensor
-               ) -> dict[str, torch.Tensor]:
+    def ratios(self, est_wave: torch.Tensor, ref_wave: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per item and target ratios in dB: ``{"sdr", "sir", "sar", "isr"}``, each (B, J)."""
         _check_waves(est_wave, ref_wave, self.name)
         s_t, e_i, e_a, ref = bss_decomposition(est_wave, ref_wave, self.filter_len, self.eps)
@@ -202,19 +213,29 @@ class BSSMixLoss(_Loss):
         def db(num, den):
             return 10.0 * torch.log10((_energy(num) + eps) / (_energy(den) + eps))
 
-        return {"sdr": db(s_t, e_i + e_a), "sir": db(s_t, e_i),
-                "sar": db(s_t + e_i, e_a), "isr": db(ref, s_t - ref)}
+        return {
+            "sdr": db(s_t, e_i + e_a),
+            "sir": db(s_t, e_i),
+            "sar": db(s_t + e_i, e_a),
+            "isr": db(ref, s_t - ref),
+        }
 
     def terms(self, est_wave, ref_wave, est_coefs, ref_coefs):
         r = self.ratios(est_wave, ref_wave)
-        total = (self.weight_sdr * r["sdr"] + self.weight_sir * r["sir"]
-                 + self.weight_sar * r["sar"] + self.weight_isr * r["isr"])
+        total = (
+            self.weight_sdr * r["sdr"]
+            + self.weight_sir * r["sir"]
+            + self.weight_sar * r["sar"]
+            + self.weight_isr * r["isr"]
+        )
         loss = -total.mean()
         parts = {"bss_mix": loss}
         parts.update({f"{k}_db": v.mean() for k, v in r.items()})
         return loss, parts
 
     def extra_repr(self) -> str:
-        return (f"weight_sdr={self.weight_sdr}, weight_sir={self.weight_sir}, "
-                f"weight_sar={self.weight_sar}, weight_isr={self.weight_isr}, "
-                f"filter_len={self.filter_len}, " + super().extra_repr())
+        return (
+            f"weight_sdr={self.weight_sdr}, weight_sir={self.weight_sir}, "
+            f"weight_sar={self.weight_sar}, weight_isr={self.weight_isr}, "
+            f"filter_len={self.filter_len}, " + super().extra_repr()
+        )

@@ -5,6 +5,7 @@ Coefficients are ragged: a list of complex blocks
 resolution; a single tensor is taken as a one-block list. Means run over every
 element of every block, so each block weighs by its element count.
 """
+
 from __future__ import annotations
 
 import torch

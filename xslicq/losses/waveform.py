@@ -5,11 +5,12 @@ or targets. :class:`SDRMixLoss` scores the sums of target combinations
 (CrossNet-Open-Unmix) and adds a transform-domain magnitude term;
 :class:`SISDRLoss` scores every target alone.
 """
+
 from __future__ import annotations
 
 import itertools
 import math
-from functools import lru_cache
+from functools import cache
 
 import torch
 
@@ -50,8 +51,7 @@ def sdr(est: torch.Tensor, ref: torch.Tensor, eps: float = 1e-8) -> torch.Tensor
     """
     _check_same_shape(est, ref, "sdr")
     if est.ndim < 2:
-        raise ValueError(f"sdr: inputs need (..., channels, samples), got shape "
-                         f"{tuple(est.shape)}")
+        raise ValueError(f"sdr: inputs need (..., channels, samples), got shape {tuple(est.shape)}")
     return 10.0 * torch.log10((_energy(ref) + eps) / (_energy(ref - est) + eps))
 
 
@@ -86,12 +86,14 @@ def sisdr(est: torch.Tensor, ref: torch.Tensor, eps: float = 1e-8) -> torch.Tens
     """
     _check_same_shape(est, ref, "sisdr")
     if est.ndim < 2:
-        raise ValueError(f"sisdr: inputs need (..., channels, samples), got shape "
-                         f"{tuple(est.shape)}")
+        raise ValueError(
+            f"sisdr: inputs need (..., channels, samples), got shape {tuple(est.shape)}"
+        )
     est = est - est.mean(dim=-1, keepdim=True)
     ref = ref - ref.mean(dim=-1, keepdim=True)
     scale = ((est * ref).sum(dim=(-2, -1), keepdim=True) + eps) / (
-        _energy(ref)[..., None, None] + eps)
+        _energy(ref)[..., None, None] + eps
+    )
     target = scale * ref
     return 10.0 * torch.log10((_energy(target) + eps) / (_energy(est - target) + eps))
 
@@ -144,8 +146,13 @@ class SDRMixLoss(_Loss):
 
     name = "sdr_mix"
 
-    def __init__(self, weight_time: float = 1.0, weight_freq: float = 0.1,
-                 mask_sum: float = 0.0, eps: float = 1e-8):
+    def __init__(
+        self,
+        weight_time: float = 1.0,
+        weight_freq: float = 0.1,
+        mask_sum: float = 0.0,
+        eps: float = 1e-8,
+    ):
         super().__init__(mask_sum, eps)
         for n, w in (("weight_time", weight_time), ("weight_freq", weight_freq)):
             if not (math.isfinite(w) and w >= 0):
@@ -154,7 +161,7 @@ class SDRMixLoss(_Loss):
         self.weight_freq = float(weight_freq)
 
     @staticmethod
-    @lru_cache(maxsize=None)
+    @cache
     def combinations(nb_targets: int) -> tuple[tuple[int, ...], ...]:
         """Target index combinations the loss sums: sizes 1 .. J-1 (size 1 if J == 1)."""
         if nb_targets < 1:
@@ -163,8 +170,7 @@ class SDRMixLoss(_Loss):
         return tuple(c for k in sizes for c in itertools.combinations(range(nb_targets), k))
 
     @classmethod
-    def combination_matrix(cls, nb_targets: int, dtype=torch.float32,
-                           device=None) -> torch.Tensor:
+    def combination_matrix(cls, nb_targets: int, dtype=torch.float32, device=None) -> torch.Tensor:
         """(combinations, targets) 0/1 matrix; row ``k`` selects combination ``k``."""
         combos = cls.combinations(nb_targets)
         m = torch.zeros(len(combos), nb_targets, dtype=dtype, device=device)
@@ -194,8 +200,10 @@ class SDRMixLoss(_Loss):
         return loss, parts
 
     def extra_repr(self) -> str:
-        return (f"weight_time={self.weight_time}, weight_freq={self.weight_freq}, "
-                + super().extra_repr())
+        return (
+            f"weight_time={self.weight_time}, weight_freq={self.weight_freq}, "
+            + super().extra_repr()
+        )
 
 
 class SISDRLoss(_Loss):

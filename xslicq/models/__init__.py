@@ -1,4 +1,5 @@
 """Networks: non-negative mixture magnitudes in, masks in [0, 1] per target out."""
+
 from .cdae_blocks import CDAEBlocks
 from .common import count_parameters
 from .umx import OpenUnmix

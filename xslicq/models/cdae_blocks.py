@@ -21,15 +21,25 @@ half-slice time line with both overlapping slices' copies of each column as chan
 time stride 2 (see :mod:`xslicq.models.common`); the last transposed convolution writes both
 copies back and :func:`~xslicq.models.common.unfold_overlap` puts them in place.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from .common import (ConvDecoder, ConvEncoder, PerBinAffine, check_input, check_positive_int,
-                     check_power_of_two, fold_overlap, pad_to_multiple, unfold_overlap)
+from .common import (
+    ConvDecoder,
+    ConvEncoder,
+    PerBinAffine,
+    check_input,
+    check_positive_int,
+    check_power_of_two,
+    fold_overlap,
+    pad_to_multiple,
+    unfold_overlap,
+)
 
 
 class CDAE(nn.Module):
@@ -41,7 +51,7 @@ class CDAE(nn.Module):
 
     def __init__(self, channels: int, hidden: int, depth: int):
         super().__init__()
-        widths = [2 * channels] + [hidden * 2 ** i for i in range(depth)]
+        widths = [2 * channels] + [hidden * 2**i for i in range(depth)]
         self.encoder = ConvEncoder(widths)
         self.decoder = ConvDecoder(widths, 2 * channels)
 
@@ -65,44 +75,68 @@ class CDAEBlocks(nn.Module):
     rows_in_block, nb_slices, time_in_block)`` in [0, 1], one per block.
     """
 
-    input_form = "ragged"   # how the system feeds the mixture: list of blocks
-    columns_per_second = None    # every block at its own time resolution
+    input_form = "ragged"  # how the system feeds the mixture: list of blocks
+    columns_per_second = None  # every block at its own time resolution
 
-    def __init__(self, block_shapes: Sequence, channels: int = 2, targets: int = 4,
-                 hidden: int = 16, depth: int = 2):
+    def __init__(
+        self,
+        block_shapes: Sequence,
+        channels: int = 2,
+        targets: int = 4,
+        hidden: int = 16,
+        depth: int = 2,
+    ):
         super().__init__()
         shapes = [tuple(shape) for shape in block_shapes]
         if not shapes or any(len(shape) != 2 for shape in shapes):
-            raise ValueError(f"block_shapes must be a non-empty list of (rows, time) pairs, "
-                             f"got {block_shapes!r}")
-        self.block_shapes = [(check_positive_int("block rows", r),
-                              check_power_of_two("block time size", m)) for r, m in shapes]
+            raise ValueError(
+                f"block_shapes must be a non-empty list of (rows, time) pairs, got {block_shapes!r}"
+            )
+        self.block_shapes = [
+            (check_positive_int("block rows", r), check_power_of_two("block time size", m))
+            for r, m in shapes
+        ]
         self.nb_channels = check_positive_int("channels", channels)
         self.nb_targets = check_positive_int("targets", targets)
         self.hidden = check_positive_int("hidden", hidden)
         self.depth = check_positive_int("depth", depth)
-        self.input_norms = nn.ModuleList(PerBinAffine(rows, dim=-3)
-                                         for rows, _ in self.block_shapes)
+        self.input_norms = nn.ModuleList(
+            PerBinAffine(rows, dim=-3) for rows, _ in self.block_shapes
+        )
         self.cdaes = nn.ModuleList(
-            nn.ModuleList(CDAE(self.nb_channels, self.hidden, self.depth)
-                          for _ in range(self.nb_targets))
-            for _ in self.block_shapes)
+            nn.ModuleList(
+                CDAE(self.nb_channels, self.hidden, self.depth) for _ in range(self.nb_targets)
+            )
+            for _ in self.block_shapes
+        )
 
     def extra_repr(self) -> str:
-        return (f"blocks={len(self.block_shapes)}, channels={self.nb_channels}, "
-                f"targets={self.nb_targets}, hidden={self.hidden}, depth={self.depth}")
+        return (
+            f"blocks={len(self.block_shapes)}, channels={self.nb_channels}, "
+            f"targets={self.nb_targets}, hidden={self.hidden}, depth={self.depth}"
+        )
 
     def _check(self, blocks):
         if not isinstance(blocks, (list, tuple)) or len(blocks) != len(self.block_shapes):
             got = len(blocks) if isinstance(blocks, (list, tuple)) else type(blocks).__name__
-            raise ValueError(f"expected a list of {len(self.block_shapes)} blocks "
-                             f"(nb_samples, nb_channels, rows, nb_slices, time), got {got}")
-        check_input(blocks[0], (None, self.nb_channels) + (None,) * 3,
-                    ("nb_samples", "nb_channels", "rows", "nb_slices", "time"), "block 0")
+            raise ValueError(
+                f"expected a list of {len(self.block_shapes)} blocks "
+                f"(nb_samples, nb_channels, rows, nb_slices, time), got {got}"
+            )
+        check_input(
+            blocks[0],
+            (None, self.nb_channels) + (None,) * 3,
+            ("nb_samples", "nb_channels", "rows", "nb_slices", "time"),
+            "block 0",
+        )
         b, s = blocks[0].shape[0], blocks[0].shape[3]
         for i, (blk, (rows, m)) in enumerate(zip(blocks, self.block_shapes)):
-            check_input(blk, (b, self.nb_channels, rows, s, m),
-                        ("nb_samples", "nb_channels", "rows", "nb_slices", "time"), f"block {i}")
+            check_input(
+                blk,
+                (b, self.nb_channels, rows, s, m),
+                ("nb_samples", "nb_channels", "rows", "nb_slices", "time"),
+                f"block {i}",
+            )
 
     def forward(self, blocks: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Masks for every block and target.
@@ -116,11 +150,11 @@ class CDAEBlocks(nn.Module):
             time_in_block) masks in [0, 1].
         """
         self._check(blocks)
-        factor = 2 ** self.depth
+        factor = 2**self.depth
         out = []
         for blk, norm, cdaes in zip(blocks, self.input_norms, self.cdaes):
             nb_slices = blk.shape[3]
-            z = fold_overlap(norm(blk))                          # (B, 2C, R, L)
+            z = fold_overlap(norm(blk))  # (B, 2C, R, L)
             rows, frames = z.shape[-2:]
             z = pad_to_multiple(z, factor, factor)
             masks = [unfold_overlap(cdae(z)[..., :rows, :frames], nb_slices) for cdae in cdaes]

@@ -33,9 +33,10 @@ first convolution equals a convolution over the flat padded axis with a kernel o
 :func:`unfold_overlap` is its exact inverse (and the decoder's last transposed
 convolution writes both copies, so every matrix column gets its own output).
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -54,19 +55,23 @@ def check_input(x, expected: Sequence, names: Sequence[str], what: str = "input"
     wanted = "(" + ", ".join(n if e is None else f"{n}={e}" for n, e in zip(names, expected)) + ")"
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{what} must be a torch.Tensor of shape {wanted}, got {type(x).__name__}")
-    if x.ndim != len(expected) or any(e is not None and g != e
-                                      for g, e in zip(x.shape, expected)):
+    if x.ndim != len(expected) or any(e is not None and g != e for g, e in zip(x.shape, expected)):
         raise ValueError(f"{what}: expected shape {wanted}, got {tuple(x.shape)} ({x.ndim}-D)")
     if any(n == 0 for n in x.shape):
-        raise ValueError(f"{what}: expected shape {wanted} with no empty axis, "
-                         f"got {tuple(x.shape)}")
+        raise ValueError(
+            f"{what}: expected shape {wanted} with no empty axis, got {tuple(x.shape)}"
+        )
     if not x.is_floating_point():
         raise TypeError(f"{what} must be real floating point magnitudes, got dtype {x.dtype}")
 
 
 def check_power_of_two(name: str, value, minimum: int = 2) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
-            or value < minimum or value & (value - 1):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or value < minimum
+        or value & (value - 1)
+    ):
         raise ValueError(f"{name} must be a power of two >= {minimum}, got {value!r}")
     return int(value)
 
@@ -113,8 +118,10 @@ class PerBinAffine(nn.Module):
         std = torch.as_tensor(np.asarray(std, dtype=np.float64), dtype=self.scale.dtype)
         for name, value in (("mean", mean), ("std", std)):
             if tuple(value.shape) != (self.nb_bins,):
-                raise ValueError(f"stats {name}: expected shape ({self.nb_bins},) (nb_bins,), "
-                                 f"got {tuple(value.shape)}")
+                raise ValueError(
+                    f"stats {name}: expected shape ({self.nb_bins},) (nb_bins,), "
+                    f"got {tuple(value.shape)}"
+                )
             if not bool(torch.isfinite(value).all()):
                 raise ValueError(f"stats {name} contains NaN or inf values")
         if bool((std < 0).any()):
@@ -144,7 +151,7 @@ def fold_overlap(x: torch.Tensor) -> torch.Tensor:
     """
     b, c, f, s, t = x.shape
     half = t // 2
-    flat = Fn.pad(x.reshape(b, c, f, s * t), (half, half))       # (B, C, F, (S + 1) * T)
+    flat = Fn.pad(x.reshape(b, c, f, s * t), (half, half))  # (B, C, F, (S + 1) * T)
     runs = flat.reshape(b, c, f, s + 1, 2, half).permute(0, 1, 4, 2, 3, 5)
     return runs.reshape(b, 2 * c, f, (s + 1) * half)
 
@@ -164,7 +171,7 @@ def unfold_overlap(y: torch.Tensor, nb_slices: int) -> torch.Tensor:
     half = n // (nb_slices + 1)
     runs = y.reshape(b, c2 // 2, 2, f, nb_slices + 1, half).permute(0, 1, 3, 4, 2, 5)
     flat = runs.reshape(b, c2 // 2, f, (nb_slices + 1) * 2 * half)
-    return flat[..., half:half + nb_slices * 2 * half].reshape(b, c2 // 2, f, nb_slices, 2 * half)
+    return flat[..., half : half + nb_slices * 2 * half].reshape(b, c2 // 2, f, nb_slices, 2 * half)
 
 
 def pad_to_multiple(x: torch.Tensor, factor_f: int, factor_t: int) -> torch.Tensor:
@@ -190,9 +197,13 @@ class ConvEncoder(nn.Module):
     def __init__(self, widths: Sequence[int]):
         super().__init__()
         self.levels = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(c_in, c_out, 4, stride=2, padding=1, bias=False),
-                          group_norm(c_out), nn.ReLU())
-            for c_in, c_out in zip(widths[:-1], widths[1:]))
+            nn.Sequential(
+                nn.Conv2d(c_in, c_out, 4, stride=2, padding=1, bias=False),
+                group_norm(c_out),
+                nn.ReLU(),
+            )
+            for c_in, c_out in zip(widths[:-1], widths[1:])
+        )
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         out = []
@@ -218,8 +229,7 @@ class ConvDecoder(nn.Module):
         outs = [out_channels] + list(widths[1:-1])
         levels = []
         for i in reversed(range(len(widths) - 1)):
-            conv = nn.ConvTranspose2d(widths[i + 1], outs[i], 4, stride=2, padding=1,
-                                      bias=i == 0)
+            conv = nn.ConvTranspose2d(widths[i + 1], outs[i], 4, stride=2, padding=1, bias=i == 0)
             levels.append(conv if i == 0 else nn.Sequential(conv, group_norm(outs[i]), nn.ReLU()))
         self.levels = nn.ModuleList(levels)
 

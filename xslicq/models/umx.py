@@ -18,6 +18,7 @@ nb_bins, ``N`` nb_frames, ``J`` nb_targets, ``H`` hidden, ``K = max_bin``)::
 Unlike the classic Open-Unmix (ReLU output multiplied with the mixture), the output is a
 sigmoid mask, like every network of :mod:`xslicq.models`.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,8 +35,13 @@ class _TargetUnmix(nn.Module):
         super().__init__()
         self.fc1 = nn.Linear(nb_in, hidden, bias=False)
         self.bn1 = nn.BatchNorm1d(hidden)
-        self.lstm = nn.LSTM(hidden, hidden // 2, num_layers=layers, bidirectional=True,
-                            dropout=dropout if layers > 1 else 0.0)
+        self.lstm = nn.LSTM(
+            hidden,
+            hidden // 2,
+            num_layers=layers,
+            bidirectional=True,
+            dropout=dropout if layers > 1 else 0.0,
+        )
         self.fc2 = nn.Linear(2 * hidden, hidden, bias=False)
         self.bn2 = nn.BatchNorm1d(hidden)
         self.fc3 = nn.Linear(hidden, nb_out, bias=False)
@@ -77,11 +83,20 @@ class OpenUnmix(nn.Module):
     output masks ``(nb_samples, nb_targets, nb_channels, nb_bins, nb_frames)`` in [0, 1].
     """
 
-    input_form = "frames"   # how the system feeds the mixture: (B, C, F, S*T)
-    columns_per_second = 35.0    # frames per second fed to the LSTM, unless configured
+    input_form = "frames"  # how the system feeds the mixture: (B, C, F, S*T)
+    columns_per_second = 35.0  # frames per second fed to the LSTM, unless configured
 
-    def __init__(self, nb_bins: int, channels: int = 2, targets: int = 4, hidden: int = 256,
-                 layers: int = 3, max_bin: int | None = None, stats=None, dropout: float = 0.4):
+    def __init__(
+        self,
+        nb_bins: int,
+        channels: int = 2,
+        targets: int = 4,
+        hidden: int = 256,
+        layers: int = 3,
+        max_bin: int | None = None,
+        stats=None,
+        dropout: float = 0.4,
+    ):
         super().__init__()
         self.nb_bins = check_positive_int("nb_bins", nb_bins)
         self.max_bin = self.nb_bins if max_bin is None else check_positive_int("max_bin", max_bin)
@@ -91,43 +106,57 @@ class OpenUnmix(nn.Module):
         self.nb_targets = check_positive_int("targets", targets)
         self.hidden = check_positive_int("hidden", hidden)
         if self.hidden % 2:
-            raise ValueError(f"hidden must be even (hidden / 2 LSTM units per direction), "
-                             f"got {hidden}")
+            raise ValueError(
+                f"hidden must be even (hidden / 2 LSTM units per direction), got {hidden}"
+            )
         self.layers = check_positive_int("layers", layers)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         self.input_norm = PerBinAffine(self.max_bin, dim=-1)
         self.nets = nn.ModuleList(
-            _TargetUnmix(self.max_bin * self.nb_channels, self.nb_bins * self.nb_channels,
-                         self.hidden, self.layers, dropout)
-            for _ in range(self.nb_targets))
+            _TargetUnmix(
+                self.max_bin * self.nb_channels,
+                self.nb_bins * self.nb_channels,
+                self.hidden,
+                self.layers,
+                dropout,
+            )
+            for _ in range(self.nb_targets)
+        )
         self.output_scale = nn.Parameter(torch.ones(self.nb_targets, self.nb_bins))
         self.output_shift = nn.Parameter(torch.zeros(self.nb_targets, self.nb_bins))
         if stats is not None:
             self.init_from_stats(*stats)
 
     def extra_repr(self) -> str:
-        return (f"nb_bins={self.nb_bins}, max_bin={self.max_bin}, channels={self.nb_channels}, "
-                f"targets={self.nb_targets}, hidden={self.hidden}, layers={self.layers}")
+        return (
+            f"nb_bins={self.nb_bins}, max_bin={self.max_bin}, channels={self.nb_channels}, "
+            f"targets={self.nb_targets}, hidden={self.hidden}, layers={self.layers}"
+        )
 
     def init_from_stats(self, mean, std):
         """Initialise the input normalisation from per-bin ``mean`` and ``std`` (nb_bins,)."""
         mean, std = np.asarray(mean), np.asarray(std)
         for name, value in (("mean", mean), ("std", std)):
             if value.shape != (self.nb_bins,):
-                raise ValueError(f"stats {name}: expected shape ({self.nb_bins},) (nb_bins,), "
-                                 f"got {value.shape}")
-        self.input_norm.init_from_stats(mean[:self.max_bin], std[:self.max_bin])
+                raise ValueError(
+                    f"stats {name}: expected shape ({self.nb_bins},) (nb_bins,), got {value.shape}"
+                )
+        self.input_norm.init_from_stats(mean[: self.max_bin], std[: self.max_bin])
         return self
 
     def _check(self, x):
-        check_input(x, (None, self.nb_channels, self.nb_bins, None),
-                    ("nb_samples", "nb_channels", "nb_bins", "nb_frames"), "OpenUnmix input")
+        check_input(
+            x,
+            (None, self.nb_channels, self.nb_bins, None),
+            ("nb_samples", "nb_channels", "nb_bins", "nb_frames"),
+            "OpenUnmix input",
+        )
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         """The normalised network input, (nb_samples, nb_channels, max_bin, nb_frames)."""
         self._check(x)
-        return self.input_norm(x[:, :, :self.max_bin].transpose(-1, -2)).transpose(-1, -2)
+        return self.input_norm(x[:, :, : self.max_bin].transpose(-1, -2)).transpose(-1, -2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Masks for every target.
@@ -140,7 +169,7 @@ class OpenUnmix(nn.Module):
         """
         self._check(x)
         b, c, f, n = x.shape
-        frames = self.input_norm(x[:, :, :self.max_bin].permute(3, 0, 1, 2))  # (N, B, C, K)
+        frames = self.input_norm(x[:, :, : self.max_bin].permute(3, 0, 1, 2))  # (N, B, C, K)
         frames = frames.reshape(n, b, c * self.max_bin)
         bridge = torch.stack([net.encode(frames) for net in self.nets]).mean(dim=0)
         bridge = torch.stack([net.recur(bridge) for net in self.nets]).mean(dim=0)

@@ -29,13 +29,23 @@ The decoder's last transposed convolution writes both copies back (``2C`` output
 channels) and :func:`unfold_overlap` puts every one in its place, so every matrix column
 gets its own mask value.
 """
+
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from .common import (ConvDecoder, ConvEncoder, PerBinAffine, check_input, check_positive_int,
-                     check_power_of_two, fold_overlap, pad_to_multiple, unfold_overlap)
+from .common import (
+    ConvDecoder,
+    ConvEncoder,
+    PerBinAffine,
+    check_input,
+    check_positive_int,
+    check_power_of_two,
+    fold_overlap,
+    pad_to_multiple,
+    unfold_overlap,
+)
 
 
 class XUMXMatrix(nn.Module):
@@ -55,11 +65,19 @@ class XUMXMatrix(nn.Module):
     output masks ``(nb_samples, nb_targets, nb_channels, nb_bins, nb_slices, T)`` in [0, 1].
     """
 
-    input_form = "matrix"   # how the system feeds the mixture: (B, C, F, S, T)
-    columns_per_second = 140.0   # its time grid, unless the system config sets one
+    input_form = "matrix"  # how the system feeds the mixture: (B, C, F, S, T)
+    columns_per_second = 140.0  # its time grid, unless the system config sets one
 
-    def __init__(self, nb_bins: int, T: int, channels: int = 2, targets: int = 4,
-                 hidden: int = 32, depth: int = 3, stats=None):
+    def __init__(
+        self,
+        nb_bins: int,
+        T: int,
+        channels: int = 2,
+        targets: int = 4,
+        hidden: int = 32,
+        depth: int = 3,
+        stats=None,
+    ):
         super().__init__()
         self.nb_bins = check_positive_int("nb_bins", nb_bins)
         self.T = check_power_of_two("T", T)
@@ -67,19 +85,22 @@ class XUMXMatrix(nn.Module):
         self.nb_targets = check_positive_int("targets", targets)
         self.hidden = check_positive_int("hidden", hidden)
         self.depth = check_positive_int("depth", depth)
-        widths = [2 * self.nb_channels] + [self.hidden * 2 ** i for i in range(self.depth)]
+        widths = [2 * self.nb_channels] + [self.hidden * 2**i for i in range(self.depth)]
         self.input_norm = PerBinAffine(self.nb_bins, dim=-3)
         self.encoders = nn.ModuleList(ConvEncoder(widths) for _ in range(self.nb_targets))
-        self.decoders = nn.ModuleList(ConvDecoder(widths, 2 * self.nb_channels)
-                                      for _ in range(self.nb_targets))
+        self.decoders = nn.ModuleList(
+            ConvDecoder(widths, 2 * self.nb_channels) for _ in range(self.nb_targets)
+        )
         self.output_scale = nn.Parameter(torch.ones(self.nb_targets, self.nb_bins))
         self.output_shift = nn.Parameter(torch.zeros(self.nb_targets, self.nb_bins))
         if stats is not None:
             self.init_from_stats(*stats)
 
     def extra_repr(self) -> str:
-        return (f"nb_bins={self.nb_bins}, T={self.T}, channels={self.nb_channels}, "
-                f"targets={self.nb_targets}, hidden={self.hidden}, depth={self.depth}")
+        return (
+            f"nb_bins={self.nb_bins}, T={self.T}, channels={self.nb_channels}, "
+            f"targets={self.nb_targets}, hidden={self.hidden}, depth={self.depth}"
+        )
 
     def init_from_stats(self, mean, std):
         """Initialise the input normalisation from per-row ``mean`` and ``std`` (nb_bins,)."""
@@ -93,9 +114,12 @@ class XUMXMatrix(nn.Module):
         return self.input_norm(x)
 
     def _check(self, x):
-        check_input(x, (None, self.nb_channels, self.nb_bins, None, self.T),
-                    ("nb_samples", "nb_channels", "nb_bins", "nb_slices", "T"),
-                    "XUMXMatrix input")
+        check_input(
+            x,
+            (None, self.nb_channels, self.nb_bins, None, self.T),
+            ("nb_samples", "nb_channels", "nb_bins", "nb_slices", "T"),
+            "XUMXMatrix input",
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Masks for every target.
@@ -108,15 +132,15 @@ class XUMXMatrix(nn.Module):
         """
         self._check(x)
         nb_slices = x.shape[3]
-        z = fold_overlap(self.input_norm(x))                 # (B, 2C, F, L)
+        z = fold_overlap(self.input_norm(x))  # (B, 2C, F, L)
         rows, frames = z.shape[-2:]
-        z = pad_to_multiple(z, 2 ** self.depth, 2 ** self.depth)
+        z = pad_to_multiple(z, 2**self.depth, 2**self.depth)
         encoded = [encoder(z) for encoder in self.encoders]
         bridge = torch.stack([levels[-1] for levels in encoded]).mean(dim=0)
         masks = []
         for decoder, levels in zip(self.decoders, encoded):
             y = decoder(bridge, levels[:-1])[..., :rows, :frames]
-            masks.append(unfold_overlap(y, nb_slices))       # (B, C, F, S, T)
-        masks = torch.stack(masks, dim=1)                    # (B, J, C, F, S, T)
+            masks.append(unfold_overlap(y, nb_slices))  # (B, C, F, S, T)
+        masks = torch.stack(masks, dim=1)  # (B, J, C, F, S, T)
         view = (1, self.nb_targets, 1, self.nb_bins, 1, 1)
         return torch.sigmoid(masks * self.output_scale.view(view) + self.output_shift.view(view))

@@ -5,10 +5,11 @@ The sliCQT is written once against the array API standard (through
 ``array_api_compat``); this module is the only place that knows which library
 is underneath.
 """
+
 from __future__ import annotations
 
-import numpy as np
 import array_api_compat
+import numpy as np
 
 BACKENDS = ("torch", "numpy", "cupy")
 
@@ -17,6 +18,7 @@ def cupy_available() -> bool:
     """True when CuPy imports and can run on a CUDA device."""
     try:
         import cupy
+
         if not cupy.cuda.is_available():
             return False
         cupy.zeros(1).sum()  # the driver may still refuse the first kernel
@@ -36,7 +38,8 @@ def check_backend(backend: str) -> None:
     if backend == "cupy" and not cupy_available():
         raise RuntimeError(
             "backend='cupy' needs CuPy (pip install 'xslicq[gpu]') and a working CUDA GPU; "
-            "none is usable on this machine. Use backend='torch' or backend='numpy'.")
+            "none is usable on this machine. Use backend='torch' or backend='numpy'."
+        )
 
 
 def backend_of(x) -> str:
@@ -81,6 +84,7 @@ def multiply(a, b):
     (real, imag) pairs instead (same values, about three times faster on the CPU)."""
     if backend_of(a) == "torch" and a.is_complex() and not b.is_complex():
         import torch
+
         return torch.view_as_complex(torch.view_as_real(a) * b[..., None])
     return a * b
 
@@ -108,6 +112,7 @@ def scatter_add_last(xp, values, index, size: int, out=None):
     for part in parts:
         if kind == "cupy":
             import cupyx
+
             acc = xp.zeros((rows.shape[0], size), dtype=part.dtype)
             cupyx.scatter_add(acc, (slice(None), index), part)
         else:  # numpy: one bincount per row keeps memory at one row of indices
@@ -129,8 +134,10 @@ def runs(xp, x, size: int, starts):
     if kind == "numpy":
         return np.lib.stride_tricks.sliding_window_view(x, size, axis=-1)[..., starts, :]
     import cupy
+
     view = cupy.lib.stride_tricks.as_strided(
-        x, tuple(x.shape[:-1]) + (x.shape[-1] - size + 1, size), x.strides + x.strides[-1:])
+        x, tuple(x.shape[:-1]) + (x.shape[-1] - size + 1, size), x.strides + x.strides[-1:]
+    )
     return view[..., starts, :]
 
 
@@ -157,8 +164,9 @@ def _torch_runs():
                 (starts,) = ctx.saved_tensors
                 index = (starts[:, None] + torch.arange(ctx.size, device=starts.device)).reshape(-1)
                 flat = grad.reshape(grad.shape[:-2] + (-1,))
-                out = torch.zeros(grad.shape[:-2] + (ctx.length,), dtype=grad.dtype,
-                                  device=grad.device)
+                out = torch.zeros(
+                    grad.shape[:-2] + (ctx.length,), dtype=grad.dtype, device=grad.device
+                )
                 return out.index_add(-1, index, flat), None, None
 
         _RUNS = Runs
@@ -175,5 +183,6 @@ def frames(xp, x, size: int, hop: int):
     if kind == "numpy":
         return np.lib.stride_tricks.sliding_window_view(x, size, axis=-1)[..., ::hop, :]
     import cupy
+
     strides = x.strides[:-1] + (x.strides[-1] * hop, x.strides[-1])
     return cupy.lib.stride_tricks.as_strided(x, tuple(x.shape[:-1]) + (n_frames, size), strides)

@@ -15,8 +15,9 @@ Conventions (one slice of ``sllen = N`` samples, one-sided spectrum of
   contiguous run of ``s_k`` samples, and places sample ``j`` at position
   ``(j - c_k) mod M_k`` of a buffer of ``M_k`` samples (``c_k`` is the window's
   centre sample; the window fits in the ``M_k`` samples centred on ``c_k``), so the
-  coefficients are demodulated to base band and nothing aliases ("painless" case). Its coefficients are the inverse DFT of
-  the windowed buffer: ``M_k`` time samples spread evenly over the slice.
+  coefficients are demodulated to base band and nothing aliases ("painless" case). Its
+  coefficients are the inverse DFT of the windowed buffer: ``M_k`` time samples spread
+  evenly over the slice.
 * ``M_k`` is rounded up to a power of two; rows with the same ``M`` that are
   neighbours in frequency form one block.
 * With the analysis ``c_k = IDFT_M(g_k X)`` (unnormalised sum), the frame
@@ -24,13 +25,14 @@ Conventions (one slice of ``sllen = N`` samples, one-sided spectrum of
   windows are ``M_k g_k / D``, and ``sum_k (dual_k g_k)`` is 1 at every
   spectrum sample, so the synthesis is an exact inverse.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
 
-MIN_WINDOW_SAMPLES = 2      # narrowest admissible window width, in spectrum samples
+MIN_WINDOW_SAMPLES = 2  # narrowest admissible window width, in spectrum samples
 SUGGESTED_WINDOW_SAMPLES = 3  # width of the narrowest window at the suggested sllen
 
 
@@ -41,9 +43,9 @@ class Block:
     start: int
     stop: int
     m: int
-    index: np.ndarray   # (rows, M) int64: spectrum sample read into each buffer position
+    index: np.ndarray  # (rows, M) int64: spectrum sample read into each buffer position
     window: np.ndarray  # (rows, M) float64: analysis window at each buffer position (0 if unused)
-    dual: np.ndarray    # (rows, M) float64: canonical dual window at each buffer position
+    dual: np.ndarray  # (rows, M) float64: canonical dual window at each buffer position
     centre: np.ndarray  # (rows,) int64: spectrum sample c of every row (its buffer position 0)
 
     @property
@@ -70,7 +72,7 @@ class SliceFrame:
 
     sllen: int
     sample_rate: float
-    freqs: np.ndarray       # (nb_rows,) centre frequency of every row in Hz, ascending
+    freqs: np.ndarray  # (nb_rows,) centre frequency of every row in Hz, ascending
     bandwidths: np.ndarray  # (nb_rows,) full bandwidth of every row in Hz
     blocks: list[Block] = field(repr=False)
     diag: np.ndarray = field(repr=False)  # (nf,) frame operator diagonal
@@ -123,8 +125,12 @@ def window_values(f: np.ndarray, a: float, b: float, lo: float, hi: float) -> np
     return np.where(f < a, below, np.where(f > b, above, 1.0))
 
 
-def min_sllen(freqs: np.ndarray, bandwidths: np.ndarray, sample_rate: float,
-              window_samples: int = MIN_WINDOW_SAMPLES) -> int:
+def min_sllen(
+    freqs: np.ndarray,
+    bandwidths: np.ndarray,
+    sample_rate: float,
+    window_samples: int = MIN_WINDOW_SAMPLES,
+) -> int:
     """Shortest slice length (a multiple of 4) at which the narrowest window spans
     ``window_samples`` spectrum samples."""
     _, a, b, lo, hi = row_geometry(freqs, bandwidths, sample_rate)
@@ -147,8 +153,9 @@ def fft_friendly_sllen(n: int) -> int:
         n += 4
 
 
-def build_slice_frame(freqs: np.ndarray, bandwidths: np.ndarray, sample_rate: float,
-                      sllen: int) -> SliceFrame:
+def build_slice_frame(
+    freqs: np.ndarray, bandwidths: np.ndarray, sample_rate: float, sllen: int
+) -> SliceFrame:
     """Windows, index maps and canonical duals of the frame of one slice of ``sllen`` samples."""
     nf = sllen // 2 + 1
     df = sample_rate / sllen
@@ -166,7 +173,8 @@ def build_slice_frame(freqs: np.ndarray, bandwidths: np.ndarray, sample_rate: fl
         if len(j) == 0:
             raise ValueError(
                 f"sllen={sllen} is too short: the window of the row at {centres[k]:.2f} Hz "
-                f"covers no spectrum sample")
+                f"covers no spectrum sample"
+            )
         supports.append(j)
         windows.append(g)
         centre_samples.append(int(np.clip(np.round(centres[k] / df), 0, nf - 1)))
@@ -181,8 +189,10 @@ def build_slice_frame(freqs: np.ndarray, bandwidths: np.ndarray, sample_rate: fl
         diag[supports[k]] += sizes[k] * windows[k] ** 2
     if np.any(diag <= 0):
         gap = int(np.flatnonzero(diag <= 0)[0])
-        raise ValueError(f"sllen={sllen}: the windows leave the spectrum sample at "
-                         f"{gap * df:.2f} Hz uncovered; the frame is not invertible")
+        raise ValueError(
+            f"sllen={sllen}: the windows leave the spectrum sample at "
+            f"{gap * df:.2f} Hz uncovered; the frame is not invertible"
+        )
 
     blocks: list[Block] = []
     start = 0
@@ -197,8 +207,23 @@ def build_slice_frame(freqs: np.ndarray, bandwidths: np.ndarray, sample_rate: fl
             index[r, pos] = supports[row]
             window[r, pos] = windows[row]
         dual = m * window / diag[index]
-        blocks.append(Block(start=start, stop=k, m=m, index=index, window=window, dual=dual,
-                            centre=np.asarray(centre_samples[start:k], dtype=np.int64)))
+        blocks.append(
+            Block(
+                start=start,
+                stop=k,
+                m=m,
+                index=index,
+                window=window,
+                dual=dual,
+                centre=np.asarray(centre_samples[start:k], dtype=np.int64),
+            )
+        )
         start = k
-    return SliceFrame(sllen=sllen, sample_rate=float(sample_rate), freqs=centres,
-                      bandwidths=b - a + lo + hi, blocks=blocks, diag=diag)
+    return SliceFrame(
+        sllen=sllen,
+        sample_rate=float(sample_rate),
+        freqs=centres,
+        bandwidths=b - a + lo + hi,
+        blocks=blocks,
+        diag=diag,
+    )

@@ -20,6 +20,7 @@ Every block's time axis holds ``M`` coefficients per slice, a power of two, and
 
 ``mode="zeropad"`` pads every block with zeros to ``T`` instead; its inverse crops.
 """
+
 from __future__ import annotations
 
 import math
@@ -61,7 +62,7 @@ def _between(xp, left, right, w):
     phase by the wrapped phase difference (no cancellation across a phase wrap)."""
     if not _is_complex(xp, left):
         out = (right - left)[..., None] * w
-        out += left[..., None]          # in place: one full-size array per call
+        out += left[..., None]  # in place: one full-size array per call
         return out
     mag0, ph0 = _polar(xp, left)
     mag1, ph1 = _polar(xp, right)
@@ -97,11 +98,15 @@ class RaggedToMatrix(torch.nn.Module):
         if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 2:
             raise ValueError(f"T must be an integer >= 2, got {T!r}")
         if mode == "interpolate" and T & (T - 1):
-            raise ValueError(f"T must be a power of two for mode='interpolate' (block time "
-                             f"sizes are {sorted(set(sizes))}), got T={T}")
+            raise ValueError(
+                f"T must be a power of two for mode='interpolate' (block time "
+                f"sizes are {sorted(set(sizes))}), got T={T}"
+            )
         if mode == "zeropad" and T < finest:
-            raise ValueError(f"T must be at least the finest block's time size {finest} for "
-                             f"mode='zeropad', got T={T}")
+            raise ValueError(
+                f"T must be at least the finest block's time size {finest} for "
+                f"mode='zeropad', got T={T}"
+            )
         self.transform = transform
         self.mode, self.T = mode, int(T)
         self.freqs = transform.freqs
@@ -134,16 +139,17 @@ class RaggedToMatrix(torch.nn.Module):
             return xp.concat([x, pad], axis=-1)
         if m == T:
             return x
-        if m > T:                                   # average groups of r coefficients
+        if m > T:  # average groups of r coefficients
             groups = xp.reshape(x, lead + (T, m // T))
             if not _is_complex(xp, x):
                 return xp.mean(groups, axis=-1)
             mag = xp.mean(xp.abs(groups), axis=-1)
             _, phase = _polar(xp, xp.sum(groups, axis=-1))
             return _from_polar(mag, phase, xp)
-        r = T // m                                  # upsample by r, anchors on every r-th column
-        w = xp.asarray(np.arange(r) / r, dtype=bk.real_dtype(xp, x.dtype),
-                       device=bk.array_api_compat.device(x))
+        r = T // m  # upsample by r, anchors on every r-th column
+        w = xp.asarray(
+            np.arange(r) / r, dtype=bk.real_dtype(xp, x.dtype), device=bk.array_api_compat.device(x)
+        )
         return xp.reshape(_between(xp, x, xp.roll(x, -1, axis=-1), w), lead + (T,))
 
     # ----------------------------------------------------------------- inverse
@@ -151,8 +157,10 @@ class RaggedToMatrix(torch.nn.Module):
         """Validate a matrix ``(batch, channels, nb_bins, slices, T)``; return its namespace."""
         xp = bk.namespace(matrix)
         if matrix.ndim != 5 or matrix.shape[2] != self.nb_bins or matrix.shape[4] != self.T:
-            raise ValueError(f"expected a matrix of shape (batch, channels, {self.nb_bins}, "
-                             f"slices, {self.T}), got shape {tuple(matrix.shape)}")
+            raise ValueError(
+                f"expected a matrix of shape (batch, channels, {self.nb_bins}, "
+                f"slices, {self.T}), got shape {tuple(matrix.shape)}"
+            )
         return xp
 
     def inverse(self, matrix):
@@ -167,7 +175,7 @@ class RaggedToMatrix(torch.nn.Module):
         xp = self.check_matrix(matrix)
         out = []
         for i, (_, m) in enumerate(self.transform.block_shapes):
-            out.append(self._block_inverse(xp, matrix[:, :, self._rows[i]:self._rows[i + 1]], m))
+            out.append(self._block_inverse(xp, matrix[:, :, self._rows[i] : self._rows[i + 1]], m))
         return out
 
     def _block_inverse(self, xp, y, m):
@@ -175,24 +183,30 @@ class RaggedToMatrix(torch.nn.Module):
         lead = tuple(y.shape[:-1])
         if self.mode == "zeropad":
             return y[..., :m]
-        if m <= T:                                  # pick the anchor columns
+        if m <= T:  # pick the anchor columns
             return xp.reshape(y, lead + (m, T // m))[..., 0]
         # interpolate between the centres of the groups averaged by forward: output n of
         # group g lies a fraction (n - (r - 1) / 2) / r of a group away from its centre
         r = m // T
         offset = (np.arange(r) - (r - 1) / 2.0) / r
         dev, dtype = bk.array_api_compat.device(y), bk.real_dtype(xp, y.dtype)
-        if not _is_complex(xp, y):                  # one slope per half group, one array
+        if not _is_complex(xp, y):  # one slope per half group, one array
             slopes = xp.stack([y - xp.roll(y, 1, axis=-1), xp.roll(y, -1, axis=-1) - y], axis=-1)
-            up = xp.reshape(xp.broadcast_to(slopes[..., None], lead + (T, 2, r // 2)),
-                            lead + (T, r))          # the slope of each half group, copied out
+            up = xp.reshape(
+                xp.broadcast_to(slopes[..., None], lead + (T, 2, r // 2)), lead + (T, r)
+            )  # the slope of each half group, copied out
             up *= xp.asarray(offset, dtype=dtype, device=dev)
             up += y[..., None]
             return xp.reshape(up, lead + (m,))
         before = xp.asarray(1.0 + offset[offset < 0], dtype=dtype, device=dev)
         after = xp.asarray(offset[offset >= 0], dtype=dtype, device=dev)
-        up = xp.concat([_between(xp, xp.roll(y, 1, axis=-1), y, before),
-                        _between(xp, y, xp.roll(y, -1, axis=-1), after)], axis=-1)
+        up = xp.concat(
+            [
+                _between(xp, xp.roll(y, 1, axis=-1), y, before),
+                _between(xp, y, xp.roll(y, -1, axis=-1), after),
+            ],
+            axis=-1,
+        )
         return xp.reshape(up, lead + (m,))
 
     # ------------------------------------------------------------ slice views
@@ -226,9 +240,13 @@ class RaggedToMatrix(torch.nn.Module):
         xp = self.check_matrix(matrix)
         t = self.transform
         w = slice_window_at(np.arange(self.T) * t.sllen / self.T, t.sllen, t.trlen)
-        w = xp.asarray(w, dtype=bk.real_dtype(xp, matrix.dtype),
-                       device=bk.array_api_compat.device(matrix))
+        w = xp.asarray(
+            w, dtype=bk.real_dtype(xp, matrix.dtype), device=bk.array_api_compat.device(matrix)
+        )
         slices = matrix.shape[3]
-        frames = slices * self.T // 2 if length is None else \
-            min(math.ceil(length * self.T / t.sllen), slices * self.T // 2)
+        frames = (
+            slices * self.T // 2
+            if length is None
+            else min(math.ceil(length * self.T / t.sllen), slices * self.T // 2)
+        )
         return overlap_add(xp, matrix * w, self.T, frames)

@@ -15,6 +15,7 @@ Scales:
     vqlog   cqlog centres, bandwidth widened by a constant ``gamma`` Hz, so Q
             falls towards low frequencies (variable-Q)
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -46,15 +47,18 @@ def _warp(name: str):
     if name in ("cqlog", "vqlog", "oct"):
         return np.log2, np.exp2
     if name == "mel":
-        return (lambda f: 2595.0 * np.log10(1.0 + f / 700.0),
-                lambda u: 700.0 * (10.0 ** (u / 2595.0) - 1.0))
+        return (
+            lambda f: 2595.0 * np.log10(1.0 + f / 700.0),
+            lambda u: 700.0 * (10.0 ** (u / 2595.0) - 1.0),
+        )
     if name == "bark":
-        return (lambda f: 7.0 * np.arcsinh(f / 650.0),
-                lambda u: 650.0 * np.sinh(u / 7.0))
+        return (lambda f: 7.0 * np.arcsinh(f / 650.0), lambda u: 650.0 * np.sinh(u / 7.0))
     raise ValueError(f"unknown frequency scale {name!r}; choose one of {', '.join(SCALES)}")
 
 
-def make_scale(name: str, fmin: float, fmax: float, bins: int, gamma: float = 25.0) -> FrequencyScale:
+def make_scale(
+    name: str, fmin: float, fmax: float, bins: int, gamma: float = 25.0
+) -> FrequencyScale:
     """Build a frequency scale.
 
     Args:
@@ -85,9 +89,9 @@ def make_scale(name: str, fmin: float, fmax: float, bins: int, gamma: float = 25
         nb = bins
         step = (u_max - u_min) / max(nb - 1, 1)
     u = u_min + step * np.arange(-1, nb + 1)
-    edges = inverse(u)                       # centres with one extrapolated neighbour each side
+    edges = inverse(u)  # centres with one extrapolated neighbour each side
     freqs = edges[1:-1]
-    freqs[0] = fmin                     # exact ends, whatever the warp's rounding
+    freqs[0] = fmin  # exact ends, whatever the warp's rounding
     if name != "oct" and nb > 1:
         freqs[-1] = fmax
     bandwidths = edges[2:] - edges[:-2]

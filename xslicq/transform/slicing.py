@@ -9,6 +9,7 @@ unity and overlap-adding the windowed slices gives the signal back exactly.
 The zero margins leave room for the time spread of the long low-frequency
 windows inside each slice.
 """
+
 from __future__ import annotations
 
 import math
@@ -56,7 +57,7 @@ def slice_window(sllen: int, trlen: int) -> np.ndarray:
 
 def nb_slices(length: int, sllen: int, trlen: int) -> int:
     """Number of slices needed so that the windows sum to one over ``length`` samples."""
-    plateau = sllen // 4 - trlen // 2        # distance from a slice centre to its falling edge
+    plateau = sllen // 4 - trlen // 2  # distance from a slice centre to its falling edge
     return max(1, math.ceil((length - plateau) / (sllen // 2)) + 1)
 
 
@@ -81,7 +82,8 @@ def overlap_add(xp, slices, sllen: int, length: int):
     hop = sllen // 2
     lead = tuple(slices.shape[:-2])
     first, second = slices[..., :hop], slices[..., hop:]
-    halves = xp.concat([first[..., :1, :], first[..., 1:, :] + second[..., :-1, :],
-                        second[..., -1:, :]], axis=-2)
+    halves = xp.concat(
+        [first[..., :1, :], first[..., 1:, :] + second[..., :-1, :], second[..., -1:, :]], axis=-2
+    )
     signal = xp.reshape(halves, lead + ((slices.shape[-2] + 1) * hop,))
-    return signal[..., hop:hop + length]
+    return signal[..., hop : hop + length]

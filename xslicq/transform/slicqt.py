@@ -12,20 +12,34 @@ Data flow of :meth:`SliCQT.forward`, one line per step (shapes with
 :meth:`SliCQT.inverse` runs the same steps backwards with the canonical dual
 windows and a scatter-add, which makes it an exact left inverse.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from . import backend as bk
-from .frames import (MIN_WINDOW_SAMPLES, SUGGESTED_WINDOW_SAMPLES, SliceFrame,
-                     build_slice_frame, fft_friendly_sllen, min_sllen)
+from .frames import (
+    MIN_WINDOW_SAMPLES,
+    SUGGESTED_WINDOW_SAMPLES,
+    SliceFrame,
+    build_slice_frame,
+    fft_friendly_sllen,
+    min_sllen,
+)
 from .scales import FrequencyScale, make_scale
-from .slicing import (check_slicing, max_length, nb_slices, overlap_add, slice_signal,
-                      slice_window, suggested_trlen)
+from .slicing import (
+    check_slicing,
+    max_length,
+    nb_slices,
+    overlap_add,
+    slice_signal,
+    slice_window,
+    suggested_trlen,
+)
 
 
 class SliCQT(torch.nn.Module):
@@ -56,24 +70,42 @@ class SliCQT(torch.nn.Module):
         coefs_per_second: complex coefficients per second of audio and channel.
     """
 
-    def __init__(self, scale: str = "cqlog", bins: int = 262, fmin: float = 32.9,
-                 fmax: float = 22050.0, sample_rate: int = 44100, sllen: int | None = None,
-                 trlen: int | None = None, gamma: float = 25.0, backend: str = "torch"):
+    def __init__(
+        self,
+        scale: str = "cqlog",
+        bins: int = 262,
+        fmin: float = 32.9,
+        fmax: float = 22050.0,
+        sample_rate: int = 44100,
+        sllen: int | None = None,
+        trlen: int | None = None,
+        gamma: float = 25.0,
+        backend: str = "torch",
+    ):
         super().__init__()
         bk.check_backend(backend)
-        if not (isinstance(sample_rate, (int, float, np.number)) and math.isfinite(sample_rate)
-                and sample_rate > 0):
+        if not (
+            isinstance(sample_rate, (int, float, np.number))
+            and math.isfinite(sample_rate)
+            and sample_rate > 0
+        ):
             raise ValueError(f"sample_rate must be a positive number of Hz, got {sample_rate!r}")
         self.scale: FrequencyScale = make_scale(scale, fmin, fmax, bins, gamma)
         nyquist = sample_rate / 2.0
         if fmax > nyquist:
-            raise ValueError(f"fmax={fmax} Hz is above the Nyquist frequency {nyquist} Hz "
-                             f"of sample_rate={sample_rate}")
-        shortest = min_sllen(self.scale.freqs, self.scale.bandwidths, sample_rate,
-                             MIN_WINDOW_SAMPLES)
+            raise ValueError(
+                f"fmax={fmax} Hz is above the Nyquist frequency {nyquist} Hz "
+                f"of sample_rate={sample_rate}"
+            )
+        shortest = min_sllen(
+            self.scale.freqs, self.scale.bandwidths, sample_rate, MIN_WINDOW_SAMPLES
+        )
         if sllen is None:
-            sllen = fft_friendly_sllen(min_sllen(self.scale.freqs, self.scale.bandwidths,
-                                                 sample_rate, SUGGESTED_WINDOW_SAMPLES))
+            sllen = fft_friendly_sllen(
+                min_sllen(
+                    self.scale.freqs, self.scale.bandwidths, sample_rate, SUGGESTED_WINDOW_SAMPLES
+                )
+            )
         if trlen is None and isinstance(sllen, (int, np.integer)) and not isinstance(sllen, bool):
             trlen = suggested_trlen(int(sllen))
         check_slicing(sllen, trlen)
@@ -81,27 +113,43 @@ class SliCQT(torch.nn.Module):
             raise ValueError(
                 f"sllen={sllen} is too short for the longest window of this scale "
                 f"(narrowest band {float(np.min(self.scale.bandwidths)):.3f} Hz): "
-                f"use sllen >= {shortest}, or sllen=None for the suggested length")
+                f"use sllen >= {shortest}, or sllen=None for the suggested length"
+            )
 
-        self.scale_name, self.bins, self.fmin, self.fmax = scale, int(bins), float(fmin), float(fmax)
+        self.scale_name, self.bins, self.fmin, self.fmax = (
+            scale,
+            int(bins),
+            float(fmin),
+            float(fmax),
+        )
         self.sample_rate, self.gamma, self.backend = sample_rate, float(gamma), backend
         self.sllen, self.trlen, self.slice_hop = int(sllen), int(trlen), int(sllen) // 2
-        self.frame: SliceFrame = build_slice_frame(self.scale.freqs, self.scale.bandwidths,
-                                                   sample_rate, self.sllen)
+        self.frame: SliceFrame = build_slice_frame(
+            self.scale.freqs, self.scale.bandwidths, sample_rate, self.sllen
+        )
         self.freqs = self.frame.freqs
         self.bandwidths = self.frame.bandwidths
         self.block_shapes = [(b.rows, b.m) for b in self.frame.blocks]
         # the forward reads every row's window as a contiguous run of a zero-padded spectrum
-        self._pad = max(max(0, int(np.max(b.m // 2 - b.centre)),
-                            int(np.max(b.centre + b.m // 2)) - (self.frame.nf - 1))
-                        for b in self.frame.blocks)
+        self._pad = max(
+            max(
+                0,
+                int(np.max(b.m // 2 - b.centre)),
+                int(np.max(b.centre + b.m // 2)) - (self.frame.nf - 1),
+            )
+            for b in self.frame.blocks
+        )
         self._host = {"slice_window": slice_window(self.sllen, self.trlen)}
         for i, b in enumerate(self.frame.blocks):
-            self._host.update({
-                f"start_{i}": b.segment_start + self._pad,
-                f"segment_window_{i}": b.segment_window,
-                f"sign_{i}": (-1.0) ** np.arange(b.m),
-                f"index_{i}": b.index.reshape(-1), f"dual_{i}": b.dual})
+            self._host.update(
+                {
+                    f"start_{i}": b.segment_start + self._pad,
+                    f"segment_window_{i}": b.segment_window,
+                    f"sign_{i}": (-1.0) ** np.arange(b.m),
+                    f"index_{i}": b.index.reshape(-1),
+                    f"dual_{i}": b.dual,
+                }
+            )
         for name, host in self._host.items():
             self.register_buffer(name, torch.as_tensor(host), persistent=False)
         self._cache: dict = {}
@@ -129,7 +177,8 @@ class SliCQT(torch.nn.Module):
 
     @property
     def frame_bounds(self) -> tuple[float, float]:
-        """Lower and upper frame bounds A, B of one slice's frame (A ||x||^2 <= ||c||^2 <= B ||x||^2)."""
+        """Lower and upper frame bounds A, B of one slice's frame:
+        ``A ||x||^2 <= ||c||^2 <= B ||x||^2``."""
         weight = np.full(self.frame.nf, 2.0)
         weight[0] = 1.0
         if self.sllen % 2 == 0:
@@ -144,8 +193,11 @@ class SliCQT(torch.nn.Module):
     def coef_sample(self, block: int, slice_index, time_index):
         """Signal sample (float) at which coefficient ``(slice, time)`` of ``block`` is centred."""
         m = self.block_shapes[block][1]
-        return (np.asarray(slice_index) * self.slice_hop - self.sllen / 2
-                + np.asarray(time_index) * self.sllen / m)
+        return (
+            np.asarray(slice_index) * self.slice_hop
+            - self.sllen / 2
+            + np.asarray(time_index) * self.sllen / m
+        )
 
     def locate(self, sample, block: int) -> tuple[np.ndarray, np.ndarray]:
         """``(slice, time)`` indices of ``block`` whose coefficient covers signal ``sample``:
@@ -153,14 +205,20 @@ class SliCQT(torch.nn.Module):
         m = self.block_shapes[block][1]
         sample = np.asarray(sample)
         slice_index = np.rint(sample / self.slice_hop).astype(int)
-        time_index = np.rint((sample - slice_index * self.slice_hop + self.sllen / 2) * m
-                             / self.sllen).astype(int) % m
+        time_index = (
+            np.rint(
+                (sample - slice_index * self.slice_hop + self.sllen / 2) * m / self.sllen
+            ).astype(int)
+            % m
+        )
         return slice_index, time_index
 
     def extra_repr(self) -> str:
-        return (f"scale={self.scale_name!r}, bins={self.bins}, fmin={self.fmin}, fmax={self.fmax}, "
-                f"sample_rate={self.sample_rate}, sllen={self.sllen}, trlen={self.trlen}, "
-                f"blocks={len(self.block_shapes)}, backend={self.backend!r}")
+        return (
+            f"scale={self.scale_name!r}, bins={self.bins}, fmin={self.fmin}, fmax={self.fmax}, "
+            f"sample_rate={self.sample_rate}, sllen={self.sllen}, trlen={self.trlen}, "
+            f"blocks={len(self.block_shapes)}, backend={self.backend!r}"
+        )
 
     # ------------------------------------------------------------------ tables
     def _apply(self, fn, recurse=True):
@@ -179,17 +237,28 @@ class SliCQT(torch.nn.Module):
         tables = self._cache.get(key)
         if tables is None:
             if self.backend == "torch":
+
                 def get(name, dtype=dtype):
                     return self.get_buffer(name).to(device=device, dtype=dtype)
             else:
+
                 def get(name, dtype=dtype):
                     return xp.asarray(self._host[name], dtype=dtype, device=device)
+
             int_dtype = xp.int64
-            tables = (get("slice_window"),
-                      [{"start": get(f"start_{i}", int_dtype),
-                        "window": get(f"segment_window_{i}"), "sign": get(f"sign_{i}"),
-                        "index": get(f"index_{i}", int_dtype), "dual": get(f"dual_{i}")}
-                       for i in range(len(self.block_shapes))])
+            tables = (
+                get("slice_window"),
+                [
+                    {
+                        "start": get(f"start_{i}", int_dtype),
+                        "window": get(f"segment_window_{i}"),
+                        "sign": get(f"sign_{i}"),
+                        "index": get(f"index_{i}", int_dtype),
+                        "dual": get(f"dual_{i}"),
+                    }
+                    for i in range(len(self.block_shapes))
+                ],
+            )
             self._cache[key] = tables
         return tables
 
@@ -197,21 +266,27 @@ class SliCQT(torch.nn.Module):
     def _check_signal(self, x):
         kind = bk.backend_of(x)
         if kind != self.backend:
-            raise TypeError(f"SliCQT(backend={self.backend!r}) got a {kind} array; "
-                            f"pass a {self.backend} array or build the transform with "
-                            f"backend={kind!r}")
+            raise TypeError(
+                f"SliCQT(backend={self.backend!r}) got a {kind} array; "
+                f"pass a {self.backend} array or build the transform with "
+                f"backend={kind!r}"
+            )
         xp = bk.namespace(x)
         if x.ndim != 3:
-            raise ValueError(f"expected a 3-D (batch, channels, samples) signal, got shape "
-                             f"{tuple(x.shape)} ({x.ndim}-D)")
+            raise ValueError(
+                f"expected a 3-D (batch, channels, samples) signal, got shape "
+                f"{tuple(x.shape)} ({x.ndim}-D)"
+            )
         if any(n == 0 for n in x.shape):
-            raise ValueError(f"the signal is empty: shape {tuple(x.shape)} "
-                             f"(batch, channels, samples)")
+            raise ValueError(
+                f"the signal is empty: shape {tuple(x.shape)} (batch, channels, samples)"
+            )
         if kind == "torch" and x.dtype in (torch.float16, torch.bfloat16):
             x = x.float()
         if not xp.isdtype(x.dtype, "real floating"):
-            raise TypeError(f"the signal must be real floating point (float32 or float64), got "
-                            f"dtype {x.dtype}")
+            raise TypeError(
+                f"the signal must be real floating point (float32 or float64), got dtype {x.dtype}"
+            )
         if not bool(xp.all(xp.isfinite(x))):
             raise ValueError("the signal contains NaN or inf values")
         return xp, x
@@ -232,15 +307,18 @@ class SliCQT(torch.nn.Module):
         spectrum = xp.fft.rfft(slices, axis=-1, norm="forward")
         lead = tuple(spectrum.shape[:-1])
         if self._pad:
-            zeros = xp.zeros(lead + (self._pad,), dtype=spectrum.dtype,
-                             device=bk.array_api_compat.device(spectrum))
+            zeros = xp.zeros(
+                lead + (self._pad,),
+                dtype=spectrum.dtype,
+                device=bk.array_api_compat.device(spectrum),
+            )
             spectrum = xp.concat([zeros, spectrum, zeros], axis=-1)
         out = []
-        for tab, (rows, m) in zip(blocks, self.block_shapes):
-            buf = bk.runs(xp, spectrum, m, tab["start"])        # (B, C, S, rows, M)
-            buf *= tab["window"]        # in place: the runs are a fresh copy
+        for tab, (_, m) in zip(blocks, self.block_shapes):
+            buf = bk.runs(xp, spectrum, m, tab["start"])  # (B, C, S, rows, M)
+            buf *= tab["window"]  # in place: the runs are a fresh copy
             coefs = xp.fft.ifft(buf, axis=-1, norm="forward")
-            coefs *= tab["sign"]   # (-1)^n: demodulate to the centre, not the run's start
+            coefs *= tab["sign"]  # (-1)^n: demodulate to the centre, not the run's start
             out.append(xp.permute_dims(coefs, (0, 1, 3, 2, 4)))
         return out
 
@@ -253,30 +331,42 @@ class SliCQT(torch.nn.Module):
         """
         if not isinstance(coefs, (list, tuple)) or len(coefs) != len(self.block_shapes):
             got = len(coefs) if isinstance(coefs, (list, tuple)) else type(coefs).__name__
-            raise ValueError(f"expected a list of {len(self.block_shapes)} coefficient blocks, "
-                             f"got {got}")
+            raise ValueError(
+                f"expected a list of {len(self.block_shapes)} coefficient blocks, got {got}"
+            )
         first = coefs[0]
         kind = bk.backend_of(first)
         if kind != self.backend:
             raise TypeError(f"SliCQT(backend={self.backend!r}) got {kind} coefficients")
         xp = bk.namespace(first)
         if first.ndim != 5:
-            raise ValueError(f"coefficient blocks must be 5-D (batch, channels, rows, slices, "
-                             f"time), got shape {tuple(first.shape)}")
+            raise ValueError(
+                f"coefficient blocks must be 5-D (batch, channels, rows, slices, "
+                f"time), got shape {tuple(first.shape)}"
+            )
         b, c, _, s, _ = first.shape
         expected = [(b, c, rows, s, m) for rows, m in self.block_shapes]
         given = [tuple(blk.shape) for blk in coefs]
         if given != expected:
-            raise ValueError(f"coefficient block shapes do not match this transform: expected "
-                             f"{expected}, got {given}")
-        kinds = {"complex" if xp.isdtype(blk.dtype, "complex floating") else
-                 "real" if xp.isdtype(blk.dtype, "real floating") else str(blk.dtype)
-                 for blk in coefs}
+            raise ValueError(
+                f"coefficient block shapes do not match this transform: expected "
+                f"{expected}, got {given}"
+            )
+        kinds = {
+            "complex"
+            if xp.isdtype(blk.dtype, "complex floating")
+            else "real"
+            if xp.isdtype(blk.dtype, "real floating")
+            else str(blk.dtype)
+            for blk in coefs
+        }
         allowed = [{"complex"}] if complex_only else [{"complex"}, {"real"}]
         if kinds not in allowed:
             wanted = "complex" if complex_only else "all complex or all real floating"
-            raise TypeError(f"coefficients must be {wanted}, got dtypes "
-                            f"{sorted({str(blk.dtype) for blk in coefs})}")
+            raise TypeError(
+                f"coefficients must be {wanted}, got dtypes "
+                f"{sorted({str(blk.dtype) for blk in coefs})}"
+            )
         return xp
 
     def inverse(self, coefs: Sequence, length: int | None = None):
@@ -296,12 +386,18 @@ class SliCQT(torch.nn.Module):
         longest = max_length(slices, self.sllen, self.trlen)
         if length is None:
             length = longest
-        if isinstance(length, bool) or not isinstance(length, (int, np.integer)) \
-                or not 0 < length <= slices * self.slice_hop:
-            raise ValueError(f"length must be an integer in [1, {slices * self.slice_hop}] for "
-                             f"{slices} slices, got {length!r}")
-        _, blocks = self._tables(xp, bk.array_api_compat.device(coefs[0]),
-                                 bk.real_dtype(xp, coefs[0].dtype))
+        if (
+            isinstance(length, bool)
+            or not isinstance(length, (int, np.integer))
+            or not 0 < length <= slices * self.slice_hop
+        ):
+            raise ValueError(
+                f"length must be an integer in [1, {slices * self.slice_hop}] for "
+                f"{slices} slices, got {length!r}"
+            )
+        _, blocks = self._tables(
+            xp, bk.array_api_compat.device(coefs[0]), bk.real_dtype(xp, coefs[0].dtype)
+        )
         spectrum = None
         for blk, tab, (rows, m) in zip(coefs, blocks, self.block_shapes):
             # the FFT of centre-demodulated coefficients is the buffer in rotated order

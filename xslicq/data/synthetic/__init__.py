@@ -49,9 +49,16 @@ Modules, in the order of the data flow:
     python -m xslicq.data.synthetic --out DIR --tracks 8 --seconds 20 --seed 0 \\
         [--test-tracks 2] [--valid-tracks 1] [--soundfont PATH] [--workers 2] [--force]
 """
+
 from .dataset import MANIFEST_NAME, SAMPLE_RATE, generate_dataset
 from .render import DEFAULT_SOUNDFONTS, find_soundfont
 from .song import Song
 
-__all__ = ["MANIFEST_NAME", "DEFAULT_SOUNDFONTS", "SAMPLE_RATE", "Song", "generate_dataset",
-           "find_soundfont"]
+__all__ = [
+    "MANIFEST_NAME",
+    "DEFAULT_SOUNDFONTS",
+    "SAMPLE_RATE",
+    "Song",
+    "generate_dataset",
+    "find_soundfont",
+]

@@ -6,12 +6,13 @@ Roles: ``pad`` (held chords), ``block`` (chords to a rhythm; a piano adds a left
 (arpeggios). The first instrument plays everywhere, the second from verse energy on, the
 others only in choruses; quiet sections turn strums and stabs into pads.
 """
+
 from __future__ import annotations
 
 from .patterns import fit_pattern
 from .theory import STEP, voicing
 
-BASE_VELOCITY = {0: 62, 1: 76, 2: 90}          # by section energy
+BASE_VELOCITY = {0: 62, 1: 76, 2: 90}  # by section energy
 
 
 def other_notes(song):
@@ -61,7 +62,7 @@ def _pad(song, inst, sec, notes):
 def _arpeggio(song, inst, bar, energy, notes):
     """Arpeggio over two octaves of the chord, ``arp_rate`` sixteenths a note (eighths in
     quiet sections), going up, up and down, or broken."""
-    rate = inst["arp_rate"] if energy > 0 else 2   # in sixteenths
+    rate = inst["arp_rate"] if energy > 0 else 2  # in sixteenths
     base_vel = BASE_VELOCITY[energy]
     for s in range(0, song.steps, rate):
         start = song.tick(bar, s)
@@ -97,7 +98,7 @@ def _rhythm(song, inst, bar, energy, notes):
         if role == "strum" and pat[s] == "u":
             chord = chord[::-1][:3]
         for j, p in enumerate(chord):
-            offset = j * 12 if role == "strum" else 0      # strummed: 12 ticks a string
+            offset = j * 12 if role == "strum" else 0  # strummed: 12 ticks a string
             vel = base_vel + (8 if s % 4 == 0 else 0) + song.jitter(6)
             notes.append((start + offset, end, ch, p, vel))
         # piano left hand on the first hit of the bar

@@ -1,5 +1,6 @@
 """The bass part of a synthetic song: chord roots, fifths, thirds, octaves and approach notes
 in the rhythm of the section's bass pattern, between E1 and D#2 for the roots."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +9,7 @@ from .patterns import QUIET_BASS_PATTERNS, fit_pattern, pick
 from .theory import STEP
 
 BASS_CHANNEL = 0
-LOWEST_ROOT = 28                 # E1: bass roots lie in 28..39
+LOWEST_ROOT = 28  # E1: bass roots lie in 28..39
 
 
 def bass_notes(song):
@@ -32,7 +33,7 @@ def _section(song, sec, notes):
     staccato = float(rng.uniform(0.45, 0.95))
     for b in range(sec["bars"]):
         pat = list(pattern)
-        if rng.random() < 0.3:               # rhythmic variation
+        if rng.random() < 0.3:  # rhythmic variation
             s = int(rng.integers(1, song.steps))
             pat[s] = "." if pat[s] != "." else pick(rng, ("r", "5", "o"))
         if b == sec["bars"] - 1 and sec["energy"] > 0:

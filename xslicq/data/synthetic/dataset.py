@@ -1,5 +1,6 @@
 """Generating a synthetic data set: checking the parameters, planning the splits, reusing or
 completing an existing copy, rendering the tracks and writing the manifest."""
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -27,14 +28,24 @@ from .wav import write_float_wav
 MANIFEST_NAME = "xslicq_synthetic.json"
 VERSION = 1
 SAMPLE_RATE = 44100
-GENERATOR = "xslicq.data.synthetic"            # recorded in the manifest
-FOLDERS = {"train": "train", "valid": "train", "test": "test"}   # split -> subfolder
+GENERATOR = "xslicq.data.synthetic"  # recorded in the manifest
+FOLDERS = {"train": "train", "valid": "train", "test": "test"}  # split -> subfolder
 _TRACK_DIR = re.compile(r"^synth_\d+_[a-z0-9_]+$")
 
 
-def generate_dataset(out, tracks, seconds, seed=0, test_tracks=None, valid_tracks=None,
-                     sample_rate=SAMPLE_RATE, soundfont=None, workers=None, progress=True,
-                     force=False):
+def generate_dataset(
+    out,
+    tracks,
+    seconds,
+    seed=0,
+    test_tracks=None,
+    valid_tracks=None,
+    sample_rate=SAMPLE_RATE,
+    soundfont=None,
+    workers=None,
+    progress=True,
+    force=False,
+):
     """Generate a MUSDB18-HQ-like data set of procedural songs into ``out``.
 
     Args:
@@ -84,8 +95,9 @@ def generate_dataset(out, tracks, seconds, seed=0, test_tracks=None, valid_track
     with open(lock, "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            params, workers = _check_params(tracks, seconds, seed, test_tracks, valid_tracks,
-                                            sample_rate, soundfont, workers)
+            params, workers = _check_params(
+                tracks, seconds, seed, test_tracks, valid_tracks, sample_rate, soundfont, workers
+            )
             return _generate(Path(out), params, workers, progress, force)
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
@@ -120,14 +132,17 @@ def _check_split(tracks, test_tracks, valid_tracks):
     test_tracks = _check_int("test_tracks", test_tracks, 0)
     valid_tracks = _check_int("valid_tracks", valid_tracks, 0)
     if test_tracks + valid_tracks >= tracks:
-        raise ValueError(f"test_tracks + valid_tracks = {test_tracks} + {valid_tracks} = "
-                         f"{test_tracks + valid_tracks} must be smaller than tracks = {tracks} "
-                         "(at least one training track is needed)")
+        raise ValueError(
+            f"test_tracks + valid_tracks = {test_tracks} + {valid_tracks} = "
+            f"{test_tracks + valid_tracks} must be smaller than tracks = {tracks} "
+            "(at least one training track is needed)"
+        )
     return test_tracks, valid_tracks
 
 
-def _check_params(tracks, seconds, seed, test_tracks, valid_tracks, sample_rate, soundfont,
-                  workers):
+def _check_params(
+    tracks, seconds, seed, test_tracks, valid_tracks, sample_rate, soundfont, workers
+):
     """The manifest's parameters (``version`` to ``soundfont``) and the worker count.
 
     Raises ValueError for a bad value (checked in the order of the arguments) and
@@ -144,17 +159,27 @@ def _check_params(tracks, seconds, seed, test_tracks, valid_tracks, sample_rate,
         workers = max(1, min(8, os.cpu_count() or 1))
     workers = _check_int("workers", workers, 1)
     sf2 = find_soundfont(soundfont)
-    params = dict(version=VERSION, seed=seed, seconds=seconds, sample_rate=sample_rate,
-                  tracks=tracks, test_tracks=test_tracks, valid_tracks=valid_tracks,
-                  soundfont=str(sf2))
+    params = dict(
+        version=VERSION,
+        seed=seed,
+        seconds=seconds,
+        sample_rate=sample_rate,
+        tracks=tracks,
+        test_tracks=test_tracks,
+        valid_tracks=valid_tracks,
+        soundfont=str(sf2),
+    )
     return params, workers
 
 
 def _split_names(names, test_tracks, valid_tracks):
     """Split name -> track names: training first, then validation, then test."""
     n_train = len(names) - test_tracks - valid_tracks
-    return {"train": names[:n_train], "valid": names[n_train:n_train + valid_tracks],
-            "test": names[n_train + valid_tracks:]}
+    return {
+        "train": names[:n_train],
+        "valid": names[n_train : n_train + valid_tracks],
+        "test": names[n_train + valid_tracks :],
+    }
 
 
 def _track_files(track_dir):
@@ -174,12 +199,12 @@ def _generate(out, params, workers, progress, force):
         return old
     exe = find_fluidsynth()
     frames = int(round(params["seconds"] * params["sample_rate"]))
-    for folder in ("train", "test"):          # both exist, as musdb expects, even if empty
+    for folder in ("train", "test"):  # both exist, as musdb expects, even if empty
         (out / folder).mkdir(parents=True, exist_ok=True)
     settings = _RenderSettings(exe, params["soundfont"], params["sample_rate"], frames)
     jobs = [(i, songs[i], dirs[names[i]]) for i in todo]
     infos = _render_tracks(jobs, settings, workers, progress)
-    if len(todo) < len(names):                # completing: keep the descriptions on record
+    if len(todo) < len(names):  # completing: keep the descriptions on record
         infos = {**_descriptions(old.get("track_info", {})), **infos}
     manifest = _manifest(params, fluidsynth_version(exe), frames, names, split, infos)
     _write_json(out / MANIFEST_NAME, manifest)
@@ -191,17 +216,26 @@ def _manifest(params, fluidsynth, frames, names, split, infos):
     description, ``names`` are the tracks in order."""
     split_of = {n: k for k, v in split.items() for n in v}
     return dict(
-        params, generator=GENERATOR, fluidsynth=fluidsynth,
-        sources=list(SOURCES), frames=frames, folders=dict(FOLDERS), split=split,
-        track_info={n: dict(split=split_of[n], folder=FOLDERS[split_of[n]], **infos.get(n, {}))
-                    for n in names},
+        params,
+        generator=GENERATOR,
+        fluidsynth=fluidsynth,
+        sources=list(SOURCES),
+        frames=frames,
+        folders=dict(FOLDERS),
+        split=split,
+        track_info={
+            n: dict(split=split_of[n], folder=FOLDERS[split_of[n]], **infos.get(n, {}))
+            for n in names
+        },
     )
 
 
 def _descriptions(track_info):
     """The track descriptions of a manifest's ``track_info``, less ``split`` and ``folder``."""
-    return {n: {k: v for k, v in d.items() if k not in ("split", "folder")}
-            for n, d in track_info.items()}
+    return {
+        n: {k: v for k, v in d.items() if k not in ("split", "folder")}
+        for n, d in track_info.items()
+    }
 
 
 def _tracks_to_render(out, params, track_dirs, force):
@@ -223,8 +257,7 @@ def _tracks_to_render(out, params, track_dirs, force):
     if not (isinstance(old, dict) and all(old.get(k) == v for k, v in params.items())):
         raise FileExistsError(_refusal(out, old, params))
     # complete an interrupted copy (deterministic)
-    missing = [i for i, d in enumerate(track_dirs)
-               if not all(p.is_file() for p in _track_files(d))]
+    missing = [i for i, d in enumerate(track_dirs) if not all(p.is_file() for p in _track_files(d))]
     return old, missing
 
 
@@ -241,13 +274,16 @@ def _read_manifest(path):
 def _refusal(out, old, params):
     """Message of the FileExistsError for a non-empty ``out`` of other parameters."""
     if isinstance(old, dict):
-        diff = ", ".join(f"{k} {old.get(k)!r} != {v!r}" for k, v in params.items()
-                         if old.get(k) != v)
+        diff = ", ".join(
+            f"{k} {old.get(k)!r} != {v!r}" for k, v in params.items() if old.get(k) != v
+        )
         why = f"its {MANIFEST_NAME} was made with other parameters ({diff})"
     else:
         why = f"it holds no {MANIFEST_NAME}"
-    return (f"refusing to write into the non-empty folder {out}: {why}; "
-            "pass force=True (--force) to overwrite it")
+    return (
+        f"refusing to write into the non-empty folder {out}: {why}; "
+        "pass force=True (--force) to overwrite it"
+    )
 
 
 def _remove_tracks(out):
@@ -283,18 +319,20 @@ def _render_tracks(jobs, settings, workers, progress):
     the current one is mixed and written. Returns track name -> its manifest description.
     """
     infos = {}
-    with tempfile.TemporaryDirectory(prefix="xslicq_synth_") as tmp, \
-            concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool, \
-            tqdm(total=len(jobs), desc="synthetic tracks", unit="track",
-                 disable=not progress) as bar:
-        config = Path(tmp) / "empty.cfg"     # keeps ~/.fluidsynth out of the renders
+    with (
+        tempfile.TemporaryDirectory(prefix="xslicq_synth_") as tmp,
+        concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool,
+        tqdm(total=len(jobs), desc="synthetic tracks", unit="track", disable=not progress) as bar,
+    ):
+        config = Path(tmp) / "empty.cfg"  # keeps ~/.fluidsynth out of the renders
         config.write_text("")
         queue, pending = deque(jobs), deque()
         try:
             while queue or pending:
                 while queue and len(pending) < 2:
-                    pending.append(_start_track(pool, Path(tmp), config, settings,
-                                                *queue.popleft()))
+                    pending.append(
+                        _start_track(pool, Path(tmp), config, settings, *queue.popleft())
+                    )
                 song, track_dir, work, futures = pending.popleft()
                 infos[song.name] = _finish_track(song, track_dir, work, futures, settings)
                 bar.update(1)
@@ -318,9 +356,17 @@ def _start_track(pool, tmp, config, settings, index, song, track_dir):
     for s in SOURCES:
         mid = work / f"{s}.mid"
         stem_midi(song, s).save(str(mid))
-        futures[s] = pool.submit(render_midi, settings.fluidsynth, settings.soundfont, mid,
-                                 work / f"{s}.wav", settings.sample_rate, settings.frames,
-                                 config, f"{s} of {song.name}")
+        futures[s] = pool.submit(
+            render_midi,
+            settings.fluidsynth,
+            settings.soundfont,
+            mid,
+            work / f"{s}.wav",
+            settings.sample_rate,
+            settings.frames,
+            config,
+            f"{s} of {song.name}",
+        )
     return song, track_dir, work, futures
 
 
@@ -336,5 +382,5 @@ def _finish_track(song, track_dir, work, futures, settings):
     for path, audio in zip(_track_files(track_dir), [mixture] + [stems[s] for s in SOURCES]):
         write_float_wav(path, audio, settings.sample_rate)
     info = dict(song.info(), gains_db=gains)
-    song.notes = None                          # the notes are no longer needed
+    song.notes = None  # the notes are no longer needed
     return info

@@ -5,6 +5,7 @@ sparsely, a bridge may switch to half time, the last bar of every section but th
 in a fill, and crashes mark section starts (and every fourth bar of a chorus). Timing and
 velocities are humanised with the song's generator.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,7 +26,7 @@ from .patterns import (
 )
 from .theory import STEP
 
-DRUM_CHANNEL = 9                 # GM percussion (channel 10 counted from 1)
+DRUM_CHANNEL = 9  # GM percussion (channel 10 counted from 1)
 
 
 def drum_notes(song):
@@ -77,8 +78,9 @@ class _Drummer:
             self.hit(song.tick(bar, steps - 1), SNARE, 70 + song.jitter())
             self.hit(song.tick(bar, steps - 2), KICK, 85 + song.jitter())
         # crash on section starts and every 4 bars in a chorus
-        if ((b == 0 and (energy > 0 or not first))
-                or (energy == 2 and b % 4 == 0 and rng.random() < 0.6)):
+        if (b == 0 and (energy > 0 or not first)) or (
+            energy == 2 and b % 4 == 0 and rng.random() < 0.6
+        ):
             self.hit(song.tick(bar, 0), pick(rng, (CRASH, CRASH2)), 105 + song.jitter())
             if self.kick[0] != "x" or sec["name"] == "intro":
                 self.hit(song.tick(bar, 0), KICK, 100)
@@ -122,7 +124,7 @@ class _Drummer:
         song, rng = self.song, self.rng
         n = song.steps - start
         kind = pick(rng, FILL_KINDS)
-        toms = list(TOMS[int(rng.integers(0, 2)):])
+        toms = list(TOMS[int(rng.integers(0, 2)) :])
         for k, s in enumerate(range(start, song.steps)):
             if kind == "eighths" and s % 2:
                 continue

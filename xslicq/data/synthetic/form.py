@@ -5,6 +5,7 @@ beginning of the song). A plan (one per section name) is a dict of the choices e
 section of that name shares: its chord progression and harmonic rhythm, the drum, bass and
 vocal choices.
 """
+
 from __future__ import annotations
 
 from .patterns import BASS_PATTERNS, HAT_PATTERNS, KICK_PATTERNS, SNARE_PATTERNS, pick
@@ -74,7 +75,8 @@ def make_plans(rng, style, mode, beats, seventh):
         prog = progs.pop(int(rng.integers(len(progs))))
         per_bar = 1 if beats == 3 else int(pick(rng, (1, 1, 2)))
         plans[name] = dict(
-            prog=prog, per_bar=per_bar,
+            prog=prog,
+            per_bar=per_bar,
             seventh=seventh and rng.random() < 0.7,
             kick=pick(rng, KICK_PATTERNS[style]),
             snare=pick(rng, SNARE_PATTERNS.get(style, SNARE_PATTERNS["default"])),

@@ -1,4 +1,5 @@
 """One stem of a synthetic song as a standard MIDI file (type 0, :data:`TPB` ticks a beat)."""
+
 from __future__ import annotations
 
 import mido
@@ -22,8 +23,10 @@ def stem_midi(song, stem):
         song: a :class:`~xslicq.data.synthetic.song.Song` after ``compose()``.
         stem: one of ``SOURCES``.
     """
-    events = [(0, 0, mido.MetaMessage("set_tempo", tempo=song.tempo)),
-              (0, 0, mido.MetaMessage("time_signature", numerator=song.beats, denominator=4))]
+    events = [
+        (0, 0, mido.MetaMessage("set_tempo", tempo=song.tempo)),
+        (0, 0, mido.MetaMessage("time_signature", numerator=song.beats, denominator=4)),
+    ]
     events += _setup_events(song, stem)
     events += _note_events(song.notes[stem], song.end_tick)
     events.sort(key=lambda e: (e[0], e[1], str(e[2])))
@@ -55,11 +58,13 @@ def _setup_events(song, stem):
     volume = song.mixer[stem]["volume"]
     events = []
     for ch, program, pan in _channels(song, stem):
-        events += [(0, _SETUP, mido.Message("program_change", channel=ch, program=program)),
-                   (0, _SETUP, _control(ch, 7, volume)),
-                   (0, _SETUP, _control(ch, 10, pan)),
-                   (0, _SETUP, _control(ch, 91, 0)),
-                   (0, _SETUP, _control(ch, 93, 0))]
+        events += [
+            (0, _SETUP, mido.Message("program_change", channel=ch, program=program)),
+            (0, _SETUP, _control(ch, 7, volume)),
+            (0, _SETUP, _control(ch, 10, pan)),
+            (0, _SETUP, _control(ch, 91, 0)),
+            (0, _SETUP, _control(ch, 93, 0)),
+        ]
     return events
 
 
@@ -83,8 +88,16 @@ def _note_events(notes, end_tick):
             end = min(end, end_tick)
             if start >= end_tick or end <= start:
                 continue
-            events.append((start, _NOTE_ON, mido.Message(
-                "note_on", channel=ch, note=int(pitch), velocity=int(np.clip(vel, 1, 127)))))
-            events.append((end, _NOTE_OFF, mido.Message(
-                "note_off", channel=ch, note=int(pitch), velocity=0)))
+            events.append(
+                (
+                    start,
+                    _NOTE_ON,
+                    mido.Message(
+                        "note_on", channel=ch, note=int(pitch), velocity=int(np.clip(vel, 1, 127))
+                    ),
+                )
+            )
+            events.append(
+                (end, _NOTE_OFF, mido.Message("note_off", channel=ch, note=int(pitch), velocity=0))
+            )
     return events

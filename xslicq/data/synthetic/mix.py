@@ -1,4 +1,5 @@
 """Balancing the rendered stems of a track and summing them into the mixture."""
+
 from __future__ import annotations
 
 import math
@@ -7,8 +8,8 @@ import numpy as np
 
 from xslicq.data import SOURCES
 
-PEAK_LIMIT = 0.95                # no stem and no mixture peaks above this
-REFERENCE_RMS = 0.1              # loudness of a stem at 0 dB gain, before the common factor
+PEAK_LIMIT = 0.95  # no stem and no mixture peaks above this
+REFERENCE_RMS = 0.1  # loudness of a stem at 0 dB gain, before the common factor
 
 
 def active_rms(x, sample_rate):
@@ -56,8 +57,10 @@ def mix_stems(rendered, gains_db, target_peak, name):
     for s in SOURCES:
         rms = rendered[s][1]
         if rms <= 0:
-            raise RuntimeError(f"fluidsynth rendered silence for {s} of {name}; "
-                               "is the SoundFont a General MIDI one?")
+            raise RuntimeError(
+                f"fluidsynth rendered silence for {s} of {name}; "
+                "is the SoundFont a General MIDI one?"
+            )
         gains[s] = 10 ** (gains_db[s] / 20) * REFERENCE_RMS / rms
     mixture = np.zeros_like(rendered[SOURCES[0]][0])
     for s in SOURCES:

@@ -6,6 +6,7 @@ The song draws everything from one :class:`numpy.random.Generator` seeded by
 without composing), then, in :meth:`Song.compose`, the form, the section plans, the
 instruments, the mixer, and the parts (vocals, drums, bass, other).
 """
+
 from __future__ import annotations
 
 import math
@@ -34,7 +35,7 @@ from .patterns import (
 from .theory import NOTE_NAMES, STEP, TPB, chord_tones
 from .vocals import vocal_notes
 
-PAN_SPREAD = {"vocals": 8, "drums": 10, "bass": 6, "other": 40}   # CC10 around the centre 64
+PAN_SPREAD = {"vocals": 8, "drums": 10, "bass": 6, "other": 40}  # CC10 around the centre 64
 
 
 class Song:
@@ -61,13 +62,14 @@ class Song:
         self.swing = st["swing"]
         self.index = index
         self.seconds = float(seconds)
-        self.name = (f"synth_{index:03d}_{NOTE_NAMES[self.tonic]}_{self.mode}_{self.style}_"
-                     f"{self.bpm}bpm")
+        self.name = (
+            f"synth_{index:03d}_{NOTE_NAMES[self.tonic]}_{self.mode}_{self.style}_{self.bpm}bpm"
+        )
         # time grid
         self.tempo = mido.bpm2tempo(self.bpm)
         self.sec_per_tick = 60.0 / self.bpm / TPB
         self.bar_ticks = self.beats * TPB
-        self.steps = self.beats * 4                  # sixteenths per bar
+        self.steps = self.beats * 4  # sixteenths per bar
         # render a little past the end; notes after it are dropped
         self.end_tick = int(math.ceil((self.seconds + 0.25) / self.sec_per_tick))
         self.total_bars = int(math.ceil(self.end_tick / self.bar_ticks))
@@ -87,8 +89,12 @@ class Song:
         self._lay_chords()
         self._choose_instruments()
         self._choose_mix()
-        self.notes = {"vocals": vocal_notes(self), "drums": drum_notes(self),
-                      "bass": bass_notes(self), "other": other_notes(self)}
+        self.notes = {
+            "vocals": vocal_notes(self),
+            "drums": drum_notes(self),
+            "bass": bass_notes(self),
+            "other": other_notes(self),
+        }
         return self
 
     def _lay_chords(self):
@@ -117,15 +123,20 @@ class Song:
     def _choose_mix(self):
         """CC7 volume and CC10 pan per stem and per other, stem gains and the target peak."""
         rng = self.rng
-        self.mixer = {s: dict(volume=int(rng.integers(90, 121)),
-                              pan=int(np.clip(64 + rng.integers(-PAN_SPREAD[s], PAN_SPREAD[s] + 1),
-                                              0, 127)))
-                      for s in SOURCES}
+        self.mixer = {
+            s: dict(
+                volume=int(rng.integers(90, 121)),
+                pan=int(np.clip(64 + rng.integers(-PAN_SPREAD[s], PAN_SPREAD[s] + 1), 0, 127)),
+            )
+            for s in SOURCES
+        }
         self.other_pans = [int(np.clip(64 + rng.integers(-45, 46), 0, 127)) for _ in self.others]
-        self.gains_db = {"vocals": float(rng.uniform(0.0, 3.0)),
-                         "drums": float(rng.uniform(-2.0, 1.0)),
-                         "bass": float(rng.uniform(-4.0, 0.0)),
-                         "other": float(rng.uniform(-5.0, -1.0))}
+        self.gains_db = {
+            "vocals": float(rng.uniform(0.0, 3.0)),
+            "drums": float(rng.uniform(-2.0, 1.0)),
+            "bass": float(rng.uniform(-4.0, 0.0)),
+            "other": float(rng.uniform(-5.0, -1.0)),
+        }
         # margin for float32 rounding
         self.target_peak = float(rng.uniform(0.6, PEAK_LIMIT - 0.01))
 
@@ -148,11 +159,18 @@ class Song:
     def info(self):
         """Description of the song for the manifest (JSON-compatible)."""
         return dict(
-            bpm=self.bpm, key=NOTE_NAMES[self.tonic], mode=self.mode, style=self.style,
+            bpm=self.bpm,
+            key=NOTE_NAMES[self.tonic],
+            mode=self.mode,
+            style=self.style,
             meter=f"{self.beats}/4",
             form=[[s["name"], s["bars"]] for s in self.form],
-            programs={"vocals": [self.voice_program], "drums": [self.drum_kit],
-                      "bass": [self.bass_program], "other": [o["program"] for o in self.others]},
+            programs={
+                "vocals": [self.voice_program],
+                "drums": [self.drum_kit],
+                "bass": [self.bass_program],
+                "other": [o["program"] for o in self.others],
+            },
             other_families=[o["family"] for o in self.others],
             other_roles=[o["role"] for o in self.others],
         )
@@ -174,10 +192,14 @@ def _other_instrument(rng, channel, family):
     """An accompanying instrument of ``family`` on MIDI ``channel``: program, role, register
     (``center``, a MIDI pitch) and the patterns it plays."""
     return dict(
-        family=family, program=int(pick(rng, FAMILIES[family]["programs"])),
-        role=pick(rng, FAMILIES[family]["roles"]), channel=channel,
+        family=family,
+        program=int(pick(rng, FAMILIES[family]["programs"])),
+        role=pick(rng, FAMILIES[family]["roles"]),
+        channel=channel,
         center=int(64 + (channel % 2) * 5 - (channel // 2) * 7 + rng.integers(-3, 4)),
-        block=pick(rng, BLOCK_PATTERNS), strum=pick(rng, STRUM_PATTERNS),
-        stab=pick(rng, STAB_PATTERNS), arp=pick(rng, ARP_SHAPES),
+        block=pick(rng, BLOCK_PATTERNS),
+        strum=pick(rng, STRUM_PATTERNS),
+        stab=pick(rng, STAB_PATTERNS),
+        arp=pick(rng, ARP_SHAPES),
         arp_rate=int(pick(rng, (2, 2, 1))),
     )

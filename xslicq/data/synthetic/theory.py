@@ -4,19 +4,40 @@ Pitches are MIDI note numbers; chord tones are semitones above the tonic (a song
 scale degrees are 0-based and may leave the octave (degree 7 is the tonic an octave up,
 degree -1 the leading tone below it); times are MIDI ticks, :data:`TPB` to a beat.
 """
+
 from __future__ import annotations
 
-TPB = 480                      # MIDI ticks per beat (a quarter note)
-STEP = TPB // 4                # ticks of a sixteenth note, one step of a pattern
+TPB = 480  # MIDI ticks per beat (a quarter note)
+STEP = TPB // 4  # ticks of a sixteenth note, one step of a pattern
 
 NOTE_NAMES = ("c", "cs", "d", "eb", "e", "f", "fs", "g", "ab", "a", "bb", "b")
 MODE_STEPS = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10)}
 # chord progressions as 0-based scale degrees
 PROGRESSIONS = {
-    "major": [(0, 4, 5, 3), (0, 3, 4, 3), (5, 3, 0, 4), (0, 5, 3, 4), (1, 4, 0, 0),
-              (0, 2, 3, 4), (3, 0, 4, 5), (0, 3, 5, 4), (3, 4, 2, 5), (0, 0, 3, 4)],
-    "minor": [(0, 5, 2, 6), (0, 3, 4, 0), (0, 6, 5, 6), (0, 3, 6, 2), (0, 5, 3, 4),
-              (0, 2, 6, 3), (5, 6, 0, 0), (0, 3, 0, 4), (3, 4, 0, 0), (0, 6, 3, 5)],
+    "major": [
+        (0, 4, 5, 3),
+        (0, 3, 4, 3),
+        (5, 3, 0, 4),
+        (0, 5, 3, 4),
+        (1, 4, 0, 0),
+        (0, 2, 3, 4),
+        (3, 0, 4, 5),
+        (0, 3, 5, 4),
+        (3, 4, 2, 5),
+        (0, 0, 3, 4),
+    ],
+    "minor": [
+        (0, 5, 2, 6),
+        (0, 3, 4, 0),
+        (0, 6, 5, 6),
+        (0, 3, 6, 2),
+        (0, 5, 3, 4),
+        (0, 2, 6, 3),
+        (5, 6, 0, 0),
+        (0, 3, 0, 4),
+        (3, 4, 0, 0),
+        (0, 6, 3, 5),
+    ],
 }
 
 
@@ -38,8 +59,8 @@ def chord_tones(degree, mode, seventh):
     >>> chord_tones(4, "minor", False)
     [7, 11, 14]
     """
-    tones = [scale_semitones(mode, degree + k) for k in (0, 2, 4, 6)[:4 if seventh else 3]]
-    if mode == "minor" and degree == 4:          # harmonic minor dominant
+    tones = [scale_semitones(mode, degree + k) for k in (0, 2, 4, 6)[: 4 if seventh else 3]]
+    if mode == "minor" and degree == 4:  # harmonic minor dominant
         tones[1] += 1
     return tones
 

@@ -5,6 +5,7 @@ name and length). A melody moves by small scale steps within a range (higher in 
 lands on chord tones on the beat, ends each phrase on a held chord tone, swells in velocity
 over the phrase and leaves at least a second of breath between phrases.
 """
+
 from __future__ import annotations
 
 import math
@@ -49,7 +50,7 @@ def _melody(song, sec):
     high = sec["name"] == "chorus"
     bounds = (0, 8) if high else (-3, 5)
     degree = int(rng.integers(0, 3)) + (2 if high else 0)
-    min_rest = max(2, int(math.ceil(1.0 / (60.0 / song.bpm))))   # >= 1 s of breath
+    min_rest = max(2, int(math.ceil(1.0 / (60.0 / song.bpm))))  # >= 1 s of breath
     out, p0 = [], 0
     n_phrases = int(math.ceil(total_beats / phrase_beats))
     # a verse or bridge may leave out a phrase, never its first one
@@ -85,10 +86,10 @@ def _phrase(song, sec, t, stop, degree, bounds):
                 break
             dur = min(dur, stop - t)
             step = int(pick(rng, MELODY_STEPS))
-            if not lo <= degree + step <= hi:      # turn back at the edges of the range
+            if not lo <= degree + step <= hi:  # turn back at the edges of the range
                 step = -step
             degree = int(np.clip(degree + step, lo, hi))
-            if abs(t - round(t)) < 1e-9:                 # strong beat: chord tone
+            if abs(t - round(t)) < 1e-9:  # strong beat: chord tone
                 tick = sec["start"] * song.bar_ticks + int(round(t * TPB))
                 cds = chord_degrees(song.mode, song.chord_at(tick))
                 degree = min(cds, key=lambda c: (abs(c - degree), c))

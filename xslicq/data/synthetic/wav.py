@@ -1,4 +1,5 @@
 """Byte-reproducible IEEE float32 WAV files."""
+
 from __future__ import annotations
 
 import struct
@@ -18,10 +19,25 @@ def write_float_wav(path, audio, sample_rate):
     audio = np.ascontiguousarray(audio, dtype="<f4")
     frames, channels = audio.shape
     data = audio.tobytes()
-    fmt = struct.pack("<HHIIHH", _WAVE_FORMAT_IEEE_FLOAT, channels, sample_rate,
-                      sample_rate * channels * 4, channels * 4, 32)
-    body = (b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
-            + b"fact" + struct.pack("<II", 4, frames)
-            + b"data" + struct.pack("<I", len(data)) + data)
+    fmt = struct.pack(
+        "<HHIIHH",
+        _WAVE_FORMAT_IEEE_FLOAT,
+        channels,
+        sample_rate,
+        sample_rate * channels * 4,
+        channels * 4,
+        32,
+    )
+    body = (
+        b"WAVE"
+        + b"fmt "
+        + struct.pack("<I", len(fmt))
+        + fmt
+        + b"fact"
+        + struct.pack("<II", 4, frames)
+        + b"data"
+        + struct.pack("<I", len(data))
+        + data
+    )
     with open(path, "wb") as f:
         f.write(b"RIFF" + struct.pack("<I", len(body)) + body)
