@@ -1,4 +1,6 @@
-"""Shared fixtures: small transforms, signals, GPU detection and a PostgreSQL server."""
+"""Shared fixtures: seeding, a tiny MUSDB18-HQ-layout dataset and a PostgreSQL server.
+Plain helpers and constants are in helpers.py."""
+
 import os
 import pwd
 import shutil
@@ -11,43 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from xslicq.transform import SCALES, SliCQT, cupy_available
-
-SR = 44100
-
-# the default scales at their documented defaults (oct takes bins per octave)
-SCALE_KWARGS = {
-    "cqlog": dict(bins=262, fmin=32.9, fmax=22050.0),
-    "oct": dict(bins=24, fmin=32.9, fmax=22050.0),
-    "mel": dict(bins=262, fmin=32.9, fmax=22050.0),
-    "bark": dict(bins=262, fmin=32.9, fmax=22050.0),
-    "vqlog": dict(bins=262, fmin=32.9, fmax=22050.0),
-}
-assert set(SCALE_KWARGS) == set(SCALES)
-
-_TRANSFORMS = {}
-
-
-def transform(scale="cqlog", backend="torch", **kwargs):
-    """A cached transform (building the default tables takes ~0.1 s)."""
-    key = (scale, backend, tuple(sorted(kwargs.items())))
-    if key not in _TRANSFORMS:
-        kw = {**SCALE_KWARGS[scale], **kwargs}
-        _TRANSFORMS[key] = SliCQT(scale=scale, sample_rate=SR, backend=backend, **kw)
-    return _TRANSFORMS[key]
-
-
-def rel_err(x, y):
-    x, y = np.asarray(x), np.asarray(y)
-    return float(np.linalg.norm(x - y) / np.linalg.norm(x))
-
-
-def torch_cuda_available():
-    return torch.cuda.is_available()
-
-
-requires_cupy = pytest.mark.skipif(not cupy_available(), reason="CuPy with a CUDA GPU not usable")
-requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="torch CUDA not available")
+from helpers import make_dataset
 
 
 @pytest.fixture(autouse=True)
@@ -56,11 +22,22 @@ def _seed():
     np.random.seed(0)
 
 
+# ---------------------------------------------------------------------- tiny training
+@pytest.fixture(scope="session")
+def tiny_musdb(tmp_path_factory):
+    """A MUSDB18-HQ-layout folder of 5 s tone tracks (helpers.make_dataset): train_1 and
+    train_2 for training, train_0 for validation, test_0 for testing. Read-only: tests that
+    damage a dataset build their own."""
+    return make_dataset(
+        tmp_path_factory.mktemp("tiny_musdb") / "ds", train=3, test=1, valid=1, seconds=5.0
+    )
+
+
 # ------------------------------------------------------------------------- PostgreSQL
 def _postgres_bin() -> Path | None:
     found = shutil.which("initdb")
     if found:
-        return Path(found).resolve().parent          # the directory with all the tools
+        return Path(found).resolve().parent  # the directory with all the tools
     versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
     return versions[-1].parent if versions else None
 
@@ -91,12 +68,28 @@ def postgres_url():
     data, port = base / "data", _free_port()
 
     def pg(tool, *args):
-        return subprocess.run(run_as + [str(bindir / tool), *args], check=True,
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            run_as + [str(bindir / tool), *args],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     pg("initdb", "-D", str(data), "-U", "xslicq", "-A", "trust", "-E", "UTF8", "--no-sync")
-    pg("pg_ctl", "-D", str(data), "-l", str(base / "server.log"), "-w", "-t", "60", "-o",
-       f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+    pg(
+        "pg_ctl",
+        "-D",
+        str(data),
+        "-l",
+        str(base / "server.log"),
+        "-w",
+        "-t",
+        "60",
+        "-o",
+        f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off",
+        "start",
+    )
     try:
         pg("createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "xslicq", "optuna")
         yield f"postgresql://xslicq@127.0.0.1:{port}/optuna"

@@ -3,57 +3,27 @@
 Uses small hand-made MUSDB18-HQ-layout folders (tones and noise written with soundfile),
 so it needs neither fluidsynth nor a download.
 """
+
 import json
-import warnings
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from xslicq.data import SOURCES
 from xslicq.data.datamodule import MusdbDataModule
 from xslicq.data.datasets import EpochSampler, EvalDataset, TrainDataset
-from xslicq.data.tracks import SYNTHETIC_MANIFEST, DatasetError, find_tracks, load_track, \
-    musdb_validation_tracks
+from xslicq.data.tracks import (
+    SYNTHETIC_MANIFEST,
+    DatasetError,
+    find_tracks,
+    load_track,
+    musdb_validation_tracks,
+)
 
-from test_transform_demo import CONF
-
-SR = 44100
-
-
-def write_track(folder, seconds=3.0, seed=0, channels=2, sample_rate=SR, silent=()):
-    """Stems: vocals a tone, drums clicks, bass a low tone, other noise; mixture = sum."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    n = int(seconds * sample_rate)
-    t = np.arange(n) / sample_rate
-    stems = {
-        "vocals": 0.2 * np.sin(2 * np.pi * (300 + 50 * seed) * t),
-        "drums": 0.3 * (np.arange(n) % (sample_rate // 4) < 200) * rng.standard_normal(n),
-        "bass": 0.3 * np.sin(2 * np.pi * 55 * t),
-        "other": 0.05 * rng.standard_normal(n),
-    }
-    for s in silent:
-        stems[s] = np.zeros(n)
-    stems = {k: np.stack([v, 0.8 * v][:channels], axis=1) for k, v in stems.items()}
-    stems["mixture"] = sum(stems.values())
-    for name, audio in stems.items():
-        sf.write(folder / f"{name}.wav", audio.astype(np.float32), sample_rate, subtype="FLOAT")
-
-
-def make_dataset(root, train=4, test=2, valid=1, seconds=3.0):
-    names = {"train": [f"train_{i}" for i in range(train)],
-             "test": [f"test_{i}" for i in range(test)]}
-    for subset, tracks in names.items():
-        for i, name in enumerate(tracks):
-            write_track(root / subset / name, seconds, seed=i + (10 if subset == "test" else 0))
-    split = {"train": names["train"][valid:], "valid": names["train"][:valid],
-             "test": names["test"]}
-    (root / SYNTHETIC_MANIFEST).write_text(json.dumps({"version": 1, "split": split}))
-    return root
+from helpers import SR, compose_config, make_dataset, write_tone_track
 
 
 @pytest.fixture
@@ -73,9 +43,9 @@ def test_musdb_split_without_manifest(tmp_path):
     valid = musdb_validation_tracks()
     assert len(valid) == 14 and "Actions - One Minute Smile" in valid
     root = tmp_path / "musdb"
-    write_track(root / "train" / valid[0], 2.0)
-    write_track(root / "train" / "Some Artist - Some Song", 2.0)
-    write_track(root / "test" / "Other Artist - Song", 2.0)
+    write_tone_track(root / "train" / valid[0], 2.0)
+    write_tone_track(root / "train" / "Some Artist - Some Song", 2.0)
+    write_tone_track(root / "test" / "Other Artist - Song", 2.0)
     assert [t.name for t in find_tracks(root, "valid")] == [valid[0]]
     assert [t.name for t in find_tracks(root, "train")] == ["Some Artist - Some Song"]
 
@@ -108,14 +78,14 @@ def test_augmentations_stay_within_their_ranges(dataset):
         peaks.append(float(t[0].abs().max()))
         swapped += float(t[0, 1].abs().max()) > float(t[0, 0].abs().max())
     assert 0.2 * 0.25 * 0.99 <= min(peaks) and max(peaks) <= 0.2 * 1.25 * 1.01
-    assert 10 < swapped < 40                            # about half the items are swapped
+    assert 10 < swapped < 40  # about half the items are swapped
 
 
 def test_silent_excerpts_are_redrawn(tmp_path):
     root = tmp_path / "silence"
-    write_track(root / "train" / "a", 3.0, seed=0, silent=("vocals",))
-    write_track(root / "train" / "b", 3.0, seed=1)
-    write_track(root / "test" / "c", 3.0, seed=2)
+    write_tone_track(root / "train" / "a", 3.0, seed=0, silent=("vocals",))
+    write_tone_track(root / "train" / "b", 3.0, seed=1)
+    write_tone_track(root / "test" / "c", 3.0, seed=2)
     split = {"train": ["a", "b"], "valid": [], "test": ["c"]}
     (root / SYNTHETIC_MANIFEST).write_text(json.dumps({"split": split}))
     tracks = find_tracks(root, "train")
@@ -143,21 +113,32 @@ def test_eval_items_are_deterministic_chunks_or_whole_tracks(dataset):
     chunks = EvalDataset(tracks, seq_dur=1.0, chunks=2)
     assert len(chunks) == 4 and chunks[0][0].shape == (2, SR)
     assert chunks.name(1) == "test_0@1.3s"
-    start = 58800                                       # chunks at 1/3 and 2/3 of (3 s - 1 s)
-    torch.testing.assert_close(chunks[1][0], whole[0][0][:, start:start + SR], rtol=0, atol=0)
+    start = 58800  # chunks at 1/3 and 2/3 of (3 s - 1 s)
+    torch.testing.assert_close(chunks[1][0], whole[0][0][:, start : start + SR], rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("damage, match", [
-    (lambda r: (r / "train" / "train_2" / "bass.wav").unlink(), "train_2 has no bass.wav"),
-    (lambda r: (r / "train" / "train_2" / "drums.wav").write_bytes(b"not audio"),
-     "cannot read audio file .*drums.wav"),
-    (lambda r: sf.write(r / "train" / "train_2" / "vocals.wav", np.zeros((SR, 2)), SR),
-     "have different lengths"),
-    (lambda r: write_track(r / "train" / "train_2", 3.0, sample_rate=22050),
-     "has sample rate 22050 Hz, expected 44100 Hz"),
-    (lambda r: sf.write(r / "train" / "train_2" / "other.wav", np.zeros((0, 2)), SR),
-     "is empty"),
-])
+@pytest.mark.parametrize(
+    "damage, match",
+    [
+        (lambda r: (r / "train" / "train_2" / "bass.wav").unlink(), "train_2 has no bass.wav"),
+        (
+            lambda r: (r / "train" / "train_2" / "drums.wav").write_bytes(b"not audio"),
+            "cannot read audio file .*drums.wav",
+        ),
+        (
+            lambda r: sf.write(r / "train" / "train_2" / "vocals.wav", np.zeros((SR, 2)), SR),
+            "have different lengths",
+        ),
+        (
+            lambda r: write_tone_track(r / "train" / "train_2", 3.0, sample_rate=22050),
+            "has sample rate 22050 Hz, expected 44100 Hz",
+        ),
+        (
+            lambda r: sf.write(r / "train" / "train_2" / "other.wav", np.zeros((0, 2)), SR),
+            "is empty",
+        ),
+    ],
+)
 def test_bad_tracks_name_the_file(dataset, damage, match):
     damage(dataset)
     with pytest.raises(DatasetError, match=match):
@@ -165,10 +146,11 @@ def test_bad_tracks_name_the_file(dataset, damage, match):
 
 
 def test_mono_stems_are_upmixed_with_a_warning(tmp_path):
-    write_track(tmp_path / "mono", 1.0, channels=1)
+    write_tone_track(tmp_path / "mono", 1.0, channels=1)
     with pytest.warns(UserWarning, match="mono stems .* are upmixed to stereo"):
         track = load_track(tmp_path / "mono")
     from xslicq.data.tracks import read
+
     audio = read(track, "vocals", 0, 100)
     assert audio.shape == (2, 100) and np.array_equal(audio[0], audio[1])
 
@@ -186,13 +168,20 @@ def test_missing_folders_and_short_tracks(tmp_path, dataset):
 
 
 def test_datamodule_loaders(dataset):
-    dm = MusdbDataModule(str(dataset), seq_dur=1.0, samples_per_track=4, batch_size=4,
-                         num_workers=0, val_seq_dur=1.0, targets=["vocals", "drums"])
+    dm = MusdbDataModule(
+        str(dataset),
+        seq_dur=1.0,
+        samples_per_track=4,
+        batch_size=4,
+        num_workers=0,
+        val_seq_dur=1.0,
+        targets=["vocals", "drums"],
+    )
     dm.prepare_data()
     dm.setup("fit")
     mix, targets = next(iter(dm.train_dataloader()))
     assert mix.shape == (4, 2, SR) and targets.shape == (4, 2, 2, SR)
-    assert len(dm.train_dataloader()) == 3                 # 12 items, batches of 4
+    assert len(dm.train_dataloader()) == 3  # 12 items, batches of 4
     vmix, vtargets = next(iter(dm.val_dataloader()))
     assert vmix.shape == (1, 2, SR) and vtargets.shape == (1, 2, 2, SR)
     dm.setup("test")
@@ -202,12 +191,19 @@ def test_datamodule_loaders(dataset):
 
 def test_datamodule_with_workers_is_reproducible(dataset):
     def first_batch(workers):
-        dm = MusdbDataModule(str(dataset), seq_dur=0.5, samples_per_track=4, batch_size=4,
-                             num_workers=workers, persistent_workers=False)
+        dm = MusdbDataModule(
+            str(dataset),
+            seq_dur=0.5,
+            samples_per_track=4,
+            batch_size=4,
+            num_workers=workers,
+            persistent_workers=False,
+        )
         dm.setup("fit")
         loader = dm.train_dataloader()
         loader.sampler.set_epoch(2)
         return next(iter(loader))[0]
+
     torch.testing.assert_close(first_batch(0), first_batch(2), rtol=0, atol=0)
 
 
@@ -220,6 +216,7 @@ def test_missing_root_and_bad_loader(tmp_path):
 
 def test_dali_loader_without_gpu_is_a_clear_error(dataset):
     from xslicq.data.dali import check_dali
+
     try:
         check_dali()
     except RuntimeError as err:
@@ -234,11 +231,12 @@ def test_dali_loader_without_gpu_is_a_clear_error(dataset):
 
 @pytest.mark.parametrize("name", ["synthetic", "musdb"])
 def test_data_configs_compose(name, tmp_path):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(overrides=[f"+data={name}", "+paths=default",
-                                 f"paths.data_dir={tmp_path}"])
+    cfg = compose_config(
+        overrides=[f"+data={name}", "+paths=default", f"paths.data_dir={tmp_path}"]
+    )
     if name == "musdb":
         from omegaconf.errors import MissingMandatoryValue
+
         with pytest.raises(MissingMandatoryValue, match="data.root"):
             instantiate(cfg.data)
         return
@@ -246,11 +244,12 @@ def test_data_configs_compose(name, tmp_path):
     assert isinstance(dm, MusdbDataModule)
     assert str(dm.root) == f"{tmp_path}/synthetic-24x20.0s-seed0"
     assert dm.synthetic["tracks"] == 24 and dm.targets == SOURCES
-    assert dm.name == "synthetic-24x20.0s-seed0"          # names Optuna studies
+    assert dm.name == "synthetic-24x20.0s-seed0"  # names Optuna studies
 
 
 def test_synthetic_default_is_generated_once_and_reused(tmp_path):
     import shutil
+
     if shutil.which("fluidsynth") is None:
         pytest.skip("fluidsynth is not installed")
     root = tmp_path / "cache" / "synthetic"

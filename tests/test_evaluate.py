@@ -1,5 +1,6 @@
 """Evaluation: the museval, sdr and fast_bss_eval metrics, the evaluate() pipeline, its tables
 and the CLI."""
+
 import json
 import subprocess
 import sys
@@ -12,8 +13,16 @@ import torch
 
 from xslicq.data import SOURCES
 from xslicq.data.tracks import DatasetError, find_tracks
-from xslicq.evaluation import (METRICS, EvaluationError, evaluate, fast_frames, load_split,
-                               museval_frames, score_arrays, sdr_frames)
+from xslicq.evaluation import (
+    METRICS,
+    EvaluationError,
+    evaluate,
+    fast_frames,
+    load_split,
+    museval_frames,
+    score_arrays,
+    sdr_frames,
+)
 from xslicq.signals import music_like
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,8 +33,10 @@ def write_track(root: Path, name: str, stems: dict, subset: str = "test") -> Non
     """Write one track in MUSDB18-HQ layout (float32 WAV, mixture = sum of the stems)."""
     folder = root / subset / name
     folder.mkdir(parents=True, exist_ok=True)
-    stems = {s: np.asarray(stems.get(s, np.zeros_like(next(iter(stems.values())))), np.float32)
-             for s in SOURCES}
+    stems = {
+        s: np.asarray(stems.get(s, np.zeros_like(next(iter(stems.values())))), np.float32)
+        for s in SOURCES
+    }
     stems["mixture"] = sum(stems[s] for s in SOURCES)
     for stem, audio in stems.items():
         sf.write(folder / f"{stem}.wav", audio.T, SR, subtype="FLOAT")
@@ -60,6 +71,7 @@ class FakeSeparator:
         self._refs = {}
         for track in find_tracks(root, "test"):
             from xslicq.data.tracks import read
+
             key = read(track, "mixture").tobytes()
             self._refs[key] = {s: read(track, s) for s in SOURCES}
 
@@ -71,7 +83,7 @@ class FakeSeparator:
         for t in self.targets:
             rms = np.sqrt(np.mean(refs[t] ** 2))
             out[t] = refs[t] + self.noise * rms * rng.standard_normal(refs[t].shape)
-        if "vocals" in out:                                # torch tensors are accepted too
+        if "vocals" in out:  # torch tensors are accepted too
             out["vocals"] = torch.from_numpy(out["vocals"])
         return out
 
@@ -84,9 +96,12 @@ def test_fast_bss_eval_is_close_to_museval_for_additive_noise():
     (fast_frames drops to one thread and restores it)."""
     rng = np.random.default_rng(1)
     refs = np.stack([music_like(4, seed=0), music_like(4, seed=5, tempo=83)])
-    rms = np.sqrt(np.mean(refs ** 2, axis=(1, 2), keepdims=True))
-    ests = refs + 0.03 * rms * np.roll(refs / rms, 1, axis=0) \
+    rms = np.sqrt(np.mean(refs**2, axis=(1, 2), keepdims=True))
+    ests = (
+        refs
+        + 0.03 * rms * np.roll(refs / rms, 1, axis=0)
         + 0.3 * rms * rng.standard_normal(refs.shape)
+    )
     threads = torch.get_num_threads()
     reference = museval_frames(refs, ests, SR)
     fast = fast_frames(refs, ests, SR)
@@ -98,8 +113,9 @@ def test_fast_bss_eval_is_close_to_museval_for_additive_noise():
     np.testing.assert_allclose(med_fast, med_ref, atol=0.1)
     # what the docstring states: museval's v4 SDR is the plain SNR of each 1 s frame
     err = (ests - refs).reshape(2, 2, 4, SR)
-    snr = 10 * np.log10(np.sum(refs.reshape(2, 2, 4, SR) ** 2, axis=(1, 3))
-                        / np.sum(err ** 2, axis=(1, 3)))
+    snr = 10 * np.log10(
+        np.sum(refs.reshape(2, 2, 4, SR) ** 2, axis=(1, 3)) / np.sum(err**2, axis=(1, 3))
+    )
     np.testing.assert_allclose(reference["SDR"], snr, atol=1e-6)
 
 
@@ -107,12 +123,21 @@ def test_sdr_metric_equals_museval_sdr():
     """The direct SDR equals museval's v4 SDR frame by frame (to float precision) on
     interference, filtering, rescaling and noise, with a partial last window dropped."""
     rng = np.random.default_rng(2)
-    n = 3 * SR + 1234                                   # 3 frames and a partial one
-    refs = np.stack([music_like(n / SR, seed=0)[:, :n], music_like(n / SR, seed=5)[:, :n],
-                     0.3 * rng.standard_normal((2, n))])
-    ests = np.stack([0.8 * refs[0] + 0.1 * refs[1],              # rescaled + interference
-                     np.apply_along_axis(np.convolve, -1, refs[1], [0.6, 0.3, 0.1], "same"),
-                     refs[2] + 0.2 * rng.standard_normal((2, n))])
+    n = 3 * SR + 1234  # 3 frames and a partial one
+    refs = np.stack(
+        [
+            music_like(n / SR, seed=0)[:, :n],
+            music_like(n / SR, seed=5)[:, :n],
+            0.3 * rng.standard_normal((2, n)),
+        ]
+    )
+    ests = np.stack(
+        [
+            0.8 * refs[0] + 0.1 * refs[1],  # rescaled + interference
+            np.apply_along_axis(np.convolve, -1, refs[1], [0.6, 0.3, 0.1], "same"),
+            refs[2] + 0.2 * rng.standard_normal((2, n)),
+        ]
+    )
     reference = museval_frames(refs, ests, SR)["SDR"]
     direct = sdr_frames(refs, ests, SR)["SDR"]
     assert reference.shape == direct.shape == (3, 3)
@@ -132,19 +157,22 @@ def test_fast_bss_eval_differs_from_museval_on_masked_estimates(tmp_path):
     targets = list(cfg.data.targets)
     sources = {s: a.astype(np.float32) for s, a in music_stems(3.0, seed=0).items()}
     mixture = sum(sources[s] for s in SOURCES)
-    refs = np.stack([sources[t] for t in targets])                        # (4, 2, 3 SR)
+    refs = np.stack([sources[t] for t in targets])  # (4, 2, 3 SR)
     torch.manual_seed(0)
     system = SeparationSystem.from_config(cfg, training=False).eval()
     with torch.no_grad():
-        untrained = system(torch.from_numpy(mixture)[None])[0].numpy()     # (4, 2, 3 SR)
+        untrained = system(torch.from_numpy(mixture)[None])[0].numpy()  # (4, 2, 3 SR)
     irm = oracle_estimates(system.transform, mixture, sources, ["irm"], targets)["irm"]
-    cases = {"irm": (np.stack([irm[t] for t in targets]), (4.0, 17.0), (-1.0, 2.5)),
-             "untrained": (untrained, (-5.0, 5.0), (-8.0, -1.5))}
+    cases = {
+        "irm": (np.stack([irm[t] for t in targets]), (4.0, 17.0), (-1.0, 2.5)),
+        "untrained": (untrained, (-5.0, 5.0), (-8.0, -1.5)),
+    }
     for name, (ests, (sdr_low, sdr_high), (gap_low, gap_high)) in cases.items():
-        reference = museval_frames(refs, ests, SR)["SDR"]                 # (4 targets, 3 s)
+        reference = museval_frames(refs, ests, SR)["SDR"]  # (4 targets, 3 s)
         assert reference.shape == (4, 3) and np.all(np.isfinite(reference)), name
-        np.testing.assert_allclose(sdr_frames(refs, ests, SR)["SDR"], reference,
-                                   rtol=0, atol=1e-9, err_msg=name)
+        np.testing.assert_allclose(
+            sdr_frames(refs, ests, SR)["SDR"], reference, rtol=0, atol=1e-9, err_msg=name
+        )
         median = np.median(reference, axis=1)
         assert np.all((median > sdr_low) & (median < sdr_high)), (name, median)
         gap = np.median(fast_frames(refs, ests, SR)["SDR"], axis=1) - median
@@ -168,9 +196,8 @@ def test_fast_bss_eval_threads_and_exact_estimate():
 def test_silent_frames_and_targets_follow_museval():
     """A frame where one source is digital silence is not scored for any target (as
     museval); a target silent throughout is NaN and does not block the others."""
-    refs = np.stack([music_like(3, seed=0), music_like(3, seed=4, tempo=70),
-                     np.zeros((2, 3 * SR))])
-    refs[1, :, SR:2 * SR] = 0.0                       # source 1 silent in the second frame
+    refs = np.stack([music_like(3, seed=0), music_like(3, seed=4, tempo=70), np.zeros((2, 3 * SR))])
+    refs[1, :, SR : 2 * SR] = 0.0  # source 1 silent in the second frame
     ests = refs + 0.01 * np.random.default_rng(0).standard_normal(refs.shape)
     for metric in METRICS:
         scores = score_arrays(refs, ests, SR, metric, ["a", "b", "c"])
@@ -194,30 +221,32 @@ def test_all_zero_estimate_is_dithered():
     for t in ("a", "b"):
         np.testing.assert_allclose(direct[t]["SDR"], scores[t]["SDR"], atol=1e-9)
     with pytest.warns(UserWarning, match="all zeros"):
-        assert np.all(score_arrays(refs, ests, SR, "fast_bss_eval", ["a", "b"])["b"]["SDR"]
-                      < -10)
+        assert np.all(score_arrays(refs, ests, SR, "fast_bss_eval", ["a", "b"])["b"]["SDR"] < -10)
 
 
 def test_missing_fast_bss_eval_is_a_clear_error(monkeypatch):
-    monkeypatch.setitem(sys.modules, "fast_bss_eval", None)     # import fails
-    with pytest.raises(EvaluationError,
-                       match="metric=fast_bss_eval needs the fast_bss_eval package"):
+    monkeypatch.setitem(sys.modules, "fast_bss_eval", None)  # import fails
+    with pytest.raises(
+        EvaluationError, match="metric=fast_bss_eval needs the fast_bss_eval package"
+    ):
         fast_frames(np.ones((1, 2, SR)), np.ones((1, 2, SR)), SR)
 
 
 # ------------------------------------------------------------------ the pipeline
 def test_evaluate_museval_writes_museval_json_and_tables(dataset, tmp_path):
     import museval
+
     sep = FakeSeparator(dataset, noise=0.2)
     tracks = find_tracks(dataset, "test")
     summary = evaluate(sep.separate, tracks, tmp_path, metric="museval", workers=2)
-    assert summary["targets"] == list(SOURCES)          # taken from the bound method's owner
+    assert summary["targets"] == list(SOURCES)  # taken from the bound method's owner
     assert summary["tracks"] == ["track0", "track1"]
-    for t in SOURCES:                                   # 0.2 x rms noise: ~14 dB
+    for t in SOURCES:  # 0.2 x rms noise: ~14 dB
         assert 12 < summary["per_target"][t]["SDR"] < 16, summary["per_target"]
         assert set(summary["per_target"][t]) == {"SDR", "SIR", "SAR", "ISR"}
     assert summary["mean"]["SDR"] == pytest.approx(
-        np.mean([summary["per_target"][t]["SDR"] for t in SOURCES]))
+        np.mean([summary["per_target"][t]["SDR"] for t in SOURCES])
+    )
     # museval's own aggregation reads our JSON files and gets the same medians
     for name in ("track0", "track1"):
         data = json.loads((tmp_path / "test" / f"{name}.json").read_text())
@@ -237,11 +266,17 @@ def test_evaluate_museval_writes_museval_json_and_tables(dataset, tmp_path):
 
 def test_evaluate_fast_bss_eval_in_process_with_chosen_targets(dataset, tmp_path):
     sep = FakeSeparator(dataset, targets=("vocals", "bass"), noise=0.5)
-    summary = evaluate(sep.separate, find_tracks(dataset, "test"), tmp_path,
-                       metric="fast_bss_eval", workers=0, targets=["bass"])
+    summary = evaluate(
+        sep.separate,
+        find_tracks(dataset, "test"),
+        tmp_path,
+        metric="fast_bss_eval",
+        workers=0,
+        targets=["bass"],
+    )
     assert summary["targets"] == ["bass"] and summary["scores"] == ["SDR"]
-    assert 5 < summary["per_target"]["bass"]["SDR"] < 7.5    # 0.5 x rms noise: ~6 dB
-    assert not list(tmp_path.glob("test/*.json"))           # museval JSON only for museval
+    assert 5 < summary["per_target"]["bass"]["SDR"] < 7.5  # 0.5 x rms noise: ~6 dB
+    assert not list(tmp_path.glob("test/*.json"))  # museval JSON only for museval
     assert "| bass |" in (tmp_path / "summary.md").read_text()
 
 
@@ -251,16 +286,27 @@ def test_evaluate_errors_name_the_problem(dataset, tmp_path):
     with pytest.raises(EvaluationError, match=f"unknown metric 'si_sdr'; {choices}"):
         evaluate(lambda a, r: {}, tracks, tmp_path, metric="si_sdr")
     with pytest.raises(EvaluationError, match=f"unknown metric 'fast'; {choices}"):
-        evaluate(lambda a, r: {}, tracks, tmp_path, metric="fast")     # the old name
+        evaluate(lambda a, r: {}, tracks, tmp_path, metric="fast")  # the old name
     with pytest.raises(EvaluationError, match="no estimate for target 'drums'"):
-        evaluate(lambda a, r: {"vocals": a}, tracks, tmp_path, metric="fast_bss_eval",
-                 workers=0, targets=["vocals", "drums"])
+        evaluate(
+            lambda a, r: {"vocals": a},
+            tracks,
+            tmp_path,
+            metric="fast_bss_eval",
+            workers=0,
+            targets=["vocals", "drums"],
+        )
     with pytest.raises(EvaluationError, match=r"estimate of 'vocals' has shape \(3,\)"):
-        evaluate(lambda a, r: {"vocals": np.zeros(3)}, tracks, tmp_path,
-                 metric="fast_bss_eval", workers=0, targets=["vocals"])
+        evaluate(
+            lambda a, r: {"vocals": np.zeros(3)},
+            tracks,
+            tmp_path,
+            metric="fast_bss_eval",
+            workers=0,
+            targets=["vocals"],
+        )
     with pytest.raises(EvaluationError, match="workers must be an integer >= 0"):
-        evaluate(lambda a, r: {"vocals": a}, tracks, tmp_path, metric="fast_bss_eval",
-                 workers=-1)
+        evaluate(lambda a, r: {"vocals": a}, tracks, tmp_path, metric="fast_bss_eval", workers=-1)
     missing = tmp_path / "nowhere"
     with pytest.raises(DatasetError, match=f"dataset folder {missing} does not exist"):
         find_tracks(missing, "test")
@@ -268,12 +314,14 @@ def test_evaluate_errors_name_the_problem(dataset, tmp_path):
 
 def _compose(overrides, config_name="evaluate"):
     from hydra import compose, initialize_config_dir
+
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         return compose(config_name, overrides=overrides)
 
 
 def test_config_composes_and_run_checks_paths(tmp_path):
     from xslicq.evaluate import run
+
     cfg = _compose([])
     assert cfg.split == "test" and cfg.metric == "museval" and cfg.workers == 2
     assert cfg.device == "cpu" and cfg.data.synthetic is not None
@@ -289,20 +337,36 @@ def test_config_composes_and_run_checks_paths(tmp_path):
         run(_compose([f"checkpoint={ckpt}", "data=musdb", f"data.root={nowhere}"]))
     with pytest.raises(DatasetError, match="data.root is not set"):
         load_split(_compose(["data=musdb"]).data, "test")
-    with pytest.raises(EvaluationError, match="unknown metric 'fast'; choose one of museval, "
-                                              "sdr, fast_bss_eval"):
+    with pytest.raises(
+        EvaluationError, match="unknown metric 'fast'; choose one of museval, sdr, fast_bss_eval"
+    ):
         run(_compose([f"checkpoint={ckpt}", "metric=fast"]))
 
 
 def test_cli_help_and_missing_checkpoint(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "xslicq.evaluate", "--help"],
-                       capture_output=True, text=True, cwd=ROOT, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "xslicq.evaluate", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     assert "checkpoint" in r.stdout and "metric" in r.stdout
     missing = tmp_path / "missing.ckpt"
-    r = subprocess.run([sys.executable, "-m", "xslicq.evaluate", f"checkpoint={missing}",
-                        f"out={tmp_path / 'out'}"],
-                       capture_output=True, text=True, cwd=ROOT, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "xslicq.evaluate",
+            f"checkpoint={missing}",
+            f"out={tmp_path / 'out'}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert r.returncode != 0
     assert f"checkpoint {missing} does not exist" in r.stderr
     assert "Traceback" not in r.stderr
@@ -314,6 +378,7 @@ def test_run_wires_config_separator_and_data(dataset, tmp_path, monkeypatch):
     import types
 
     from xslicq.evaluate import run
+
     calls = []
 
     class StandIn:
@@ -322,13 +387,22 @@ def test_run_wires_config_separator_and_data(dataset, tmp_path, monkeypatch):
             calls.append((path, device))
             return FakeSeparator(dataset, targets=("vocals", "drums"), noise=0.2)
 
-    monkeypatch.setitem(sys.modules, "xslicq.separator",
-                        types.SimpleNamespace(Separator=StandIn))
+    monkeypatch.setitem(sys.modules, "xslicq.separator", types.SimpleNamespace(Separator=StandIn))
     ckpt = tmp_path / "model.ckpt"
     ckpt.write_bytes(b"not read by the stand-in")
     out = tmp_path / "out"
-    summary = run(_compose([f"checkpoint={ckpt}", "data=musdb", f"data.root={dataset}",
-                            "metric=fast_bss_eval", "workers=0", f"out={out}"]))
+    summary = run(
+        _compose(
+            [
+                f"checkpoint={ckpt}",
+                "data=musdb",
+                f"data.root={dataset}",
+                "metric=fast_bss_eval",
+                "workers=0",
+                f"out={out}",
+            ]
+        )
+    )
     assert calls == [(str(ckpt), "cpu")]
     assert summary["targets"] == ["vocals", "drums"] and len(summary["tracks"]) == 2
     assert (out / "summary.md").exists() and (out / "summary.csv").exists()

@@ -1,5 +1,6 @@
 """Training losses: known answers, combinations, gradients, BSS decomposition, errors,
 learning (every loss decreases as a mask learns) and the docstring examples."""
+
 import doctest
 import importlib
 import inspect
@@ -12,10 +13,19 @@ import pytest
 import torch
 
 from xslicq import losses
-from xslicq.losses import (LOSSES, BSSMixLoss, ComplexMSELoss, MSELoss, SDRMixLoss,
-                           SISDRLoss, bss_decomposition, sdr, sisdr)
+from xslicq.losses import (
+    LOSSES,
+    BSSMixLoss,
+    ComplexMSELoss,
+    MSELoss,
+    SDRMixLoss,
+    SISDRLoss,
+    bss_decomposition,
+    sdr,
+    sisdr,
+)
 
-from conftest import SR, transform
+from helpers import SR, transform
 
 EPS = 1e-8
 B, J, C, T = 2, 4, 2, 4000
@@ -33,16 +43,21 @@ def energy(x):
 def with_snr(ref, snr_db, seed=1):
     """ref plus independent noise scaled to exactly ``snr_db`` per (channels, samples) item."""
     n = noise(*ref.shape, seed=seed, dtype=ref.dtype)
-    ratio = ref.square().sum(dim=(-2, -1), keepdim=True) / n.square().sum(dim=(-2, -1),
-                                                                            keepdim=True)
+    ratio = ref.square().sum(dim=(-2, -1), keepdim=True) / n.square().sum(
+        dim=(-2, -1), keepdim=True
+    )
     return ref + n * torch.sqrt(ratio / 10 ** (snr_db / 10))
 
 
 def ragged(batch=B, targets=J, seed=0, shapes=((3, 5, 8), (7, 5, 16), (2, 5, 4))):
     """A list of complex blocks (batch, targets, channels, rows, slices, time)."""
-    return [torch.complex(noise(batch, targets, C, *s, seed=seed + 2 * i),
-                          noise(batch, targets, C, *s, seed=seed + 2 * i + 1))
-            for i, s in enumerate(shapes)]
+    return [
+        torch.complex(
+            noise(batch, targets, C, *s, seed=seed + 2 * i),
+            noise(batch, targets, C, *s, seed=seed + 2 * i + 1),
+        )
+        for i, s in enumerate(shapes)
+    ]
 
 
 def softmax_masks(coefs, seed=5):
@@ -60,6 +75,7 @@ def two_threads():
 
 
 # ------------------------------------------------------------------------ sdr, sisdr
+
 
 def test_sdr_of_identical_signals_is_the_eps_ceiling():
     ref = noise(B, J, C, T)
@@ -87,7 +103,7 @@ def test_sisdr_is_scale_invariant_and_sdr_is_not():
     ref = noise(B, J, C, T)
     assert float(sisdr(2 * ref, ref, EPS).min()) > 100
     assert float(sisdr(0.5 * ref, ref, EPS).min()) > 100
-    assert float(sdr(2 * ref, ref, EPS).abs().max()) < 1e-9      # 10 log10(1 / 1)
+    assert float(sdr(2 * ref, ref, EPS).abs().max()) < 1e-9  # 10 log10(1 / 1)
     ref32 = ref.float()
     assert float(sisdr(2 * ref32, ref32, EPS).min()) > 60
 
@@ -98,10 +114,17 @@ def test_sisdr_ignores_offsets_and_reads_the_snr():
     n = noise(B, J, C, T, seed=3)
     n = n - n.mean(dim=-1, keepdim=True)
     # make the noise orthogonal to ref so the projection is exactly ref
-    n = n - (n * ref).sum(dim=(-2, -1), keepdim=True) / ref.square().sum(
-        dim=(-2, -1), keepdim=True) * ref
-    n = n * torch.sqrt(ref.square().sum(dim=(-2, -1), keepdim=True)
-                       / n.square().sum(dim=(-2, -1), keepdim=True) / 10)
+    n = (
+        n
+        - (n * ref).sum(dim=(-2, -1), keepdim=True)
+        / ref.square().sum(dim=(-2, -1), keepdim=True)
+        * ref
+    )
+    n = n * torch.sqrt(
+        ref.square().sum(dim=(-2, -1), keepdim=True)
+        / n.square().sum(dim=(-2, -1), keepdim=True)
+        / 10
+    )
     got = sisdr(3 * (ref + n) + 0.7, ref, EPS)
     assert float((got - 10).abs().max()) < 0.01
 
@@ -114,10 +137,12 @@ def test_functions_name_both_shapes_on_mismatch(fn):
 
 # --------------------------------------------------------------------------- sdr_mix
 
+
 def test_combination_counts():
     assert len(SDRMixLoss.combinations(4)) == 14
     assert SDRMixLoss.combinations(4) == tuple(
-        c for k in (1, 2, 3) for c in itertools.combinations(range(4), k))
+        c for k in (1, 2, 3) for c in itertools.combinations(range(4), k)
+    )
     assert SDRMixLoss.combinations(1) == ((0,),)
     assert SDRMixLoss.combinations(2) == ((0,), (1,))
     assert len(SDRMixLoss.combinations(3)) == 6
@@ -129,9 +154,13 @@ def test_combination_counts():
 
 def test_sdr_mix_of_perfect_estimates_is_minus_the_ceiling():
     ref = noise(B, J, C, T)
-    expected = np.mean([
-        10 * math.log10((energy(ref[b, list(c)].sum(dim=0)) + EPS) / EPS)
-        for b in range(B) for c in SDRMixLoss.combinations(J)])
+    expected = np.mean(
+        [
+            10 * math.log10((energy(ref[b, list(c)].sum(dim=0)) + EPS) / EPS)
+            for b in range(B)
+            for c in SDRMixLoss.combinations(J)
+        ]
+    )
     coefs = ragged()
     loss, parts = SDRMixLoss()(ref.clone(), ref, coefs, [c.clone() for c in coefs])
     assert set(parts) == {"sdr_mix", "freq_mse", "mask_sum"}
@@ -144,8 +173,13 @@ def test_sdr_mix_averages_noisy_combinations():
     ref = noise(B, J, C, T)
     est = with_snr(ref, 10.0)
     loss, parts = SDRMixLoss(weight_freq=0.0)(est, ref)
-    expected = np.mean([float(sdr(est[b, list(c)].sum(0), ref[b, list(c)].sum(0), EPS))
-                        for b in range(B) for c in SDRMixLoss.combinations(J)])
+    expected = np.mean(
+        [
+            float(sdr(est[b, list(c)].sum(0), ref[b, list(c)].sum(0), EPS))
+            for b in range(B)
+            for c in SDRMixLoss.combinations(J)
+        ]
+    )
     assert abs(float(loss) + expected) < 1e-9
     # a single target reduces to the plain negative SDR
     loss1, _ = SDRMixLoss(weight_freq=0.0)(est[:, :1], ref[:, :1])
@@ -155,7 +189,7 @@ def test_sdr_mix_averages_noisy_combinations():
 def test_freq_mse_weights_blocks_by_element_count():
     ref = ragged()
     est = [r.clone() for r in ref]
-    est[0] = ref[0] + 1.0 * torch.exp(1j * torch.angle(ref[0]))   # |est| = |ref| + 1
+    est[0] = ref[0] + 1.0 * torch.exp(1j * torch.angle(ref[0]))  # |est| = |ref| + 1
     counts = [c.numel() for c in ref]
     expected = counts[0] / sum(counts)
     mse, parts = MSELoss()(None, None, est, ref)
@@ -188,6 +222,7 @@ def test_sisdr_loss_is_minus_mean_sisdr():
 
 
 # -------------------------------------------------------------------------- bss_mix
+
 
 def test_bss_interference_gives_sir_20_db(two_threads):
     assert torch.get_num_threads() == 2
@@ -239,9 +274,12 @@ def test_bss_decomposition_matches_least_squares():
         assert s_t.shape == e_i.shape == e_a.shape == ref_p.shape == (2, 3, 2, n)
         torch.testing.assert_close(s_t + e_i + e_a, torch.nn.functional.pad(est, (0, n - 300)))
         for b, c, j in itertools.product(range(2), range(2), range(3)):
-            def delayed(x):
-                return torch.stack([torch.nn.functional.pad(x, (d, n - 300 - d))
-                                    for d in range(max(L, 1))], dim=1)
+
+            def delayed(x, n=n, L=L):
+                return torch.stack(
+                    [torch.nn.functional.pad(x, (d, n - 300 - d)) for d in range(max(L, 1))], dim=1
+                )
+
             A = torch.cat([delayed(ref[b, k, c]) for k in range(3)], dim=1)
             A_own = delayed(ref[b, j, c])
             e = torch.nn.functional.pad(est[b, j, c], (0, n - 300))
@@ -253,8 +291,8 @@ def test_bss_decomposition_matches_least_squares():
 
 def test_bss_distortion_filter_forgives_a_short_filter():
     ref = noise(1, J, C, 8000)
-    ref[..., -2:] = 0                                      # so the roll wraps only zeros
-    est = 0.8 * ref + 0.5 * torch.roll(ref, 2, dims=-1)   # an FIR distortion of ref_j
+    ref[..., -2:] = 0  # so the roll wraps only zeros
+    est = 0.8 * ref + 0.5 * torch.roll(ref, 2, dims=-1)  # an FIR distortion of ref_j
     plain = BSSMixLoss(filter_len=0).ratios(est, ref)
     filtered = BSSMixLoss(filter_len=4).ratios(est, ref)
     assert float(filtered["sdr"].min()) > 60
@@ -292,8 +330,9 @@ LOSS_CASES = {
     "mse": lambda: MSELoss(mask_sum=0.1),
     "complex_mse": lambda: ComplexMSELoss(mask_sum=0.1),
     "sisdr": lambda: SISDRLoss(mask_sum=0.1),
-    "bss_mix": lambda: BSSMixLoss(weight_sdr=1, weight_sir=0.5, weight_sar=0.5,
-                                  weight_isr=0.1, mask_sum=0.1),
+    "bss_mix": lambda: BSSMixLoss(
+        weight_sdr=1, weight_sir=0.5, weight_sar=0.5, weight_isr=0.1, mask_sum=0.1
+    ),
     "bss_mix_filter": lambda: BSSMixLoss(weight_sdr=1, weight_sir=0.5, filter_len=3),
 }
 
@@ -304,8 +343,9 @@ def test_gradients_flow(case, dtype):
     loss_fn = LOSS_CASES[case]()
     ref = noise(B, J, C, 1000, dtype=dtype)
     est = with_snr(ref, 5.0).detach().requires_grad_(True)
-    ref_c = [c.to(torch.complex64 if dtype == torch.float32 else torch.complex128)
-             for c in ragged()]
+    ref_c = [
+        c.to(torch.complex64 if dtype == torch.float32 else torch.complex128) for c in ragged()
+    ]
     est_c = [(c + 0.3 * d).detach().requires_grad_(True) for c, d in zip(ref_c, ragged(seed=9))]
     masks = [(m + 0.1).requires_grad_(True) for m in softmax_masks(ref_c)]
     loss, parts = loss_fn(est, ref, est_c, ref_c, masks)
@@ -363,8 +403,7 @@ def test_every_loss_decreases_while_a_mask_learns(name):
     mix_w = ref_w.sum(dim=1, keepdim=True)
     mix_c = [c.sum(dim=1, keepdim=True) for c in ref_c]
     mask_w = torch.full(ref_w.shape, 1 / J, dtype=torch.float64, requires_grad=True)
-    mask_c = [torch.full(c.shape, 1 / J, dtype=torch.float64, requires_grad=True)
-              for c in ref_c]
+    mask_c = [torch.full(c.shape, 1 / J, dtype=torch.float64, requires_grad=True) for c in ref_c]
     opt = torch.optim.Adam([mask_w, *mask_c], lr=0.1)
     loss_fn = LOSSES[name]()
     values = []
@@ -381,12 +420,14 @@ def test_every_loss_decreases_while_a_mask_learns(name):
 
 # ------------------------------------------------------------------------ mask_sum
 
+
 def test_mask_sum_is_zero_for_masks_summing_to_one():
     ref = noise(B, J, C, 500)
     masks = softmax_masks(ragged())
     for loss_fn in (SISDRLoss(mask_sum=1.0), SDRMixLoss(weight_freq=0.0, mask_sum=1.0)):
-        base, _ = type(loss_fn)(**({"weight_freq": 0.0} if isinstance(loss_fn, SDRMixLoss)
-                                   else {}))(with_snr(ref, 3.0), ref)
+        base, _ = type(loss_fn)(
+            **({"weight_freq": 0.0} if isinstance(loss_fn, SDRMixLoss) else {})
+        )(with_snr(ref, 3.0), ref)
         loss, parts = loss_fn(with_snr(ref, 3.0), ref, masks=masks)
         assert float(parts["mask_sum"]) < 1e-24
         assert abs(float(loss) - float(base)) < 1e-9
@@ -395,13 +436,13 @@ def test_mask_sum_is_zero_for_masks_summing_to_one():
 def test_mask_sum_is_positive_otherwise_and_weighted():
     ref = noise(B, J, C, 500)
     est = with_snr(ref, 3.0)
-    masks = [m * 1.5 for m in softmax_masks(ragged())]     # sums to 1.5 everywhere
+    masks = [m * 1.5 for m in softmax_masks(ragged())]  # sums to 1.5 everywhere
     base, _ = SISDRLoss()(est, ref)
     loss, parts = SISDRLoss(mask_sum=2.0)(est, ref, masks=masks)
     assert abs(float(parts["mask_sum"]) - 0.25) < 1e-9
     assert abs(float(loss) - float(base) - 2.0 * 0.25) < 1e-9
     # a single tensor with the target axis at dim 1 works the same
-    single = torch.full((B, J, C, 6, 3), 0.5)                 # sums to 2 -> (2 - 1)^2 = 1
+    single = torch.full((B, J, C, 6, 3), 0.5)  # sums to 2 -> (2 - 1)^2 = 1
     assert abs(float(SISDRLoss(mask_sum=1.0)(est, ref, masks=single)[1]["mask_sum"]) - 1) < 1e-9
     # logged with weight 0, not added to the loss
     loss0, parts0 = SISDRLoss()(est, ref, masks=masks)
@@ -415,6 +456,7 @@ def test_mask_sum_without_masks_raises(name):
 
 
 # --------------------------------------------------------------------------- errors
+
 
 @pytest.mark.parametrize("name", ["sdr_mix", "sisdr", "bss_mix"])
 def test_malformed_waveforms_name_both_shapes(name):
@@ -468,6 +510,7 @@ def test_registry_names_match_config_files():
 
 # ------------------------------------------------------------------ with the sliCQT
 
+
 def test_losses_on_real_slicqt_coefficients():
     t = transform("cqlog", bins=48, fmin=40.0, fmax=SR / 4)
     ref = noise(1, J, C, SR // 2, dtype=torch.float32)
@@ -487,13 +530,19 @@ def test_losses_on_real_slicqt_coefficients():
 
 # ------------------------------------------------------------------------ docstrings
 
-LOSS_MODULES = [importlib.import_module(f"xslicq.losses.{m.name}")
-                for m in pkgutil.iter_modules(losses.__path__)]
+LOSS_MODULES = [
+    importlib.import_module(f"xslicq.losses.{m.name}")
+    for m in pkgutil.iter_modules(losses.__path__)
+]
 
 
 def test_every_family_module_is_checked():
-    assert {m.__name__.rsplit(".", 1)[1] for m in LOSS_MODULES} >= {"base", "bss", "spectral",
-                                                                    "waveform"}
+    assert {m.__name__.rsplit(".", 1)[1] for m in LOSS_MODULES} >= {
+        "base",
+        "bss",
+        "spectral",
+        "waveform",
+    }
 
 
 @pytest.mark.parametrize("module", LOSS_MODULES, ids=lambda m: m.__name__)

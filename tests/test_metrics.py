@@ -1,4 +1,5 @@
 """Training-time metrics: the global SDR of xslicq.metrics."""
+
 import numpy as np
 import pytest
 import torch
@@ -17,7 +18,8 @@ def rng_noise(*shape, seed=0):
 def with_snr(ref, snr_db, seed=1):
     n = rng_noise(*ref.shape, seed=seed)
     ratio = np.square(ref).sum(axis=(-2, -1), keepdims=True) / np.square(n).sum(
-        axis=(-2, -1), keepdims=True)
+        axis=(-2, -1), keepdims=True
+    )
     return ref + n * np.sqrt(ratio / 10 ** (snr_db / 10))
 
 
@@ -39,8 +41,12 @@ def test_sdr_db_of_a_batch_is_per_item_and_target():
     """(batch, targets, channels, samples) -> (batch, targets), each at its own SNR."""
     ref = rng_noise(3, 2, 2, SR, seed=5)
     snrs = np.array([[1.0, 6.0], [11.0, 16.0], [21.0, 26.0]])
-    est = np.stack([np.stack([with_snr(ref[b, j], snrs[b, j], seed=10 * b + j)
-                              for j in range(2)]) for b in range(3)])
+    est = np.stack(
+        [
+            np.stack([with_snr(ref[b, j], snrs[b, j], seed=10 * b + j) for j in range(2)])
+            for b in range(3)
+        ]
+    )
     got = sdr_db(torch.from_numpy(est), torch.from_numpy(ref))
     assert tuple(got.shape) == (3, 2)
     assert np.abs(got.numpy() - snrs).max() < 0.01

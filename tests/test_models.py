@@ -1,4 +1,5 @@
 """Networks: shapes, mask range, gradients, normalisation, CrossNet bridging, overfitting."""
+
 import numpy as np
 import pytest
 import torch
@@ -7,7 +8,7 @@ from xslicq.models import MODELS, CDAEBlocks, OpenUnmix, XUMXMatrix, count_param
 from xslicq.models.common import fold_overlap, unfold_overlap
 from xslicq.transform import RaggedToMatrix, SliCQT
 
-from conftest import transform
+from helpers import transform
 
 
 def assert_masks(masks, shape):
@@ -37,9 +38,9 @@ def test_fold_aligns_the_two_copies_of_each_half_slice():
     S, T = 5, 16
     time = (torch.arange(S)[:, None] - 1) * T // 2 + torch.arange(T)
     x = time.expand(1, 1, 3, S, T).float()
-    folded = fold_overlap(x)                         # channel 0: slice s-1, 1: slice s
+    folded = fold_overlap(x)  # channel 0: slice s-1, 1: slice s
     half = T // 2
-    inner = slice(half, S * half)                    # half-slices both slices cover
+    inner = slice(half, S * half)  # half-slices both slices cover
     assert torch.equal(folded[:, 0, :, inner], folded[:, 1, :, inner])
     # the outermost half-slices have one zero copy
     assert torch.all(folded[:, 0, :, :half] == 0) and torch.all(folded[:, 1, :, -half:] == 0)
@@ -52,9 +53,18 @@ def test_fold_aligns_the_two_copies_of_each_half_slice():
 
 
 # ------------------------------------------------------------------------ XUMXMatrix
-@pytest.mark.parametrize("F,S,T,hidden", [(51, 1, 8, 8), (77, 2, 16, 8), (263, 3, 128, 8),
-                                          (300, 1, 32, 4), (64, 30, 8, 4), (99, 2, 256, 4),
-                                          (50, 1, 2, 4)])
+@pytest.mark.parametrize(
+    "F,S,T,hidden",
+    [
+        (51, 1, 8, 8),
+        (77, 2, 16, 8),
+        (263, 3, 128, 8),
+        (300, 1, 32, 4),
+        (64, 30, 8, 4),
+        (99, 2, 256, 4),
+        (50, 1, 2, 4),
+    ],
+)
 def test_xumx_matrix_shapes_and_range(F, S, T, hidden):
     model = XUMXMatrix(F, T, hidden=hidden, depth=3)
     x = torch.rand(2, 2, F, S, T)
@@ -80,12 +90,16 @@ def test_per_bin_normalisation_from_stats():
     F, T = 37, 8
     mean = np.linspace(0.5, 10.0, F)
     std = np.geomspace(0.01, 5.0, F)
-    x = torch.as_tensor(mean[:, None, None] + std[:, None, None]
-                        * np.random.randn(8, 2, F, 20, T), dtype=torch.float32)
+    x = torch.as_tensor(
+        mean[:, None, None] + std[:, None, None] * np.random.randn(8, 2, F, 20, T),
+        dtype=torch.float32,
+    )
     data_mean = x.mean(dim=(0, 1, 3, 4)).numpy()
     data_std = x.std(dim=(0, 1, 3, 4)).numpy()
-    for model in (XUMXMatrix(F, T, hidden=4, stats=(data_mean, data_std)),
-                  XUMXMatrix(F, T, hidden=4).init_from_stats(data_mean, data_std)):
+    for model in (
+        XUMXMatrix(F, T, hidden=4, stats=(data_mean, data_std)),
+        XUMXMatrix(F, T, hidden=4).init_from_stats(data_mean, data_std),
+    ):
         z = model.normalise(x)
         assert np.allclose(z.mean(dim=(0, 1, 3, 4)).detach().numpy(), 0.0, atol=1e-4)
         assert np.allclose(z.std(dim=(0, 1, 3, 4)).detach().numpy(), 1.0, atol=1e-4)
@@ -111,17 +125,21 @@ def test_xumx_matrix_bridging_couples_targets():
     model = XUMXMatrix(40, 16, hidden=8, depth=2).eval()
     x = torch.rand(1, 2, 40, 2, 16)
     before, after = _perturbed_outputs(model, x, model.encoders[0])
-    assert not torch.allclose(before[:, 1:], after[:, 1:])     # other targets feel encoder 0
+    assert not torch.allclose(before[:, 1:], after[:, 1:])  # other targets feel encoder 0
     before, after = _perturbed_outputs(model, x, model.decoders[0])
-    assert torch.equal(before[:, 1:], after[:, 1:])            # decoders are per target
+    assert torch.equal(before[:, 1:], after[:, 1:])  # decoders are per target
     assert not torch.equal(before[:, 0], after[:, 0])
 
 
 def test_bad_input_shapes_name_the_shapes():
     model = XUMXMatrix(40, 16, hidden=4)
-    for bad in (torch.rand(2, 40, 2, 16), torch.rand(1, 2, 41, 2, 16), torch.rand(1, 1, 40, 2, 16),
-                torch.rand(1, 2, 40, 2, 8)):
-        with pytest.raises(ValueError, match=r"expected shape .*nb_bins=40.*got \(" ):
+    for bad in (
+        torch.rand(2, 40, 2, 16),
+        torch.rand(1, 2, 41, 2, 16),
+        torch.rand(1, 1, 40, 2, 16),
+        torch.rand(1, 2, 40, 2, 8),
+    ):
+        with pytest.raises(ValueError, match=r"expected shape .*nb_bins=40.*got \("):
             model(bad)
     with pytest.raises(ValueError, match="power of two"):
         XUMXMatrix(40, 12)
@@ -201,7 +219,10 @@ def test_umx_on_a_flattened_matrix_and_bridging():
 def test_default_sizes_and_registry():
     assert MODELS == {"xumx_matrix": XUMXMatrix, "cdae_blocks": CDAEBlocks, "umx": OpenUnmix}
     # the system reads how to feed each model from its class
-    assert {name: cls.input_form for name, cls in MODELS.items()} == \
-        {"xumx_matrix": "matrix", "cdae_blocks": "ragged", "umx": "frames"}
+    assert {name: cls.input_form for name, cls in MODELS.items()} == {
+        "xumx_matrix": "matrix",
+        "cdae_blocks": "ragged",
+        "umx": "frames",
+    }
     assert count_parameters(OpenUnmix(263)) > count_parameters(XUMXMatrix(263, 128))
     assert 100_000 < count_parameters(CDAEBlocks(transform("bark").block_shapes)) < 2_000_000

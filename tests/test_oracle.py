@@ -1,4 +1,5 @@
 """Oracle masks of a transform: known answers for the IRM and the mixture-phase oracle."""
+
 import math
 import subprocess
 import sys
@@ -46,8 +47,14 @@ def lone_source(tmp_path_factory):
 @pytest.fixture(scope="module")
 def two_sources(tmp_path_factory):
     root = tmp_path_factory.mktemp("two")
-    write_track(root, "two", {"vocals": 0.5 * music_like(SECONDS, seed=1, tempo=97),
-                              "bass": 0.5 * music_like(SECONDS, seed=7, tempo=83)})
+    write_track(
+        root,
+        "two",
+        {
+            "vocals": 0.5 * music_like(SECONDS, seed=1, tempo=97),
+            "bass": 0.5 * music_like(SECONDS, seed=7, tempo=83),
+        },
+    )
     return find_tracks(root, "test")
 
 
@@ -55,8 +62,9 @@ def two_sources(tmp_path_factory):
 def test_lone_source_is_reconstructed(name, lone_source):
     """With one non-silent source, both oracles give that source back (> 60 dB); the
     silent targets are not scored."""
-    summaries = run_oracles(TRANSFORMS[name](), lone_source, ["irm", "mixphase"],
-                            metric="fast_bss_eval", workers=0)
+    summaries = run_oracles(
+        TRANSFORMS[name](), lone_source, ["irm", "mixphase"], metric="fast_bss_eval", workers=0
+    )
     for kind in ("irm", "mixphase"):
         scores = summaries[kind]["per_target"]
         assert scores["vocals"]["SDR"] > 60, (kind, scores)
@@ -68,12 +76,20 @@ def test_lone_source_is_reconstructed(name, lone_source):
 def test_irm_beats_the_mixture_as_estimate(name, two_sources, tmp_path):
     transform = TRANSFORMS[name]()
     targets = ["vocals", "bass"]
-    irm = oracle_scores(transform, two_sources, "irm", metric="fast_bss_eval", workers=0,
-                        targets=targets)
-    mixphase = oracle_scores(transform, two_sources, "mixphase", metric="fast_bss_eval", workers=0,
-                             targets=targets)
-    mixture = evaluate(lambda audio, rate: {t: audio for t in targets}, two_sources, tmp_path,
-                       metric="fast_bss_eval", workers=0, targets=targets)
+    irm = oracle_scores(
+        transform, two_sources, "irm", metric="fast_bss_eval", workers=0, targets=targets
+    )
+    mixphase = oracle_scores(
+        transform, two_sources, "mixphase", metric="fast_bss_eval", workers=0, targets=targets
+    )
+    mixture = evaluate(
+        lambda audio, rate: {t: audio for t in targets},
+        two_sources,
+        tmp_path,
+        metric="fast_bss_eval",
+        workers=0,
+        targets=targets,
+    )
     for t in targets:
         base = mixture["per_target"][t]["SDR"]
         assert irm["per_target"][t]["SDR"] >= base + 3, (t, irm["per_target"], base)
@@ -83,6 +99,7 @@ def test_irm_beats_the_mixture_as_estimate(name, two_sources, tmp_path):
 def test_oracle_estimates_shapes_and_linearity(two_sources):
     """IRM estimates sum to the mixture (the masks sum to one wherever it is not zero)."""
     from xslicq.data.tracks import read
+
     track = two_sources[0]
     mixture = read(track, "mixture")
     sources = {s: read(track, s) for s in SOURCES}
@@ -93,9 +110,16 @@ def test_oracle_estimates_shapes_and_linearity(two_sources):
 
 
 def test_oracle_writes_tables_and_checks_its_input(two_sources, tmp_path):
-    summaries = run_oracles(TRANSFORMS["stft"](), two_sources, ["irm", "mixphase"],
-                            metric="fast_bss_eval", workers=2, targets=["vocals", "bass"],
-                            out_dir=tmp_path, name="STFT(4096/1024)")
+    summaries = run_oracles(
+        TRANSFORMS["stft"](),
+        two_sources,
+        ["irm", "mixphase"],
+        metric="fast_bss_eval",
+        workers=2,
+        targets=["vocals", "bass"],
+        out_dir=tmp_path,
+        name="STFT(4096/1024)",
+    )
     assert set(summaries) == {"irm", "mixphase"}
     for kind in ("irm", "mixphase"):
         md = (tmp_path / kind / "summary.md").read_text()
@@ -105,8 +129,9 @@ def test_oracle_writes_tables_and_checks_its_input(two_sources, tmp_path):
     assert "| oracle | vocals | bass | mean |" in table and "| irm |" in table
     with pytest.raises(EvaluationError, match="unknown oracle"):
         oracle_scores(TRANSFORMS["stft"](), two_sources, "ibm")
-    with pytest.raises(EvaluationError, match="unknown metric 'fast'; choose one of museval, "
-                                              "sdr, fast_bss_eval"):
+    with pytest.raises(
+        EvaluationError, match="unknown metric 'fast'; choose one of museval, sdr, fast_bss_eval"
+    ):
         oracle_scores(TRANSFORMS["stft"](), two_sources, "irm", metric="fast")
     with pytest.raises(EvaluationError, match="transform.sample_rate=22050 differs"):
         oracle_scores(STFT(sample_rate=22050), two_sources, "irm", workers=0)
@@ -114,18 +139,47 @@ def test_oracle_writes_tables_and_checks_its_input(two_sources, tmp_path):
 
 def test_oracle_cli(two_sources, tmp_path):
     root = two_sources[0].folder.parents[1]
-    r = subprocess.run([sys.executable, "-m", "xslicq.oracle", "--help"],
-                       capture_output=True, text=True, cwd=ROOT, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "xslicq.oracle", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     out = tmp_path / "out"
-    r = subprocess.run([sys.executable, "-m", "xslicq.oracle", "transform=stft", "data=musdb",
-                        f"data.root={root}", "workers=0", "targets=[vocals,bass]",
-                        f"out={out}"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "xslicq.oracle",
+            "transform=stft",
+            "data=musdb",
+            f"data.root={root}",
+            "workers=0",
+            "targets=[vocals,bass]",
+            f"out={out}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     assert "| irm |" in r.stdout and "| mixphase |" in r.stdout
     assert (out / "irm" / "summary.md").exists() and (out / "summary.md").exists()
-    r = subprocess.run([sys.executable, "-m", "xslicq.oracle", "data=musdb",
-                        f"data.root={tmp_path / 'missing'}", f"out={out}"],
-                       capture_output=True, text=True, cwd=ROOT, timeout=120)
-    assert r.returncode != 0 and f"dataset folder {tmp_path / 'missing'} does not exist" \
-        in r.stderr
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "xslicq.oracle",
+            "data=musdb",
+            f"data.root={tmp_path / 'missing'}",
+            f"out={out}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert r.returncode != 0 and f"dataset folder {tmp_path / 'missing'} does not exist" in r.stderr

@@ -1,4 +1,5 @@
 """Spectrogram pictures of ragged and matrix coefficients."""
+
 import numpy as np
 import pytest
 import torch
@@ -7,7 +8,7 @@ from xslicq import signals
 from xslicq.plotting import frequency_ticks, image_to_rgb, slicq_image, spectrogram_figure
 from xslicq.transform import RaggedToMatrix
 
-from conftest import SR, transform
+from helpers import SR, transform
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,7 @@ def test_ragged_and_matrix_images_agree(song):
     assert times[0] > 0 and times[-1] < 3.0
     matrix, _ = slicq_image(t, RaggedToMatrix(t)(c), audio.shape[-1], width=300)
     loud = ragged > ragged.max() - 60
-    assert np.median(np.abs(ragged - matrix)[loud]) < 1.0     # dB
+    assert np.median(np.abs(ragged - matrix)[loud]) < 1.0  # dB
 
 
 def test_sinusoid_is_a_bright_line_in_its_row():
@@ -45,6 +46,7 @@ def test_hz_ticks_sit_on_their_rows(song):
 
 def test_rgb_array_for_tensorboard(song):
     from matplotlib import colormaps
+
     t, audio, c = song
     image, _ = slicq_image(t, c, audio.shape[-1], width=64)
     rgb = image_to_rgb(image)
@@ -60,6 +62,7 @@ def test_rgb_array_for_tensorboard(song):
 
 def test_figure_and_bad_rows(song, tmp_path):
     import matplotlib
+
     matplotlib.use("Agg")
     t, audio, c = song
     fig = spectrogram_figure(t, c, audio.shape[-1], audio=audio)

@@ -1,4 +1,5 @@
 """The sliCQT: exact inverse, time-frequency sanity, backends, gradients and errors."""
+
 import numpy as np
 import pytest
 import torch
@@ -6,9 +7,9 @@ import torch
 from xslicq import signals
 from xslicq.transform import SCALES, SliCQT
 
-from conftest import SR, rel_err, requires_cuda, requires_cupy, transform
+from helpers import SR, rel_err, requires_cuda, requires_cupy, transform
 
-LENGTH = 3 * SR + 17          # a length that is a multiple of nothing
+LENGTH = 3 * SR + 17  # a length that is a multiple of nothing
 
 
 def make_signal(kind, samples, channels=2, seed=0):
@@ -128,7 +129,7 @@ def test_blocks_match_block_shapes_and_freqs(scale):
     assert isinstance(t.sllen, int) and isinstance(t.trlen, int)
     assert t.sllen % 4 == 0 and t.trlen % 2 == 0 and t.sllen > 2 * t.trlen
     ms = [m for _, m in t.block_shapes]
-    assert ms[1:] == sorted(ms[1:]) or ms[-1] < ms[-2]   # time resolution grows with frequency
+    assert ms[1:] == sorted(ms[1:]) or ms[-1] < ms[-2]  # time resolution grows with frequency
 
 
 def test_nyquist_row_when_fmax_below_nyquist():
@@ -145,7 +146,7 @@ def test_suggested_lengths_and_q():
     first_bw = t.scale.bandwidths[0]
     assert 3 <= first_bw * t.sllen / SR < 3.2
     assert t.trlen == t.sllen // 4
-    np.testing.assert_allclose(t.q[1:], t.q[1], rtol=1e-9)   # constant Q over the scale bins
+    np.testing.assert_allclose(t.q[1:], t.q[1], rtol=1e-9)  # constant Q over the scale bins
     assert t.q[0] == 0.0
 
 
@@ -160,7 +161,9 @@ def test_canonical_dual_gives_an_orthogonal_projection():
         spec = np.fft.rfft(x, norm="forward")
         return [np.fft.ifft(spec[b.index] * b.window, norm="forward") for b in frame.blocks]
 
-    def synthesise(c, duals=[b.dual for b in frame.blocks]):
+    canonical = [b.dual for b in frame.blocks]
+
+    def synthesise(c, duals=canonical):
         spec = np.zeros(frame.nf, complex)
         for b, cb, dual in zip(frame.blocks, c, duals):
             np.add.at(spec, b.index, np.fft.fft(cb, norm="forward") * dual)
@@ -172,8 +175,13 @@ def test_canonical_dual_gives_an_orthogonal_projection():
     rng = np.random.default_rng(1)
     x = rng.standard_normal(n)
     assert rel_err(x, synthesise(analyse(x))) < 1e-13
-    c1, c2 = ([rng.standard_normal(b.index.shape) + 1j * rng.standard_normal(b.index.shape)
-               for b in frame.blocks] for _ in range(2))
+    c1, c2 = (
+        [
+            rng.standard_normal(b.index.shape) + 1j * rng.standard_normal(b.index.shape)
+            for b in frame.blocks
+        ]
+        for _ in range(2)
+    )
     p1, p2 = analyse(synthesise(c1)), analyse(synthesise(c2))
     assert max(np.abs(a - b).max() for a, b in zip(analyse(synthesise(p1)), p1)) < 1e-12
     assert abs(dot(p1, c2) - dot(c1, p2)) < 1e-10 * dot(c1, c1)
@@ -181,7 +189,7 @@ def test_canonical_dual_gives_an_orthogonal_projection():
     # is not self-adjoint
     plain = np.zeros(frame.nf)
     for b in frame.blocks:
-        np.add.at(plain, b.index, b.window ** 2)
+        np.add.at(plain, b.index, b.window**2)
     other = [b.window / plain[b.index] for b in frame.blocks]
     assert rel_err(x, synthesise(analyse(x), other)) < 1e-13
     q1, q2 = analyse(synthesise(c1, other)), analyse(synthesise(c2, other))
@@ -210,7 +218,7 @@ def test_impulse_peaks_at_the_coefficient_covering_it(n):
     x = signals.impulse(3 * SR, [n], channels=1)[None]
     c = t.forward(x)
     for block in (len(c) // 2, len(c) - 2, len(c) - 1):
-        mag = np.abs(c[block][0, 0]).sum(axis=0)          # (slices, time), summed over rows
+        mag = np.abs(c[block][0, 0]).sum(axis=0)  # (slices, time), summed over rows
         peak = np.unravel_index(np.argmax(mag), mag.shape)
         assert tuple(int(v) for v in peak) == tuple(int(v) for v in t.locate(n, block))
         assert abs(t.coef_sample(block, *peak) - n) <= t.sllen / t.block_shapes[block][1] / 2 + 1
@@ -225,8 +233,9 @@ def test_numpy_and_torch_agree_in_float64(scale):
     scale_ = max(np.abs(b).max() for b in cn)
     for a, b in zip(cn, ct):
         np.testing.assert_allclose(b.numpy(), a, rtol=0, atol=1e-10 * scale_)
-    np.testing.assert_allclose(tt.inverse(ct, SR + 17).numpy(), tn.inverse(cn, SR + 17),
-                               rtol=0, atol=1e-10)
+    np.testing.assert_allclose(
+        tt.inverse(ct, SR + 17).numpy(), tn.inverse(cn, SR + 17), rtol=0, atol=1e-10
+    )
 
 
 def test_numpy_backend_keeps_float32():
@@ -269,6 +278,7 @@ def test_half_precision_input_runs_in_float32():
 @pytest.mark.parametrize("scale", SCALES)
 def test_cupy_matches_numpy(scale):
     import cupy
+
     tc, tn = transform(scale, backend="cupy"), transform(scale, backend="numpy")
     x = make_signal("music", SR + 17)[None]
     cc = tc.forward(cupy.asarray(x))
@@ -298,6 +308,7 @@ def test_torch_cuda_matches_cpu(scale):
 
 def test_cupy_backend_without_gpu_is_a_clear_error():
     from xslicq.transform import cupy_available
+
     if cupy_available():
         pytest.skip("a GPU is usable here")
     with pytest.raises(RuntimeError, match="backend='cupy' needs CuPy .* and a working CUDA GPU"):
@@ -334,33 +345,63 @@ def test_gradients_flow_through_a_masked_round_trip():
 
 
 # ------------------------------------------------------------------- errors
-@pytest.mark.parametrize("kwargs, error, match", [
-    (dict(fmin=500.0, fmax=100.0), ValueError, "fmin must be below fmax"),
-    (dict(fmax=30000.0), ValueError, "fmax=30000.0 Hz is above the Nyquist frequency 22050.0"),
-    (dict(bins=0), ValueError, "bins must be a positive integer, got 0"),
-    (dict(sllen=4096), ValueError, "sllen=4096 is too short for the longest window .* use sllen >= "),
-    (dict(sllen=107522), ValueError, "sllen must be a positive multiple of 4, got sllen=107522"),
-    (dict(sllen=107520, trlen=1001), ValueError, "trlen must be a positive even number, got trlen=1001"),
-    (dict(sllen=107520, trlen=53760), ValueError, "sllen must be longer than 2 \\* trlen"),
-    (dict(sample_rate=0), ValueError, "sample_rate must be a positive number"),
-    (dict(scale="erb"), ValueError, "unknown frequency scale 'erb'"),
-    (dict(backend="jax"), ValueError, "unknown backend 'jax'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(fmin=500.0, fmax=100.0), ValueError, "fmin must be below fmax"),
+        (dict(fmax=30000.0), ValueError, "fmax=30000.0 Hz is above the Nyquist frequency 22050.0"),
+        (dict(bins=0), ValueError, "bins must be a positive integer, got 0"),
+        (
+            dict(sllen=4096),
+            ValueError,
+            "sllen=4096 is too short for the longest window .* use sllen >= ",
+        ),
+        (
+            dict(sllen=107522),
+            ValueError,
+            "sllen must be a positive multiple of 4, got sllen=107522",
+        ),
+        (
+            dict(sllen=107520, trlen=1001),
+            ValueError,
+            "trlen must be a positive even number, got trlen=1001",
+        ),
+        (dict(sllen=107520, trlen=53760), ValueError, "sllen must be longer than 2 \\* trlen"),
+        (dict(sample_rate=0), ValueError, "sample_rate must be a positive number"),
+        (dict(scale="erb"), ValueError, "unknown frequency scale 'erb'"),
+        (dict(backend="jax"), ValueError, "unknown backend 'jax'"),
+    ],
+)
 def test_bad_configuration(kwargs, error, match):
     with pytest.raises(error, match=match):
         SliCQT(**kwargs)
 
 
-@pytest.mark.parametrize("x, error, match", [
-    (torch.randn(1000), ValueError, "expected a 3-D \\(batch, channels, samples\\) signal, got shape \\(1000,\\)"),
-    (torch.randn(1, 1, 2, 1000), ValueError, "got shape \\(1, 1, 2, 1000\\) \\(4-D\\)"),
-    (torch.ones(1, 2, 1000, dtype=torch.int16), TypeError, "must be real floating point .*int16"),
-    (torch.randn(1, 2, 1000, dtype=torch.complex64), TypeError, "must be real floating point .*complex64"),
-    (torch.full((1, 2, 100), float("nan")), ValueError, "NaN or inf"),
-    (torch.tensor([[[0.0, float("inf")]]]), ValueError, "NaN or inf"),
-    (torch.zeros(1, 2, 0), ValueError, "the signal is empty: shape \\(1, 2, 0\\)"),
-    (np.zeros((1, 2, 100)), TypeError, "SliCQT\\(backend='torch'\\) got a numpy array"),
-])
+@pytest.mark.parametrize(
+    "x, error, match",
+    [
+        (
+            torch.randn(1000),
+            ValueError,
+            "expected a 3-D \\(batch, channels, samples\\) signal, got shape \\(1000,\\)",
+        ),
+        (torch.randn(1, 1, 2, 1000), ValueError, "got shape \\(1, 1, 2, 1000\\) \\(4-D\\)"),
+        (
+            torch.ones(1, 2, 1000, dtype=torch.int16),
+            TypeError,
+            "must be real floating point .*int16",
+        ),
+        (
+            torch.randn(1, 2, 1000, dtype=torch.complex64),
+            TypeError,
+            "must be real floating point .*complex64",
+        ),
+        (torch.full((1, 2, 100), float("nan")), ValueError, "NaN or inf"),
+        (torch.tensor([[[0.0, float("inf")]]]), ValueError, "NaN or inf"),
+        (torch.zeros(1, 2, 0), ValueError, "the signal is empty: shape \\(1, 2, 0\\)"),
+        (np.zeros((1, 2, 100)), TypeError, "SliCQT\\(backend='torch'\\) got a numpy array"),
+    ],
+)
 def test_bad_signal(x, error, match):
     with pytest.raises(error, match=match):
         transform("bark")(x)
@@ -373,10 +414,11 @@ def test_bad_coefficients():
         t.inverse(c[:2])
     bad = list(c)
     bad[1] = bad[1][:, :, :, :, :-1]
-    with pytest.raises(ValueError, match="coefficient block shapes do not match this transform: "
-                                         "expected .* got"):
+    with pytest.raises(
+        ValueError, match="coefficient block shapes do not match this transform: expected .* got"
+    ):
         t.inverse(bad)
     with pytest.raises(TypeError, match="coefficients must be complex"):
         t.inverse([b.real for b in c])
     with pytest.raises(ValueError, match="length must be an integer in \\[1, "):
-        t.inverse(c, length=10 ** 9)
+        t.inverse(c, length=10**9)

@@ -1,6 +1,7 @@
 """The Optuna sweeper: the transform search through the real CLI on SQLite and on a real
 PostgreSQL server (two workers, one killed mid-trial), failed trials with their reasons,
 resumption, and search spaces that fit the composed configuration."""
+
 import logging
 import math
 import signal
@@ -12,30 +13,39 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from xslicq.search import pareto_front
 from xslicq.sweeper import StudySweeper
 
-from test_transform_demo import CONF, ROOT
-from test_data import make_dataset
+from helpers import ROOT, compose_config, make_dataset
 
-STUDY = "transform_oracle-ds-valid"          # search name, data.name (the folder), split
+STUDY = "transform_oracle-ds-valid"  # search name, data.name (the folder), split
 
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
-    return make_dataset(tmp_path_factory.mktemp("search") / "ds", train=2, test=1, valid=1,
-                        seconds=3.0)
+    return make_dataset(
+        tmp_path_factory.mktemp("search") / "ds", train=2, test=1, valid=1, seconds=3.0
+    )
 
 
 def search_command(data_root, storage, sweep_dir, n_trials, *extra):
-    return [sys.executable, "-m", "xslicq.oracle", "-m", "hparams_search=transform_oracle",
-            f"data.root={data_root}", "data.synthetic=null", f"hydra.sweeper.storage={storage}",
-            f"hydra.sweeper.n_trials={n_trials}", f"hydra.sweep.dir={sweep_dir}",
-            "hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=5", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "xslicq.oracle",
+        "-m",
+        "hparams_search=transform_oracle",
+        f"data.root={data_root}",
+        "data.synthetic=null",
+        f"hydra.sweeper.storage={storage}",
+        f"hydra.sweeper.n_trials={n_trials}",
+        f"hydra.sweep.dir={sweep_dir}",
+        "hydra.sweeper.heartbeat_interval=1",
+        "hydra.sweeper.grace_period=5",
+        *extra,
+    ]
 
 
 def run(cmd):
@@ -49,8 +59,11 @@ def test_search_records_failed_trials_with_reasons_and_resumes(data_root, tmp_pa
     reason, the others complete with their details stored; starting the same search again
     with a larger n_trials adds exactly the missing trials."""
     storage = f"sqlite:///{tmp_path / 'study.sqlite'}"
-    space = ["search.scale=choice(cqlog)", "search.fmax=choice(30000.0,16000.0)",
-             "hydra.sweeper.sampler.seed=0"]                 # draws 16000, 30000, 16000, 30000
+    space = [
+        "search.scale=choice(cqlog)",
+        "search.fmax=choice(30000.0,16000.0)",
+        "hydra.sweeper.sampler.seed=0",
+    ]  # draws 16000, 30000, 16000, 30000
     run(search_command(data_root, storage, tmp_path / "sweep", 4, *space))
     study = optuna.load_study(study_name=STUDY, storage=storage)
     assert [t.number for t in study.trials] == [0, 1, 2, 3]
@@ -58,7 +71,8 @@ def test_search_records_failed_trials_with_reasons_and_resumes(data_root, tmp_pa
     for t in study.trials:
         if t.params["search.fmax"] == 30000.0:
             assert t.user_attrs["fail_reason"].startswith(
-                "InvalidTransform: need 0 < fmin < fmax <= 22050 Hz")
+                "InvalidTransform: need 0 < fmin < fmax <= 22050 Hz"
+            )
             continue
         sdr, cps = t.values
         attrs = t.user_attrs
@@ -72,23 +86,29 @@ def test_search_records_failed_trials_with_reasons_and_resumes(data_root, tmp_pa
     study = optuna.load_study(study_name=STUDY, storage=storage)
     assert [t.number for t in study.trials] == [0, 1, 2, 3, 4]
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
-    front = {complete[i].number for i in pareto_front([t.values for t in complete],
-                                                      ["maximize", "minimize"])}
+    front = {
+        complete[i].number
+        for i in pareto_front([t.values for t in complete], ["maximize", "minimize"])
+    }
     results = yaml.safe_load((tmp_path / "sweep2" / "optimization_results.yaml").read_text())
     assert {s["trial"] for s in results["solutions"]} == front
-    assert results["trials"] == {s: sum(t.state.name == s for t in study.trials)
-                                 for s in {"COMPLETE", "FAIL"}}
+    assert results["trials"] == {
+        s: sum(t.state.name == s for t in study.trials) for s in {"COMPLETE", "FAIL"}
+    }
 
 
 def _trial_numbers(url, sweep_dir, state):
     """Numbers of the trials in ``state`` that the worker writing into ``sweep_dir`` runs."""
     try:
         study = optuna.load_study(study_name=STUDY, storage=url)
-    except KeyError:                                   # the study does not exist yet
+    except KeyError:  # the study does not exist yet
         return []
-    return [t.number for t in study.get_trials(deepcopy=False)
-            if t.state.name == state
-            and str(t.user_attrs.get("output_dir", "")).startswith(str(sweep_dir))]
+    return [
+        t.number
+        for t in study.get_trials(deepcopy=False)
+        if t.state.name == state
+        and str(t.user_attrs.get("output_dir", "")).startswith(str(sweep_dir))
+    ]
 
 
 def _wait(condition, what, timeout=240.0):
@@ -101,8 +121,9 @@ def _wait(condition, what, timeout=240.0):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_two_workers_share_a_postgres_study_and_a_killed_one_is_failed(data_root, tmp_path,
-                                                                       postgres_url):
+def test_two_workers_share_a_postgres_study_and_a_killed_one_is_failed(
+    data_root, tmp_path, postgres_url
+):
     """Worker A starts the study on a real PostgreSQL server; worker B joins. A is killed
     with SIGKILL in the middle of a trial; B fails that trial once its heartbeats stop and
     finishes the study: trial numbers 0..N-1, each once, exactly one failed trial (A's), and
@@ -110,17 +131,26 @@ def test_two_workers_share_a_postgres_study_and_a_killed_one_is_failed(data_root
     n = 24
     dir_a, dir_b = tmp_path / "a", tmp_path / "b"
     space = ["search.scale=choice(bark,mel)"]
-    a = subprocess.Popen(search_command(data_root, postgres_url, dir_a, n, *space), cwd=ROOT,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    a = subprocess.Popen(
+        search_command(data_root, postgres_url, dir_a, n, *space),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     b = None
     try:
         _wait(lambda: _trial_numbers(postgres_url, dir_a, "COMPLETE"), "worker A's first trial")
-        b = subprocess.Popen(search_command(data_root, postgres_url, dir_b, n, *space),
-                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True)
+        b = subprocess.Popen(
+            search_command(data_root, postgres_url, dir_b, n, *space),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         _wait(lambda: _trial_numbers(postgres_url, dir_b, "COMPLETE"), "worker B's first trial")
-        (killed,) = _wait(lambda: _trial_numbers(postgres_url, dir_a, "RUNNING"),
-                          "worker A in a trial")
+        (killed,) = _wait(
+            lambda: _trial_numbers(postgres_url, dir_a, "RUNNING"), "worker A in a trial"
+        )
         a.send_signal(signal.SIGKILL)
         a.wait(timeout=30)
         out, _ = b.communicate(timeout=600)
@@ -134,22 +164,23 @@ def test_two_workers_share_a_postgres_study_and_a_killed_one_is_failed(data_root
     assert sorted(t.number for t in trials) == list(range(n))
     # the seeded sampler is reseeded per trial number: the workers never repeat a point
     assert len({tuple(sorted(t.params.items())) for t in trials}) == n
-    failed = [(t.number, t.user_attrs.get("fail_reason")) for t in trials
-              if t.state.name == "FAIL"]
+    failed = [(t.number, t.user_attrs.get("fail_reason")) for t in trials if t.state.name == "FAIL"]
     assert failed == [(killed, "no heartbeat for more than 5 s: its worker stopped")], out[-3000:]
     assert all(t.state.name == "COMPLETE" for t in trials if t.number != killed)
-    assert _trial_numbers(postgres_url, dir_a, "COMPLETE") and \
-        _trial_numbers(postgres_url, dir_b, "COMPLETE")
+    assert _trial_numbers(postgres_url, dir_a, "COMPLETE") and _trial_numbers(
+        postgres_url, dir_b, "COMPLETE"
+    )
     assert (dir_b / "optimization_results.yaml").is_file()
 
 
 def _sweeper_of(overrides, tmp_path):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", return_hydra_config=True,
-                      overrides=["hparams_search=train_optuna", f"paths.root_dir={tmp_path}",
-                                 *overrides])
+    cfg = compose_config(
+        "train",
+        return_hydra_config=True,
+        overrides=["hparams_search=train_optuna", f"paths.root_dir={tmp_path}", *overrides],
+    )
     from hydra.core.hydra_config import HydraConfig
+
     HydraConfig.instance().set_config(cfg)
     settings = OmegaConf.to_container(cfg.hydra.sweeper, resolve=True)
     settings.pop("_target_")
@@ -172,12 +203,15 @@ def test_train_search_leaves_out_parameters_the_loss_does_not_have(tmp_path, cap
     assert "loss.weight_freq" in sweeper._search_space([])[0]
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(direction="up"), "direction must be maximize, minimize or a list of them"),
-    (dict(n_trials=0), "n_trials must be a positive integer, got 0"),
-    (dict(max_failure_rate=2.0), r"max_failure_rate must be in \[0, 1\], got 2.0"),
-    (dict(heartbeat_interval=0), "heartbeat_interval must be >= 1 s"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(direction="up"), "direction must be maximize, minimize or a list of them"),
+        (dict(n_trials=0), "n_trials must be a positive integer, got 0"),
+        (dict(max_failure_rate=2.0), r"max_failure_rate must be in \[0, 1\], got 2.0"),
+        (dict(heartbeat_interval=0), "heartbeat_interval must be >= 1 s"),
+    ],
+)
 def test_bad_sweeper_settings_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         StudySweeper(**kwargs)
@@ -192,22 +226,33 @@ class ScriptedLauncher:
 
     def launch(self, overrides, initial_job_idx):
         from hydra.core.utils import JobReturn, JobStatus
+
         returns = []
         for i, job in enumerate(overrides):
             params = dict(o.split("=", 1) for o in job)
             self.launched.append((initial_job_idx + i, params))
             value = self.outcome(params)
             failed = isinstance(value, BaseException)
-            returns.append(JobReturn(status=JobStatus.FAILED if failed else JobStatus.COMPLETED,
-                                     _return_value=value))
+            returns.append(
+                JobReturn(
+                    status=JobStatus.FAILED if failed else JobStatus.COMPLETED, _return_value=value
+                )
+            )
         return returns
 
 
 def scripted_sweeper(tmp_path, outcome, n_trials, params, storage=None, **kwargs):
-    sweeper = StudySweeper(sampler=optuna.samplers.RandomSampler(seed=0), storage=storage,
-                           study_name="scripted", n_trials=n_trials, params=params, **kwargs)
-    sweeper.config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path / "sweep")}},
-                                       "x": 0.0, "kind": "a"})
+    sweeper = StudySweeper(
+        sampler=optuna.samplers.RandomSampler(seed=0),
+        storage=storage,
+        study_name="scripted",
+        n_trials=n_trials,
+        params=params,
+        **kwargs,
+    )
+    sweeper.config = OmegaConf.create(
+        {"hydra": {"sweep": {"dir": str(tmp_path / "sweep")}}, "x": 0.0, "kind": "a"}
+    )
     sweeper.launcher = ScriptedLauncher(outcome)
     return sweeper
 
@@ -216,20 +261,29 @@ def test_every_outcome_is_recorded_and_the_sweep_goes_on(tmp_path):
     """A raising job, a NaN, a wrong number of values and a pruned job each end their trial
     (FAIL with the reason, or PRUNED); details returned with the values are stored; job
     numbers are trial numbers."""
+
     def outcome(p):
         kind = p["kind"]
-        return {"raise": RuntimeError("boom\nsecond line"), "notfinite": float("nan"),
-                "two": [1.0, 2.0], "prune": optuna.TrialPruned("too slow"),
-                "ok": {"values": [float(p["x"])], "attrs": {"note": "fine"}}}[kind]
+        return {
+            "raise": RuntimeError("boom\nsecond line"),
+            "notfinite": float("nan"),
+            "two": [1.0, 2.0],
+            "prune": optuna.TrialPruned("too slow"),
+            "ok": {"values": [float(p["x"])], "attrs": {"note": "fine"}},
+        }[kind]
+
     storage = f"sqlite:///{tmp_path / 's.sqlite'}"
     sweeper = scripted_sweeper(tmp_path, outcome, 10, {"x": "interval(0, 1)"}, storage)
     sweeper.sweep(["kind=choice(raise,notfinite,two,prune,ok)"])
     study = optuna.load_study(study_name="scripted", storage=storage)
     assert [n for n, _ in sweeper.launcher.launched] == [t.number for t in study.trials]
-    expected = {"raise": ("FAIL", "RuntimeError: boom"),
-                "notfinite": ("FAIL", "ValueError: the job returned non-finite values [nan]"),
-                "two": ("FAIL", "ValueError: the job returned 2 values for 1 objectives"),
-                "prune": ("PRUNED", None), "ok": ("COMPLETE", None)}
+    expected = {
+        "raise": ("FAIL", "RuntimeError: boom"),
+        "notfinite": ("FAIL", "ValueError: the job returned non-finite values [nan]"),
+        "two": ("FAIL", "ValueError: the job returned 2 values for 1 objectives"),
+        "prune": ("PRUNED", None),
+        "ok": ("COMPLETE", None),
+    }
     seen = set()
     for t in study.trials:
         kind = t.params["kind"]
@@ -240,10 +294,10 @@ def test_every_outcome_is_recorded_and_the_sweep_goes_on(tmp_path):
             assert t.value == t.params["x"] and t.user_attrs["note"] == "fine"
         if kind == "prune":
             assert t.user_attrs["prune_reason"] == "TrialPruned: too slow"
-    assert seen == set(expected)                     # the seeded sampler drew every kind
+    assert seen == set(expected)  # the seeded sampler drew every kind
     assert yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())[
-        "trials"] == {s: sum(t.state.name == s for t in study.trials)
-                      for s in ("FAIL", "PRUNED", "COMPLETE")}
+        "trials"
+    ] == {s: sum(t.state.name == s for t in study.trials) for s in ("FAIL", "PRUNED", "COMPLETE")}
 
 
 def test_a_space_that_contradicts_the_study_fails_its_trial_and_stops(tmp_path):
@@ -260,8 +314,16 @@ def test_a_space_that_contradicts_the_study_fails_its_trial_and_stops(tmp_path):
 
 
 def test_max_failure_rate_stops_a_worker_whose_trials_keep_failing(tmp_path):
-    sweeper = scripted_sweeper(tmp_path, lambda p: RuntimeError("broken"), 10,
-                               {"x": "interval(0, 1)"}, max_failure_rate=0.5)
-    with pytest.raises(RuntimeError, match=r"1 of this worker's 1 trials failed, more than "
-                                           r"max_failure_rate=0.5"):
+    sweeper = scripted_sweeper(
+        tmp_path,
+        lambda p: RuntimeError("broken"),
+        10,
+        {"x": "interval(0, 1)"},
+        max_failure_rate=0.5,
+    )
+    with pytest.raises(
+        RuntimeError,
+        match=r"1 of this worker's 1 trials failed, more than "
+        r"max_failure_rate=0.5",
+    ):
         sweeper.sweep([])

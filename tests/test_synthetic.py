@@ -1,6 +1,7 @@
 """The procedural MUSDB18-HQ-like data set (xslicq.data.synthetic): layout, audio, determinism,
 known answers, idempotence, errors and the command line. Rendering needs fluidsynth and a
 General MIDI SoundFont; the composition, MIDI, mixing and WAV tests need neither."""
+
 import doctest
 import hashlib
 import io
@@ -44,7 +45,8 @@ def _soundfont_available():
 
 needs_fluidsynth = pytest.mark.skipif(
     shutil.which("fluidsynth") is None or not _soundfont_available(),
-    reason="needs fluidsynth and a GM SoundFont (apt-get install fluidsynth fluid-soundfont-gm)")
+    reason="needs fluidsynth and a GM SoundFont (apt-get install fluidsynth fluid-soundfont-gm)",
+)
 
 # Known answers, recorded with the generator before it was split into modules (2026-12).
 # The composition: sha256 per stem of the MIDI files of one song per style (seed 0), each
@@ -69,8 +71,16 @@ KNOWN_MANIFEST = "2b4b99c887ac9f48941e512f2418e7d4e9fbf3901ce024f9c9aed6857f6f1e
 def dataset(tmp_path_factory):
     """3 tracks of 4 s: one train, one valid (in train/), one test."""
     root = tmp_path_factory.mktemp("synthetic") / "musdb"
-    manifest = generate_dataset(root, tracks=3, seconds=SECONDS, seed=0, test_tracks=1,
-                                valid_tracks=1, workers=2, progress=False)
+    manifest = generate_dataset(
+        root,
+        tracks=3,
+        seconds=SECONDS,
+        seed=0,
+        test_tracks=1,
+        valid_tracks=1,
+        workers=2,
+        progress=False,
+    )
     return root, manifest
 
 
@@ -99,8 +109,9 @@ def test_layout_and_manifest(dataset):
     names = [n for v in m["split"].values() for n in v]
     assert len(set(names)) == 3
     assert all(re.fullmatch(r"synth_\d{3}_[a-z0-9_]+", n) for n in names)
-    assert sorted(p.name for p in (root / "train").iterdir()) == \
-        sorted(m["split"]["train"] + m["split"]["valid"])
+    assert sorted(p.name for p in (root / "train").iterdir()) == sorted(
+        m["split"]["train"] + m["split"]["valid"]
+    )
     assert [p.name for p in (root / "test").iterdir()] == m["split"]["test"]
     assert set(m["track_info"]) == set(names)
     for split, d in _tracks(root, m):
@@ -108,8 +119,12 @@ def test_layout_and_manifest(dataset):
         assert sorted(p.name for p in d.iterdir()) == sorted(f"{f}.wav" for f in FILES)
         for f in FILES:
             info = sf.info(str(d / f"{f}.wav"))
-            assert (info.samplerate, info.channels, info.frames, info.subtype) == \
-                (SR, 2, int(SECONDS * SR), "FLOAT")
+            assert (info.samplerate, info.channels, info.frames, info.subtype) == (
+                SR,
+                2,
+                int(SECONDS * SR),
+                "FLOAT",
+            )
 
 
 @needs_fluidsynth
@@ -168,10 +183,14 @@ def test_same_seed_same_bytes_other_seed_other_audio(tmp_path):
 def test_known_answer_files(dataset):
     """Same seed, same bytes as the generator before the split (for the recorded renderer)."""
     root, m = dataset
-    if m["fluidsynth"] != KNOWN_FLUIDSYNTH or \
-            Path(m["soundfont"]).stat().st_size != KNOWN_SOUNDFONT_BYTES:
-        pytest.skip(f"known answers recorded with {KNOWN_FLUIDSYNTH} and FluidR3_GM.sf2, not "
-                    f"{m['fluidsynth']} and {m['soundfont']}")
+    if (
+        m["fluidsynth"] != KNOWN_FLUIDSYNTH
+        or Path(m["soundfont"]).stat().st_size != KNOWN_SOUNDFONT_BYTES
+    ):
+        pytest.skip(
+            f"known answers recorded with {KNOWN_FLUIDSYNTH} and FluidR3_GM.sf2, not "
+            f"{m['fluidsynth']} and {m['soundfont']}"
+        )
     h = hashlib.sha256()
     for p in sorted(root.rglob("*.wav")):
         h.update(str(p.relative_to(root)).encode())
@@ -214,7 +233,7 @@ def test_song_name_is_known_before_composing():
 
 
 def test_stem_midi_stays_in_the_track_with_one_voice_per_pitch():
-    song = Song(0, 20, 2.0).compose()                 # shuffle: swung, notes past the end
+    song = Song(0, 20, 2.0).compose()  # shuffle: swung, notes past the end
     for stem in SOURCES:
         mid = stem_midi(song, stem)
         assert mid.ticks_per_beat == theory.TPB and len(mid.tracks) == 1
@@ -238,7 +257,7 @@ def test_write_float_wav_round_trip(tmp_path):
     assert sr == 22050 and sf.info(str(tmp_path / "a.wav")).subtype == "FLOAT"
     np.testing.assert_array_equal(y, x)
     assert (tmp_path / "a.wav").read_bytes() == (tmp_path / "b.wav").read_bytes()
-    assert len((tmp_path / "a.wav").read_bytes()) == 44 + 12 + x.nbytes   # RIFF+fmt, fact, data
+    assert len((tmp_path / "a.wav").read_bytes()) == 44 + 12 + x.nbytes  # RIFF+fmt, fact, data
 
 
 def _rendered(frames=4410):
@@ -286,8 +305,9 @@ def test_completes_a_copy_with_missing_files(dataset, tmp_path):
     test_dir = copy / "test" / m["split"]["test"][0]
     (test_dir / "drums.wav").unlink()
     (test_dir / "mixture.wav").unlink()
-    again = generate_dataset(copy, tracks=3, seconds=SECONDS, seed=0, test_tracks=1,
-                             valid_tracks=1, progress=False)
+    again = generate_dataset(
+        copy, tracks=3, seconds=SECONDS, seed=0, test_tracks=1, valid_tracks=1, progress=False
+    )
     assert again == m
     assert _files(copy) == _files(root)
     for f in _files(root):
@@ -298,13 +318,15 @@ def test_completes_a_copy_with_missing_files(dataset, tmp_path):
 def test_idempotent_and_refuses_other_parameters(dataset, tmp_path):
     root, m = dataset
     before = {f: (root / f).stat().st_mtime_ns for f in _files(root)}
-    again = generate_dataset(root, tracks=3, seconds=SECONDS, seed=0, test_tracks=1,
-                             valid_tracks=1, progress=False)
+    again = generate_dataset(
+        root, tracks=3, seconds=SECONDS, seed=0, test_tracks=1, valid_tracks=1, progress=False
+    )
     assert again == m
     assert {f: (root / f).stat().st_mtime_ns for f in _files(root)} == before
     with pytest.raises(FileExistsError, match=r"seed 0 != 1.*force"):
-        generate_dataset(root, tracks=3, seconds=SECONDS, seed=1, test_tracks=1,
-                         valid_tracks=1, progress=False)
+        generate_dataset(
+            root, tracks=3, seconds=SECONDS, seed=1, test_tracks=1, valid_tracks=1, progress=False
+        )
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("mine")
@@ -315,16 +337,22 @@ def test_idempotent_and_refuses_other_parameters(dataset, tmp_path):
     assert (other / "train" / m2["split"]["train"][0] / "mixture.wav").is_file()
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(tracks=0), "tracks must be >= 1, got 0"),
-    (dict(seconds=0), "seconds must be positive, got 0"),
-    (dict(seconds=-3.0), "seconds must be positive, got -3"),
-    (dict(seconds=1.5), "seconds must be >= 2.*got 1.5"),
-    (dict(test_tracks=2, valid_tracks=1), r"test_tracks \+ valid_tracks = 2 \+ 1 = 3.*tracks = 3"),
-    (dict(test_tracks=-1), "test_tracks must be >= 0, got -1"),
-    (dict(seed=-2), "seed must be >= 0, got -2"),
-    (dict(workers=0), "workers must be >= 1, got 0"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(tracks=0), "tracks must be >= 1, got 0"),
+        (dict(seconds=0), "seconds must be positive, got 0"),
+        (dict(seconds=-3.0), "seconds must be positive, got -3"),
+        (dict(seconds=1.5), "seconds must be >= 2.*got 1.5"),
+        (
+            dict(test_tracks=2, valid_tracks=1),
+            r"test_tracks \+ valid_tracks = 2 \+ 1 = 3.*tracks = 3",
+        ),
+        (dict(test_tracks=-1), "test_tracks must be >= 0, got -1"),
+        (dict(seed=-2), "seed must be >= 0, got -2"),
+        (dict(workers=0), "workers must be >= 1, got 0"),
+    ],
+)
 def test_bad_arguments(tmp_path, kwargs, match):
     args = dict(tracks=3, seconds=3.0, progress=False) | kwargs
     with pytest.raises(ValueError, match=match):
@@ -353,17 +381,38 @@ def test_fluidsynth_failure_is_reported(tmp_path):
 @needs_fluidsynth
 def test_cli(tmp_path):
     out = tmp_path / "cli"
-    cmd = [sys.executable, "-m", "xslicq.data.synthetic", "--out", str(out), "--tracks", "2",
-           "--seconds", "3", "--test-tracks", "1", "--valid-tracks", "0", "--seed", "3"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "xslicq.data.synthetic",
+        "--out",
+        str(out),
+        "--tracks",
+        "2",
+        "--seconds",
+        "3",
+        "--test-tracks",
+        "1",
+        "--valid-tracks",
+        "0",
+        "--seed",
+        "3",
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert r.returncode == 0, r.stderr
     m = json.loads((out / MANIFEST_NAME).read_text())
     assert m["seed"] == 3 and len(m["split"]["train"]) == 1 and len(m["split"]["test"]) == 1
     for f in FILES:
         assert (out / "test" / m["split"]["test"][0] / f"{f}.wav").is_file()
-    r = subprocess.run([sys.executable, "-m", "xslicq.data.synthetic", "--help"],
-                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "xslicq.data.synthetic", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert r.returncode == 0 and "--tracks" in r.stdout and "--soundfont" in r.stdout
-    r = subprocess.run(cmd[:-2] + ["--seed", "4"], capture_output=True, text=True, cwd=ROOT,
-                       timeout=300)
+    r = subprocess.run(
+        cmd[:-2] + ["--seed", "4"], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
     assert r.returncode != 0 and "seed 3 != 4" in r.stderr

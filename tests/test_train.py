@@ -1,142 +1,150 @@
 """The training system: config composition, a tiny training run, checkpoints, resume,
 errors, the CLI and the Optuna sweep."""
+
 import math
 import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from omegaconf import open_dict
 
 from xslicq.train import ConfigError, train
 
-from test_transform_demo import CONF, ROOT
-from test_data import make_dataset
+from helpers import CONF, ROOT, compose_config, tiny_train_config
 
-GROUPS = {g: sorted(p.stem for p in (CONF / g).glob("*.yaml"))
-          for g in ("transform", "model", "system", "loss", "data", "trainer")}
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    return make_dataset(tmp_path_factory.mktemp("data") / "ds", train=3, test=1, valid=1,
-                        seconds=5.0)
-
-
-def tiny_cfg(tmp_path, data_root, overrides=()):
-    """The real train config, shrunk: a small transform, tiny data and two batches."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", return_hydra_config=True, overrides=[
-            "trainer=debug", f"data.root={data_root}", "data.synthetic=null",
-            "data.seq_dur=2.0", "data.samples_per_track=2", "data.batch_size=2",
-            "data.num_workers=0", "data.val_seq_dur=2.0", "transform=bark",
-            "model.hidden=8", "system.columns_per_second=220", "system.init_stats_batches=1",
-            f"hydra.runtime.output_dir={tmp_path}", "log_media=true", *overrides])
-    from hydra.core.hydra_config import HydraConfig
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg
+GROUPS = {
+    g: sorted(p.stem for p in (CONF / g).glob("*.yaml"))
+    for g in ("transform", "model", "system", "loss", "data", "trainer")
+}
 
 
 @pytest.mark.parametrize("group, option", [(g, o) for g, opts in GROUPS.items() for o in opts])
 def test_every_option_composes_and_instantiates(group, option, tmp_path):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=[f"{group}={option}", f"paths.data_dir={tmp_path}",
-                                          "data.root=/nonexistent"] if group == "data" and
-                      option == "musdb" else [f"{group}={option}", f"paths.data_dir={tmp_path}"])
+    cfg = compose_config(
+        "train",
+        overrides=[f"{group}={option}", f"paths.data_dir={tmp_path}", "data.root=/nonexistent"]
+        if group == "data" and option == "musdb"
+        else [f"{group}={option}", f"paths.data_dir={tmp_path}"],
+    )
     node = cfg[group]
     if group in ("model", "system"):
-        assert callable(instantiate(node))           # _partial_: completed by from_config
+        assert callable(instantiate(node))  # _partial_: completed by from_config
     elif group == "trainer":
         with open_dict(node):
             node.default_root_dir = str(tmp_path)
         if node.accelerator == "gpu" and not torch.cuda.is_available():
-            assert node.precision == "bf16-mixed"     # composes; instantiating needs a GPU
+            assert node.precision == "bf16-mixed"  # composes; instantiating needs a GPU
             return
         assert instantiate(node).max_epochs >= 1
     else:
         assert instantiate(node) is not None
 
 
-def test_tiny_training_run_logs_checkpoints_and_media(tmp_path, data_root):
-    cfg = tiny_cfg(tmp_path, data_root, ["trainer.max_epochs=2"])
+def test_tiny_training_run_logs_checkpoints_and_media(tmp_path, tiny_musdb):
+    cfg = tiny_train_config(tmp_path, tiny_musdb, ["trainer.max_epochs=2"])
     metrics, objects = train(cfg)
     for key in ("train/loss", "val/loss", "val/sdr", "val/sdr_best", "val/sdr_vocals"):
         assert key in metrics and math.isfinite(metrics[key]), key
     assert metrics["val/sdr_best"] >= metrics["val/sdr"] - 1e-6
     ckpts = tmp_path / "checkpoints"
     assert (ckpts / "last.ckpt").is_file() and list(ckpts.glob("best-*.ckpt"))
-    assert not list(ckpts.glob("*.tmp"))                      # atomic writes leave nothing
+    assert not list(ckpts.glob("*.tmp"))  # atomic writes leave nothing
     events = list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
     assert events
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    acc = EventAccumulator(str(tmp_path / "tensorboard"),
-                           size_guidance={"images": 0, "audio": 0, "scalars": 0}).Reload()
+
+    acc = EventAccumulator(
+        str(tmp_path / "tensorboard"), size_guidance={"images": 0, "audio": 0, "scalars": 0}
+    ).Reload()
     tags = acc.Tags()
     assert any("spectrograms" in t for t in tags["images"])
     assert any(t.startswith("val_audio/") for t in tags["audio"])
     assert "val/sdr_best" in tags["scalars"] and "lr-AdamW" in tags["scalars"]
 
 
-def test_resume_restores_epoch_optimizer_and_rng(tmp_path, data_root):
-    first = tiny_cfg(tmp_path / "a", data_root, ["trainer.max_epochs=1"])
+def test_resume_restores_epoch_optimizer_and_rng(tmp_path, tiny_musdb):
+    first = tiny_train_config(tmp_path / "a", tiny_musdb, ["trainer.max_epochs=1"])
     _, objects = train(first)
     last = tmp_path / "a" / "checkpoints" / "last.ckpt"
     state = torch.load(last, weights_only=False)
     assert state["epoch"] == 0 and state["optimizer_states"] and "xslicq" in state
-    resumed = tiny_cfg(tmp_path / "b", data_root, ["trainer.max_epochs=2", f"ckpt_path={last}"])
+    resumed = tiny_train_config(
+        tmp_path / "b", tiny_musdb, ["trainer.max_epochs=2", f"ckpt_path={last}"]
+    )
     _, objects = train(resumed)
     assert objects["trainer"].current_epoch == 2
     assert objects["trainer"].global_step == 2 * state["global_step"]
 
 
-@pytest.mark.parametrize("override, match", [
-    ("optimizer.lr=0", "optimizer.lr must be positive, got 0"),
-    ("optimizer.lr=-1e-3", "optimizer.lr must be positive"),
-    ("data.targets=[vocals,piano]", "unknown target names \\['piano'\\]"),
-    ("transform=cqlog", "data.seq_dur=2.0 s .* is shorter than one slice"),
-])
-def test_bad_values_stop_before_training(override, match, tmp_path, data_root):
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        ("optimizer.lr=0", "optimizer.lr must be positive, got 0"),
+        ("optimizer.lr=-1e-3", "optimizer.lr must be positive"),
+        ("data.targets=[vocals,piano]", "unknown target names \\['piano'\\]"),
+        ("transform=cqlog", "data.seq_dur=2.0 s .* is shorter than one slice"),
+    ],
+)
+def test_bad_values_stop_before_training(override, match, tmp_path, tiny_musdb):
     overrides = [override] + (["transform.sllen=107520"] if override == "transform=cqlog" else [])
-    cfg = tiny_cfg(tmp_path, data_root, overrides)
+    cfg = tiny_train_config(tmp_path, tiny_musdb, overrides)
     with pytest.raises(ConfigError, match=match):
         train(cfg)
     assert not (tmp_path / "checkpoints").exists()
 
 
+def assert_trained(metrics, objects, steps=2):
+    """The run took its optimiser steps (trainer=debug: two batches of one epoch), the
+    weights stayed finite and validation scored the estimates."""
+    assert objects["trainer"].global_step == steps
+    params = [p for p in objects["system"].parameters() if p.requires_grad]
+    assert params and all(bool(torch.isfinite(p).all()) for p in params)
+    assert -60.0 < metrics["val/sdr"] < 60.0 and metrics["train/loss"] == metrics["train/loss"]
+
+
 @pytest.mark.parametrize("model", ["cdae_blocks", "umx"])
-def test_other_models_train(model, tmp_path, data_root):
+def test_other_models_train(model, tmp_path, tiny_musdb):
     extra = ["model.hidden=8"] + (["model.layers=1"] if model == "umx" else [])
-    metrics, _ = train(tiny_cfg(tmp_path, data_root, [f"model={model}", *extra,
-                                                      "log_media=false"]))
-    assert math.isfinite(metrics["val/sdr"])
+    metrics, objects = train(
+        tiny_train_config(tmp_path, tiny_musdb, [f"model={model}", *extra, "log_media=false"])
+    )
+    assert_trained(metrics, objects)
 
 
-def test_stft_baseline_and_wiener_train(tmp_path, data_root):
-    metrics, _ = train(tiny_cfg(tmp_path, data_root, [
-        "transform=stft", "transform.n_fft=512", "transform.hop_length=128",
-        "transform.frames_per_slice=16", "system.wiener_iterations=1", "log_media=false"]))
-    assert math.isfinite(metrics["val/sdr"])
+def test_stft_baseline_and_wiener_train(tmp_path, tiny_musdb):
+    metrics, objects = train(
+        tiny_train_config(
+            tmp_path,
+            tiny_musdb,
+            [
+                "transform=stft",
+                "transform.n_fft=512",
+                "transform.hop_length=128",
+                "transform.frames_per_slice=16",
+                "system.wiener_iterations=1",
+                "log_media=false",
+            ],
+        )
+    )
+    assert_trained(metrics, objects)
 
 
 @pytest.mark.parametrize("loss", GROUPS["loss"])
-def test_every_loss_trains(loss, tmp_path, data_root):
-    metrics, _ = train(tiny_cfg(tmp_path, data_root, [f"loss={loss}", "log_media=false"]))
-    assert math.isfinite(metrics["train/loss"])
+def test_every_loss_trains(loss, tmp_path, tiny_musdb):
+    metrics, objects = train(
+        tiny_train_config(tmp_path, tiny_musdb, [f"loss={loss}", "log_media=false"])
+    )
+    assert_trained(metrics, objects)
 
 
-def test_sigterm_mid_epoch_leaves_a_resumable_checkpoint(tmp_path, data_root):
+def test_sigterm_mid_epoch_leaves_a_resumable_checkpoint(tmp_path, tiny_musdb):
     from xslicq.callbacks import GracefulStop
-    cfg = tiny_cfg(tmp_path, data_root, ["trainer.max_epochs=5", "log_media=false"])
+
+    cfg = tiny_train_config(tmp_path, tiny_musdb, ["trainer.max_epochs=5", "log_media=false"])
 
     class Kill(GracefulStop):
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
@@ -151,19 +159,37 @@ def test_sigterm_mid_epoch_leaves_a_resumable_checkpoint(tmp_path, data_root):
     assert last.is_file()
     state = torch.load(last, weights_only=False)
     assert state["epoch"] == 1
-    resumed = tiny_cfg(tmp_path / "r", data_root, ["trainer.max_epochs=2", f"ckpt_path={last}",
-                                                   "log_media=false"])
+    resumed = tiny_train_config(
+        tmp_path / "r", tiny_musdb, ["trainer.max_epochs=2", f"ckpt_path={last}", "log_media=false"]
+    )
     _, objects = train(resumed)
     assert objects["trainer"].current_epoch == 2
 
 
-def test_cli_runs(tmp_path, data_root):
-    r = subprocess.run([sys.executable, "-m", "xslicq.train", "trainer=debug",
-                        f"data.root={data_root}", "data.synthetic=null", "data.num_workers=0",
-                        "data.batch_size=2", "data.samples_per_track=2", "data.val_seq_dur=2.0",
-                        "transform=bark", "model.hidden=8", "system.columns_per_second=220",
-                        "log_media=false", f"hydra.run.dir={tmp_path}"],
-                       capture_output=True, text=True, cwd=ROOT, timeout=600)
+def test_cli_runs(tmp_path, tiny_musdb):
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "xslicq.train",
+            "trainer=debug",
+            f"data.root={tiny_musdb}",
+            "data.synthetic=null",
+            "data.num_workers=0",
+            "data.batch_size=2",
+            "data.samples_per_track=2",
+            "data.val_seq_dur=2.0",
+            "transform=bark",
+            "model.hidden=8",
+            "system.columns_per_second=220",
+            "log_media=false",
+            f"hydra.run.dir={tmp_path}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
 
@@ -190,7 +216,7 @@ hydra:
 
 
 @pytest.mark.slow
-def test_optuna_sweep_with_a_failing_trial(tmp_path, data_root):
+def test_optuna_sweep_with_a_failing_trial(tmp_path, tiny_musdb):
     """Two tiny trials through the Hydra Optuna sweeper, the real train_optuna search
     narrowed by a test search config; a trial with lr=0 is rejected, recorded as failed, and
     the sweep finishes."""
@@ -198,16 +224,35 @@ def test_optuna_sweep_with_a_failing_trial(tmp_path, data_root):
     extra = tmp_path / "conf" / "hparams_search"
     extra.mkdir(parents=True)
     (extra / "test_sweep.yaml").write_text(SWEEP.format(db=db))
-    r = subprocess.run([sys.executable, "-m", "xslicq.train", "-m",
-                        f"--config-dir={tmp_path / 'conf'}", "hparams_search=test_sweep",
-                        "trainer=debug", f"data.root={data_root}", "data.synthetic=null",
-                        "data.num_workers=0", "data.batch_size=2", "data.samples_per_track=2",
-                        "data.val_seq_dur=2.0", "transform=bark", "system.columns_per_second=220",
-                        "model.hidden=8", "log_media=false",
-                        f"hydra.sweep.dir={tmp_path / 'sweep'}"],
-                       capture_output=True, text=True, cwd=ROOT, timeout=900)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "xslicq.train",
+            "-m",
+            f"--config-dir={tmp_path / 'conf'}",
+            "hparams_search=test_sweep",
+            "trainer=debug",
+            f"data.root={tiny_musdb}",
+            "data.synthetic=null",
+            "data.num_workers=0",
+            "data.batch_size=2",
+            "data.samples_per_track=2",
+            "data.val_seq_dur=2.0",
+            "transform=bark",
+            "system.columns_per_second=220",
+            "model.hidden=8",
+            "log_media=false",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=900,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     import optuna
+
     study = optuna.load_study(study_name="test_sweep", storage=f"sqlite:///{db}")
     assert len(study.trials) == 2
     assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL"]
@@ -218,36 +263,48 @@ def test_optuna_sweep_with_a_failing_trial(tmp_path, data_root):
 
 
 def test_optuna_search_config_composes(tmp_path):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", return_hydra_config=True,
-                      overrides=["hparams_search=train_optuna", f"paths.root_dir={tmp_path}"])
+    cfg = compose_config(
+        "train",
+        return_hydra_config=True,
+        overrides=["hparams_search=train_optuna", f"paths.root_dir={tmp_path}"],
+    )
     sweeper = cfg.hydra.sweeper
     assert sweeper.direction == "maximize" and sweeper.sampler.seed == 1234
     assert sweeper.storage.startswith("sqlite:///") and cfg.optimized_metric == "val/sdr_best"
-    assert set(sweeper.params) == {"optimizer.lr", "model.hidden", "loss.weight_freq",
-                                   "loss.mask_sum"}
+    assert set(sweeper.params) == {
+        "optimizer.lr",
+        "model.hidden",
+        "loss.weight_freq",
+        "loss.mask_sum",
+    }
 
 
-@pytest.mark.parametrize("transform_name, columns_per_second, T", [
-    ("cqlog", 140, 128),       # hop 40320: 128 columns per slice = 140.0 per second
-    ("bark", 140, 8),          # hop 3200: 10.2 wanted -> 8 (nearest power of two, log scale)
-    ("bark", 220, 16),
-    ("stft", 140, 32),         # capped at the STFT's 32 frames per slice
-    ("cqlog", 1, 2),           # at least 2
-])
+@pytest.mark.parametrize(
+    "transform_name, columns_per_second, T",
+    [
+        ("cqlog", 140, 128),  # hop 40320: 128 columns per slice = 140.0 per second
+        ("bark", 140, 8),  # hop 3200: 10.2 wanted -> 8 (nearest power of two, log scale)
+        ("bark", 220, 16),
+        ("stft", 140, 32),  # capped at the STFT's 32 frames per slice
+        ("cqlog", 1, 2),  # at least 2
+    ],
+)
 def test_network_grid_in_columns_per_second(transform_name, columns_per_second, T, tmp_path):
     """The default network grid is set in time units, so every transform gives the network a
     comparable number of frames per second, whatever its slice length."""
     from hydra.core.hydra_config import HydraConfig
 
     from xslicq.system import SeparationSystem, network_columns
-    HydraConfig.instance().cfg = None          # as in a benchmark or a notebook
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=[f"transform={transform_name}",
-                                          f"system.columns_per_second={columns_per_second}",
-                                          f"paths.data_dir={tmp_path}"])
+
+    HydraConfig.instance().cfg = None  # as in a benchmark or a notebook
+    cfg = compose_config(
+        "train",
+        overrides=[
+            f"transform={transform_name}",
+            f"system.columns_per_second={columns_per_second}",
+            f"paths.data_dir={tmp_path}",
+        ],
+    )
     transform = instantiate(cfg.transform)
     assert network_columns(transform, columns_per_second) == T
     system = SeparationSystem.from_config(cfg)
@@ -266,19 +323,18 @@ def test_each_network_brings_its_own_grid(model, T, tmp_path):
     """system.columns_per_second=null (the default): the network's own grid (xumx_matrix 140,
     umx 35 columns per second; cdae_blocks reads the ragged blocks)."""
     from xslicq.system import SeparationSystem
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=[f"model={model}", f"paths.data_dir={tmp_path}"])
+
+    cfg = compose_config("train", overrides=[f"model={model}", f"paths.data_dir={tmp_path}"])
     system = SeparationSystem.from_config(cfg, training=False)
     finest = max(m for _, m in system.transform.block_shapes)
     assert system.r2m.T == (finest if T is None else T)
-    assert system.form == {"xumx_matrix": "matrix", "umx": "frames",
-                           "cdae_blocks": "ragged"}[model]
+    assert system.form == {"xumx_matrix": "matrix", "umx": "frames", "cdae_blocks": "ragged"}[model]
 
 
 def test_network_grid_rejects_bad_values():
     from xslicq.system import network_columns
     from xslicq.transform import SliCQT
+
     t = SliCQT("bark", bins=64)
     for bad in (0, -3.0, float("nan"), "many", True):
         with pytest.raises(ValueError, match="columns_per_second must be a positive number"):

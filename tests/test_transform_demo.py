@@ -1,24 +1,22 @@
 """Hydra composition of every transform option and the demo CLI (the notebooks run in
 test_notebooks.py)."""
+
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from xslicq.transform import STFT, SliCQT
 
-ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
+from helpers import CONF, ROOT, compose_config
+
 TRANSFORMS = sorted(p.stem for p in (CONF / "transform").glob("*.yaml"))
 
 
 def compose_demo(overrides=()):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="transform_demo", overrides=list(overrides))
+    return compose_config("transform_demo", overrides)
 
 
 def test_every_scale_has_a_config():
@@ -33,7 +31,7 @@ def test_default_transform_is_cqlog():
 def test_transform_config_instantiates_and_inverts(name):
     cfg = compose_demo([f"transform={name}"])
     t = instantiate(cfg.transform)
-    scale = "vqlog" if name == "tuned" else name            # the search chose a vqlog
+    scale = "vqlog" if name == "tuned" else name  # the search chose a vqlog
     assert t.scale_name == scale and isinstance(t, STFT if name == "stft" else SliCQT)
     x = torch.randn(1, 2, 5000, dtype=torch.float64)
     assert float((x - t.inverse(t(x), 5000)).norm() / x.norm()) < 1e-12
@@ -52,9 +50,21 @@ def test_bad_override_is_a_clear_error():
 
 
 def test_demo_cli(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "xslicq.transform_demo", "transform=bark", "seconds=2",
-                        "dtype=float64", f"hydra.run.dir={tmp_path}"],
-                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "xslicq.transform_demo",
+            "transform=bark",
+            "seconds=2",
+            "dtype=float64",
+            f"hydra.run.dir={tmp_path}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     assert "relative error" in r.stdout
     err = float(r.stdout.split("relative error ")[1].split()[0])
@@ -64,8 +74,11 @@ def test_demo_cli(tmp_path):
 
 
 def test_demo_rejects_bad_seconds(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "xslicq.transform_demo", "seconds=0",
-                        f"hydra.run.dir={tmp_path}"],
-                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "xslicq.transform_demo", "seconds=0", f"hydra.run.dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert r.returncode != 0 and "seconds must be positive, got 0" in r.stderr
-

@@ -1,0 +1,165 @@
+"""Plain helpers and constants shared by the test modules; the fixtures are in conftest.py.
+
+Imported as ``import helpers`` / ``from helpers import ...``: pytest's default ``prepend``
+import mode puts this folder (``tests/``, which has no ``__init__.py``) on ``sys.path`` before
+it imports ``conftest.py`` and the test modules, so no test edits ``sys.path`` and no test
+module imports another one.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from xslicq.data import SOURCES
+from xslicq.data.tracks import SYNTHETIC_MANIFEST
+from xslicq.transform import SCALES, SliCQT, cupy_available
+
+ROOT = Path(__file__).resolve().parents[1]  # the repository (cwd of the CLI subprocesses)
+CONF = ROOT / "conf"  # the Hydra config root
+SR = 44100
+
+# ------------------------------------------------------------------------ transforms
+# the default scales at their documented defaults (oct takes bins per octave)
+SCALE_KWARGS = {
+    "cqlog": dict(bins=262, fmin=32.9, fmax=22050.0),
+    "oct": dict(bins=24, fmin=32.9, fmax=22050.0),
+    "mel": dict(bins=262, fmin=32.9, fmax=22050.0),
+    "bark": dict(bins=262, fmin=32.9, fmax=22050.0),
+    "vqlog": dict(bins=262, fmin=32.9, fmax=22050.0),
+}
+assert set(SCALE_KWARGS) == set(SCALES)
+
+_TRANSFORMS = {}
+
+
+def transform(scale="cqlog", backend="torch", **kwargs):
+    """A cached transform (building the default tables takes ~0.1 s)."""
+    key = (scale, backend, tuple(sorted(kwargs.items())))
+    if key not in _TRANSFORMS:
+        kw = {**SCALE_KWARGS[scale], **kwargs}
+        _TRANSFORMS[key] = SliCQT(scale=scale, sample_rate=SR, backend=backend, **kw)
+    return _TRANSFORMS[key]
+
+
+def rel_err(x, y):
+    x, y = np.asarray(x), np.asarray(y)
+    return float(np.linalg.norm(x - y) / np.linalg.norm(x))
+
+
+requires_cupy = pytest.mark.skipif(not cupy_available(), reason="CuPy with a CUDA GPU not usable")
+requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="torch CUDA not available")
+
+
+# ------------------------------------------------------------------ MUSDB18-HQ layout
+def write_musdb_track(folder: Path, stems: dict, sample_rate: int = SR) -> None:
+    """One track in MUSDB18-HQ layout: ``stems`` maps some of vocals, drums, bass, other to
+    ``(channels, samples)`` arrays; the missing ones are written silent, ``mixture`` is the
+    sum; float32 WAV files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shape = np.shape(next(iter(stems.values())))
+    audio = {
+        s: np.asarray(stems[s], np.float32) if s in stems else np.zeros(shape, np.float32)
+        for s in SOURCES
+    }
+    audio["mixture"] = sum(audio[s] for s in SOURCES)
+    for name, x in audio.items():
+        sf.write(folder / f"{name}.wav", x.T, sample_rate, subtype="FLOAT")
+
+
+def write_tone_track(folder, seconds=3.0, seed=0, channels=2, sample_rate=SR, silent=()):
+    """Stems: vocals a tone (0.2 peak, 300 + 50 seed Hz), drums clicks, bass a 55 Hz tone,
+    other noise; the right channel is 0.8 x the left; stems named in ``silent`` are zeros."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * sample_rate)
+    t = np.arange(n) / sample_rate
+    stems = {
+        "vocals": 0.2 * np.sin(2 * np.pi * (300 + 50 * seed) * t),
+        "drums": 0.3 * (np.arange(n) % (sample_rate // 4) < 200) * rng.standard_normal(n),
+        "bass": 0.3 * np.sin(2 * np.pi * 55 * t),
+        "other": 0.05 * rng.standard_normal(n),
+    }
+    for s in silent:
+        stems[s] = np.zeros(n)
+    write_musdb_track(
+        folder, {k: np.stack([v, 0.8 * v][:channels]) for k, v in stems.items()}, sample_rate
+    )
+
+
+def make_dataset(root, train=4, test=2, valid=1, seconds=3.0):
+    """A MUSDB18-HQ-layout folder of tone tracks with a manifest naming the splits:
+    ``train_0 .. train_{valid-1}`` are the validation tracks, the rest of train/ the
+    training ones, ``test_*`` the test split."""
+    names = {
+        "train": [f"train_{i}" for i in range(train)],
+        "test": [f"test_{i}" for i in range(test)],
+    }
+    for subset, tracks in names.items():
+        for i, name in enumerate(tracks):
+            write_tone_track(
+                root / subset / name, seconds, seed=i + (10 if subset == "test" else 0)
+            )
+    split = {
+        "train": names["train"][valid:],
+        "valid": names["train"][:valid],
+        "test": names["test"],
+    }
+    (root / SYNTHETIC_MANIFEST).write_text(json.dumps({"version": 1, "split": split}))
+    return root
+
+
+# ------------------------------------------------------------------------ Hydra configs
+def compose_config(config_name=None, overrides=(), return_hydra_config=False):
+    """Compose ``conf/<config_name>.yaml`` with ``overrides`` (Hydra's global state cleared
+    first, so a test may run after any other)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(
+            config_name, overrides=list(overrides), return_hydra_config=return_hydra_config
+        )
+
+
+# The train config shrunk to seconds on the tiny dataset: a small transform (bark, 16 matrix
+# columns per slice), a tiny network and two training batches of two 2 s excerpts.
+TINY_DATA = (
+    "data.synthetic=null",
+    "data.seq_dur=2.0",
+    "data.samples_per_track=2",
+    "data.batch_size=2",
+    "data.num_workers=0",
+    "data.val_seq_dur=2.0",
+)
+TINY_MODEL = ("transform=bark", "model.hidden=8", "system.columns_per_second=220")
+
+
+def tiny_train_config(out_dir, data_root, overrides=()):
+    """The real train config, shrunk (``trainer=debug``, :data:`TINY_DATA`,
+    :data:`TINY_MODEL`), writing into ``out_dir``, registered as the current Hydra run (as
+    ``python -m xslicq.train`` would) and without its ``hydra`` node."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    cfg = compose_config(
+        "train",
+        return_hydra_config=True,
+        overrides=[
+            "trainer=debug",
+            f"data.root={data_root}",
+            *TINY_DATA,
+            *TINY_MODEL,
+            "system.init_stats_batches=1",
+            f"hydra.runtime.output_dir={out_dir}",
+            "log_media=true",
+            *overrides,
+        ],
+    )
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
