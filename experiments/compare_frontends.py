@@ -235,10 +235,8 @@ def main() -> None:
     if args.fresh:
         shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
     jobs = [(n, s) for s in args.seeds for n in args.configs]
     train_all(jobs, args.minutes, args.every, args.parallel, args.overrides)
-    train_minutes = (time.perf_counter() - started) / 60
 
     import torch
     from hydra import compose, initialize_config_dir
@@ -326,7 +324,13 @@ def main() -> None:
             text += f" HAAQI differs by {hq:+.3f} between the same two."
         return text
 
-    total = (time.perf_counter() - started) / 60
+    # from the runs' records and the cached evaluations, so a rerun that reuses them reports
+    # the same cost as the run that produced them
+    records = [json.loads((run_dir(n, s) / "done.json").read_text()) for n, s in jobs]
+    train_minutes = (
+        max(r["start_wall"] + r["seconds"] for r in records) - min(r["start_wall"] for r in records)
+    ) / 60
+    eval_minutes = sum(r["museval_seconds"] + r["haaqi_seconds"] for r in results.values()) / 60
     lines = [
         "# Front ends compared: sliCQT against STFT",
         "",
@@ -334,8 +338,9 @@ def main() -> None:
         f"{args.minutes:g} --seeds {' '.join(map(str, args.seeds))} --parallel {args.parallel} "
         f"--every {args.every} --haaqi-seconds {args.haaqi_seconds:g}"
         f"{' ' + ' '.join(args.overrides) if args.overrides else ''}` on {platform.machine()} "
-        f"({os.cpu_count()} CPU cores, torch {torch.__version__}), {total:.0f} minutes in all "
-        f"({train_minutes:.0f} of training).",
+        f"({os.cpu_count()} CPU cores, torch {torch.__version__}): {train_minutes:.0f} minutes of "
+        f"training ({args.parallel} runs at a time) and {eval_minutes:.0f} minutes of "
+        "evaluation (museval and HAAQI, one checkpoint at a time).",
         "",
         f"Every run: `python -m xslicq.train` with the run's groups, the data config's defaults "
         f"(`{cfg.data.name}`, batches of {cfg.data.batch_size} x {cfg.data.seq_dur:g} s), "
