@@ -1,5 +1,6 @@
 """Training losses: known answers, combinations, gradients, BSS decomposition, errors,
-learning (every loss decreases as a mask learns) and the docstring examples."""
+learning (every loss decreases as a mask learns), the scale of every weighted term on
+realistic audio, and the docstring examples."""
 
 import doctest
 import importlib
@@ -11,6 +12,7 @@ import pkgutil
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from xslicq import losses
 from xslicq.losses import (
@@ -21,11 +23,14 @@ from xslicq.losses import (
     SDRMixLoss,
     SISDRLoss,
     bss_decomposition,
+    complex_nmse,
+    magnitude_nmse,
+    mask_sum_penalty,
     sdr,
     sisdr,
 )
 
-from helpers import SR, transform
+from helpers import CONF, SR, transform
 
 EPS = 1e-8
 B, J, C, T = 2, 4, 2, 4000
@@ -163,10 +168,12 @@ def test_sdr_mix_of_perfect_estimates_is_minus_the_ceiling():
     )
     coefs = ragged()
     loss, parts = SDRMixLoss()(ref.clone(), ref, coefs, [c.clone() for c in coefs])
-    assert set(parts) == {"sdr_mix", "freq_mse", "mask_sum"}
+    assert set(parts) == {"sdr_mix", "freq_db", "mask_sum"}
     assert abs(float(parts["sdr_mix"]) + expected) < 1e-9
-    assert float(parts["freq_mse"]) == 0 and float(parts["mask_sum"]) == 0
-    assert abs(float(loss) + expected) < 1e-9
+    # the magnitude term is in dB since issue 10: equal magnitudes give its eps ceiling,
+    # 10 log10(0 + eps) = -80 dB (it was a raw MSE, 0 here)
+    assert float(parts["freq_db"]) == 10 * math.log10(EPS) and float(parts["mask_sum"]) == 0
+    assert abs(float(loss) - (-expected + 0.1 * 10 * math.log10(EPS))) < 1e-9
 
 
 def test_sdr_mix_averages_noisy_combinations():
@@ -186,17 +193,24 @@ def test_sdr_mix_averages_noisy_combinations():
     assert abs(float(loss1) + float(sdr(est[:, 0], ref[:, 0], EPS).mean())) < 1e-9
 
 
-def test_freq_mse_weights_blocks_by_element_count():
+def test_nmse_sums_every_block_per_item_and_target():
+    # since issue 10 the spectral errors are relative energies per item and target (they
+    # were means over all elements, blocks weighted by element count, in raw units)
     ref = ragged()
     est = [r.clone() for r in ref]
     est[0] = ref[0] + 1.0 * torch.exp(1j * torch.angle(ref[0]))  # |est| = |ref| + 1
-    counts = [c.numel() for c in ref]
-    expected = counts[0] / sum(counts)
+    error = ref[0][0, 0].numel()  # per item and target: 1 for every element of block 0
+    ref_energy = sum(r.abs().square().sum(dim=(2, 3, 4, 5)) for r in ref)  # (B, J)
+    expected = error / ref_energy
+    torch.testing.assert_close(magnitude_nmse(est, ref), expected, rtol=1e-12, atol=0)
     mse, parts = MSELoss()(None, None, est, ref)
-    assert abs(float(mse) - expected) < 1e-9 and abs(float(parts["mse"]) - expected) < 1e-9
+    assert abs(float(mse) - float(expected.mean())) < 1e-12
+    assert float(parts["mse"]) == float(mse)
     w = noise(B, J, C, 10)
     loss, parts = SDRMixLoss(weight_time=0.0, weight_freq=0.5)(w, w, est, ref)
-    assert abs(float(loss) - 0.5 * expected) < 1e-9
+    freq_db = float((10 * torch.log10(expected + EPS)).mean())
+    assert abs(float(parts["freq_db"]) - freq_db) < 1e-9
+    assert abs(float(loss) - 0.5 * freq_db) < 1e-9
     assert float(parts["sdr_mix"]) == 0
 
 
@@ -204,13 +218,17 @@ def test_mse_ignores_phase_and_complex_mse_does_not():
     ref = ragged()
     rotated = [r * 1j for r in ref]
     assert float(MSELoss()(None, None, rotated, ref)[0]) < 1e-20
-    # |i r - r|^2 = 2 |r|^2
-    expected = 2 * sum(float(r.abs().square().sum()) for r in ref) / sum(r.numel() for r in ref)
+    # |i r - r|^2 = 2 |r|^2: twice the reference's energy for every item and target
+    two = torch.full((B, J), 2.0, dtype=torch.float64)
+    torch.testing.assert_close(complex_nmse(rotated, ref), two)
     got, parts = ComplexMSELoss()(None, None, rotated, ref)
-    assert abs(float(got) - expected) < 1e-9 * expected
+    assert abs(float(got) - 2) < 1e-12
     assert set(parts) == {"complex_mse", "mask_sum"}
+    # an offset of 0.5 + 0.5j costs 0.5 per element, over the reference's energy
     offset = [r + (1 + 1j) * 0.5 for r in ref]
-    assert abs(float(ComplexMSELoss()(None, None, offset, ref)[0]) - 0.5) < 1e-12
+    n = sum(r[0, 0].numel() for r in ref)
+    expected = (0.5 * n / sum(r.abs().square().sum(dim=(2, 3, 4, 5)) for r in ref)).mean()
+    assert abs(float(ComplexMSELoss()(None, None, offset, ref)[0]) - float(expected)) < 1e-12
 
 
 def test_sisdr_loss_is_minus_mean_sisdr():
@@ -364,7 +382,7 @@ def test_gradients_flow(case, dtype):
         assert g is not None and torch.isfinite(g).all() and float(g.abs().max()) > 0
 
 
-def test_magnitude_mse_gradient_is_finite_at_zero():
+def test_magnitude_nmse_gradient_is_finite_at_zero():
     ref = ragged()
     est = [torch.zeros_like(r) for r in ref]
     est[1] = 0.5 * ref[1] * torch.exp(1j * noise(*ref[1].shape, seed=4))
@@ -374,10 +392,12 @@ def test_magnitude_mse_gradient_is_finite_at_zero():
     # at zero the magnitude's subgradient is taken as 0 (no NaN from e / |e|)
     for i in (0, 2):
         assert torch.equal(est[i].grad, torch.zeros_like(ref[i]))
-    # elsewhere torch's convention for a real loss of complex e: 2 dL/d(conj e)
+    # elsewhere torch's convention for a real loss of complex e: 2 dL/d(conj e); the loss
+    # is the mean over items and targets of the error over the reference's energy
     e = est[1].detach()
-    n = sum(r.numel() for r in ref)
-    expected = 2 * (e.abs() - ref[1].abs()) * e / e.abs() / n
+    ref_energy = sum(r.abs().square().sum(dim=(2, 3, 4, 5)) for r in ref)  # (B, J)
+    expected = 2 * (e.abs() - ref[1].abs()) * e / e.abs() / ref_energy[:, :, None, None, None, None]
+    expected = expected / (B * J)
     torch.testing.assert_close(est[1].grad, expected, rtol=1e-9, atol=1e-15)
 
 
@@ -430,7 +450,9 @@ def test_mask_sum_is_zero_for_masks_summing_to_one():
         )(with_snr(ref, 3.0), ref)
         loss, parts = loss_fn(with_snr(ref, 3.0), ref, masks=masks)
         assert float(parts["mask_sum"]) < 1e-24
-        assert abs(float(loss) - float(base)) < 1e-9
+        # dB losses add the penalty in dB since issue 10: 10 log10(0 + eps) = -80 dB, the
+        # eps ceiling of a perfect mixture (it was added as the relative energy, 0)
+        assert abs(float(loss) - float(base) - 10 * math.log10(EPS)) < 1e-6
 
 
 def test_mask_sum_is_positive_otherwise_and_weighted():
@@ -440,7 +462,12 @@ def test_mask_sum_is_positive_otherwise_and_weighted():
     base, _ = SISDRLoss()(est, ref)
     loss, parts = SISDRLoss(mask_sum=2.0)(est, ref, masks=masks)
     assert abs(float(parts["mask_sum"]) - 0.25) < 1e-9
-    assert abs(float(loss) - float(base) - 2.0 * 0.25) < 1e-9
+    # added in dB in a dB loss since issue 10 (it was 2.0 * 0.25)
+    assert abs(float(loss) - float(base) - 2.0 * 10 * math.log10(0.25 + EPS)) < 1e-9
+    # in a loss of relative energies it is added as it is
+    mse, _ = MSELoss()(None, None, ragged(), ragged(seed=3))
+    loss, _ = MSELoss(mask_sum=2.0)(None, None, ragged(), ragged(seed=3), masks)
+    assert abs(float(loss) - float(mse) - 2.0 * 0.25) < 1e-9
     # a single tensor with the target axis at dim 1 works the same
     single = torch.full((B, J, C, 6, 3), 0.5)  # sums to 2 -> (2 - 1)^2 = 1
     assert abs(float(SISDRLoss(mask_sum=1.0)(est, ref, masks=single)[1]["mask_sum"]) - 1) < 1e-9
@@ -525,7 +552,211 @@ def test_losses_on_real_slicqt_coefficients():
     loss, parts = SDRMixLoss()(est, ref, coefs(est), ref_c)
     loss.backward()
     assert torch.isfinite(est.grad).all() and float(est.grad.abs().max()) > 0
-    assert 0 < float(parts["freq_mse"])
+    # noise at 10 dB SNR: the magnitude error is below the reference, above the eps ceiling
+    assert 10 * math.log10(EPS) < float(parts["freq_db"]) < 0
+
+
+# ------------------------------------------------------- normalisation (issue 10)
+
+
+def test_nmse_is_scale_free_and_exactly_zero_for_equal_coefficients():
+    ref = ragged()
+    est = [r + 0.3 * d for r, d in zip(ref, ragged(seed=9))]
+    for fn in (magnitude_nmse, complex_nmse):
+        base = fn(est, ref)
+        assert base.shape == (B, J) and float(base.min()) > 0.01
+        for k in (1e-3, 7.0, 1e4):
+            scaled = fn([k * e for e in est], [k * r for r in ref])
+            torch.testing.assert_close(scaled, base, rtol=1e-12, atol=0)
+        assert torch.equal(fn([r.clone() for r in ref], ref), torch.zeros(B, J, dtype=base.dtype))
+    for loss_fn, part in (
+        (MSELoss(), "mse"),
+        (ComplexMSELoss(), "complex_mse"),
+        (SDRMixLoss(weight_time=0.0), "freq_db"),
+    ):
+
+        def term(e, r, loss_fn=loss_fn, part=part):
+            return float(loss_fn(None, None, e, r)[1][part])
+
+        base = term(est, ref)
+        scaled = term([1e3 * e for e in est], [1e3 * r for r in ref])
+        assert abs(scaled - base) < 1e-12 * max(1.0, abs(base))
+        # a relative energy is exactly 0; the dB term is at its eps ceiling, 10 log10(eps)
+        same = term([r.clone() for r in ref], ref)
+        assert same == (10 * math.log10(EPS) if part == "freq_db" else 0.0)
+
+
+def test_a_silent_reference_is_floored_at_the_batch_mean_energy():
+    ref = [r.clone() for r in ragged()]
+    for r in ref:
+        r[0, 2] = 0  # item 0 has no target 2
+    est = [r + 0.1 * d for r, d in zip(ref, ragged(seed=9))]
+    error = sum((e.abs() - r.abs()).square().sum(dim=(2, 3, 4, 5)) for e, r in zip(est, ref))
+    ref_energy = sum(r.abs().square().sum(dim=(2, 3, 4, 5)) for r in ref)
+    expected = error / ref_energy
+    expected[0, 2] = error[0, 2] / (1e-3 * ref_energy.mean())  # -30 dB below the mean
+    got = magnitude_nmse(est, ref)
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=0)
+    assert 1 < float(got[0, 2]) < 1e4  # large, as leakage into silence should be, but finite
+    est = [e.requires_grad_(True) for e in est]
+    loss, parts = SDRMixLoss(weight_time=0.0)(None, None, est, ref)
+    loss.backward()
+    assert all(torch.isfinite(e.grad).all() for e in est)
+
+
+def test_mask_sum_penalty_weights_by_mixture_energy():
+    masks = softmax_masks(ragged())
+    masks[1] = masks[1] * 3  # sums to 3 in block 1 only
+    energy = [r.sum(dim=1).abs().square() for r in ragged(seed=3)]  # the mixture's
+    silent_1 = [w if i != 1 else torch.zeros_like(w) for i, w in enumerate(energy)]
+    assert float(mask_sum_penalty(masks, silent_1)) < 1e-24  # wrong only where silent
+    got = mask_sum_penalty(masks, energy)
+    expected = 4 * float(energy[1].sum()) / sum(float(w.sum()) for w in energy)
+    assert abs(float(got) - expected) < 1e-12
+    # scale-free in the weights
+    assert abs(float(mask_sum_penalty(masks, [1e-6 * w for w in energy])) - expected) < 1e-12
+    # the losses weight by the mixture's energy (the references' sum) given ref_coefs
+    ref = ragged(seed=3)
+    parts = MSELoss()(None, None, ref, ref, masks)[1]
+    assert abs(float(parts["mask_sum"]) - expected) < 1e-12
+    with pytest.raises(ValueError, match=r"weight block 0 .*\(2, 2, 3, 5, 8\)"):
+        mask_sum_penalty(masks, [w[:, :1] for w in energy])
+
+
+# ---------------------------------------------------- term scales on realistic audio
+# Every weighted term of every conf/loss/ file (mask_sum at 0.1, the largest the Optuna
+# search tries; the configs keep it 0) on 2 s of tone stems at 44.1 kHz through the
+# cqlog sliCQT, with masks as an untrained network's (sigmoid of noise) and near the
+# ideal ratio masks. Gradients are taken w.r.t. the masks, which make both estimates:
+# est_coefs = masks * mixture coefficients, est_wave = their inverse transform.
+
+MAIN_PART = {  # loss -> (its main weight, the part holding that term)
+    "sdr_mix": ("weight_time", "sdr_mix"),
+    "mse": (None, "mse"),
+    "complex_mse": (None, "complex_mse"),
+    "sisdr": (None, "sisdr"),
+    "bss_mix": ("weight_sdr", "sdr_db"),
+}
+TERM_PART = {  # weight -> the part holding its (unweighted) term
+    "weight_freq": "freq_db",
+    "weight_sir": "sir_db",
+    "weight_sar": "sar_db",
+    "weight_isr": "isr_db",
+    "mask_sum": "mask_sum",
+}
+LOSS_CONFIGS = {p.stem: OmegaConf.load(p) for p in sorted((CONF / "loss").glob("*.yaml"))}
+TERMS = [
+    (name, key)
+    for name, cfg in LOSS_CONFIGS.items()
+    for key in cfg
+    if (key.startswith("weight_") or key == "mask_sum") and key != MAIN_PART[name][0]
+]
+
+
+def tone_stems(seed, seconds=2.0):
+    """(targets, 1, samples) float32: a 0.2 tone, 0.3 clicks, a 0.3 55 Hz tone and 0.05
+    noise (the left channel of helpers.write_tone_track's stems)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    stems = [
+        0.2 * np.sin(2 * np.pi * (300 + 50 * seed) * t),
+        0.3 * (np.arange(t.size) % (SR // 4) < 200) * rng.standard_normal(t.size),
+        0.3 * np.sin(2 * np.pi * 55 * t),
+        0.05 * rng.standard_normal(t.size),
+    ]
+    return torch.tensor(np.stack(stems)[:, None], dtype=torch.float32)
+
+
+@pytest.fixture(scope="module")
+def realistic():
+    """The transform, the references (waveforms and coefficients), the mixture's
+    coefficients, masks by state, and a cache for :func:`term_scales`."""
+    t = transform("cqlog")
+    ref = tone_stems(seed=0)[None]  # (1, 4, 1, 88200): one item keeps the test quick
+    b, j, c, n = ref.shape
+    ref_c = [r.reshape(b, j, *r.shape[1:]) for r in t(ref.reshape(b * j, c, n))]
+    g = torch.Generator().manual_seed(0)
+    untrained = [torch.sigmoid(torch.randn(r.shape, generator=g)) for r in ref_c]
+    near = [  # the ideal ratio masks, off by up to 20 %
+        r.abs() / r.abs().sum(dim=1, keepdim=True).clamp_min(1e-12) * (0.8 + 0.4 * m)
+        for r, m in zip(ref_c, untrained)
+    ]
+    return {
+        "transform": t,
+        "ref": ref,
+        "ref_c": ref_c,
+        "mix_c": t(ref.sum(dim=1)),
+        "masks": {"untrained": untrained, "near": near},
+        "cache": {},
+    }
+
+
+def loss_gradient(data, loss_fn, masks):
+    """``(parts, gradient w.r.t. the masks flattened)`` of ``loss_fn`` on masked mixtures."""
+    masks = [m.clone().requires_grad_(True) for m in masks]
+    est_c = [m * x[:, None] for m, x in zip(masks, data["mix_c"])]
+    b, j, c, n = data["ref"].shape
+    flat = [e.reshape(b * j, *e.shape[2:]) for e in est_c]
+    est_w = data["transform"].inverse(flat, length=n).reshape(b, j, c, n)
+    loss, parts = loss_fn(est_w, data["ref"], est_c, data["ref_c"], masks)
+    grad = torch.autograd.grad(loss, masks)
+    return parts, torch.cat([x.reshape(-1) for x in grad])
+
+
+def term_scales(data, name, state):
+    """The loss of ``conf/loss/<name>.yaml`` (mask_sum 0.1) in one state of the masks:
+    ``(parts, gradient, {weight: gradient with that weight 0})``, cached."""
+    key = (name, state)
+    if key not in data["cache"]:
+        from hydra.utils import instantiate
+
+        cfg = LOSS_CONFIGS[name].copy()
+        cfg.mask_sum = 0.1
+        masks = data["masks"][state]
+        parts, g_on = loss_gradient(data, instantiate(cfg), masks)
+        off = {}
+        for weight in [w for n, w in TERMS if n == name]:
+            cfg_off = cfg.copy()
+            cfg_off[weight] = 0.0
+            off[weight] = loss_gradient(data, instantiate(cfg_off), masks)[1]
+        data["cache"][key] = parts, g_on, off
+    return data["cache"][key]
+
+
+def test_every_weighted_term_is_covered():
+    assert set(LOSS_CONFIGS) == set(MAIN_PART) == set(LOSSES)
+    assert all(weight in TERM_PART for _, weight in TERMS), TERMS
+    assert len(TERMS) == 9 and ("sdr_mix", "weight_freq") in TERMS
+
+
+@pytest.mark.parametrize(("name", "weight"), TERMS, ids=[f"{n}-{w}" for n, w in TERMS])
+def test_weighted_term_value_is_on_the_main_terms_scale(realistic, name, weight):
+    """Untrained estimate: a relative energy within 10x of the main term, a dB term within
+    30 dB of it (an untrained estimate's BSS ratios span ~22 dB)."""
+    parts, _, _ = term_scales(realistic, name, "untrained")
+    loss_fn = LOSSES[name]
+    main = float(parts[MAIN_PART[name][1]])
+    term = float(parts[TERM_PART[weight]])
+    if weight == "mask_sum" and loss_fn.in_db:
+        term = 10 * math.log10(term + EPS)  # added in dB
+    if loss_fn.in_db:
+        assert abs(term - main) < 30, (main, term)
+    else:
+        assert 0.1 < term / main < 10, (main, term)
+
+
+@pytest.mark.parametrize("state", ["untrained", "near"])
+@pytest.mark.parametrize(("name", "weight"), TERMS, ids=[f"{n}-{w}" for n, w in TERMS])
+def test_weighted_term_moves_the_gradient(realistic, name, weight, state):
+    """Turning the term's weight from 0 to its default (mask_sum: 0.1) changes the gradient
+    by more than 1 % of its norm, both for an untrained and a nearly ideal estimate (a
+    ratio of energies next to a dB term would fade there: its gradient shrinks with the
+    error while a dB term's grows); while untrained, by less than half."""
+    _, g_on, off = term_scales(realistic, name, state)
+    rel = float((g_on - off[weight]).norm() / g_on.norm())
+    assert rel > 0.01, rel
+    if state == "untrained":
+        assert rel < 0.5, rel
 
 
 # ------------------------------------------------------------------------ docstrings

@@ -140,11 +140,17 @@ class BSSMixLoss(_Loss):
 
     Args:
         weight_sdr, weight_sir, weight_sar, weight_isr: finite weights of the four
-            ratios, not all 0.
+            ratios, not all 0. All four are in dB, so a weight is the worth of a dB of
+            its ratio in dB of the others. A ratio's gradient grows as its error
+            shrinks, so the best-met ratio pulls hardest: on 2 s of tone stems through
+            the cqlog sliCQT, the ``conf/loss/bss_mix.yaml`` weights (1, 0.1, 0.1, 0.1)
+            give SIR, SAR and ISR ~9 %, ~22 % and ~6 % of the gradient w.r.t. random
+            masks, but near ideal ratio masks (SIR ~39 dB) SIR and ISR dominate it.
         filter_len: 0 (or 1) projects with one scale per channel; ``L > 1`` allows
             FIR distortion filters of ``L`` taps as BSS-eval does (a ``J*L``-square
             solve per item and channel: keep ``L`` small when training).
-        mask_sum: weight of :func:`~xslicq.losses.mask_sum_penalty`.
+        mask_sum: weight of :func:`~xslicq.losses.mask_sum_penalty`, added in dB
+            (``mask_sum * 10 log10(P + eps)``, see :class:`~xslicq.losses.base._Loss`).
         eps: see :func:`bss_decomposition`; also added to every energy of a ratio.
 
     Shape:
@@ -175,6 +181,7 @@ class BSSMixLoss(_Loss):
     """
 
     name = "bss_mix"
+    in_db = True
 
     def __init__(
         self,
