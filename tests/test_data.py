@@ -1,10 +1,15 @@
-"""Dataset discovery, errors, training/evaluation items, sampler and the DataModule.
+"""Dataset discovery, errors, training/evaluation items, sampler, the DataModule, its config
+checks and the data source that presets keep.
 
 Uses small hand-made MUSDB18-HQ-layout folders (tones and noise written with soundfile),
-so it needs neither fluidsynth nor a download.
+so it needs no download; the tests that render a tiny synthetic set need fluidsynth and a
+General MIDI SoundFont (skipped without them).
 """
 
 import json
+import logging
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,17 +18,35 @@ import torch
 from hydra.utils import instantiate
 
 from xslicq.data import SOURCES
+from xslicq.data.checks import DataConfigError
 from xslicq.data.datamodule import MusdbDataModule
 from xslicq.data.datasets import EpochSampler, EvalDataset, TrainDataset
 from xslicq.data.tracks import (
     SYNTHETIC_MANIFEST,
+    SYNTHETIC_PROGRESS,
     DatasetError,
     find_tracks,
     load_track,
     musdb_validation_tracks,
 )
 
-from helpers import SR, compose_config, make_dataset, write_tone_track
+from helpers import CONF, SR, compose_config, make_dataset, write_tone_track
+
+
+def _soundfont_available():
+    from xslicq.data.synthetic import find_soundfont
+
+    try:
+        find_soundfont()
+        return True
+    except FileNotFoundError:
+        return False
+
+
+needs_fluidsynth = pytest.mark.skipif(
+    shutil.which("fluidsynth") is None or not _soundfont_available(),
+    reason="needs fluidsynth and a GM SoundFont (apt-get install fluidsynth fluid-soundfont-gm)",
+)
 
 
 @pytest.fixture
@@ -207,11 +230,227 @@ def test_datamodule_with_workers_is_reproducible(dataset):
     torch.testing.assert_close(first_batch(0), first_batch(2), rtol=0, atol=0)
 
 
-def test_missing_root_and_bad_loader(tmp_path):
-    with pytest.raises(DatasetError, match="dataset folder .*missing does not exist"):
-        MusdbDataModule(str(tmp_path / "missing")).prepare_data()
-    with pytest.raises(ValueError, match="unknown data.loader 'fast'"):
-        MusdbDataModule(str(tmp_path), loader="fast")
+def test_missing_musdb_root_is_one_clear_error_and_creates_nothing(tmp_path):
+    root = tmp_path / "not" / "there"
+    dm = MusdbDataModule(str(root))
+    for step in (dm.prepare_data, lambda: dm.setup("fit")):
+        with pytest.raises(
+            DatasetError,
+            match=f"data.root={root} does not exist: set data.root to your MUSDB18-HQ folder.*"
+            "or use data=synthetic",
+        ):
+            step()
+    assert list(tmp_path.iterdir()) == []
+
+
+# every preset that may be combined with a data choice
+PRESETS = [
+    (group, p.stem)
+    for group in ("debug", "experiment")
+    for p in sorted((CONF / group).glob("*.yaml"))
+]
+
+
+@pytest.mark.parametrize("group, option", PRESETS)
+def test_presets_keep_the_chosen_data_source(group, option, tmp_path):
+    """``data=musdb data.root=X <preset>`` stays MUSDB18-HQ at X: nothing generated into X,
+    and a missing X is the clear error (nothing created)."""
+    root = tmp_path / "MUSDB18-HQ"
+    cfg = compose_config(
+        "train",
+        ["data=musdb", f"data.root={root}", f"{group}={option}", f"paths.data_dir={tmp_path}"],
+        return_hydra_config=True,
+    )
+    assert cfg.hydra.runtime.choices.data == "musdb"
+    assert cfg.data.synthetic is None and cfg.data.root == str(root)
+    dm = instantiate(cfg.data)
+    with pytest.raises(DatasetError, match=f"data.root={root} does not exist"):
+        dm.prepare_data()
+    assert list(tmp_path.iterdir()) == []
+    # without a data= choice, the preset may pick a synthetic set (a size, not a source)
+    cfg = compose_config("train", [f"{group}={option}", f"paths.data_dir={tmp_path}"])
+    assert cfg.data.synthetic is not None
+
+
+def _snapshot(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_a_folder_that_is_not_a_synthetic_set_is_never_written_into(tmp_path, force):
+    root = tmp_path / "MUSDB18-HQ"
+    write_tone_track(root / "train" / "Artist - Song", 1.0)
+    write_tone_track(root / "test" / "Other - Song", 1.0, seed=1)
+    before = _snapshot(root)
+    params = dict(tracks=2, seconds=2.0, valid_tracks=0, test_tracks=1, force=force)
+    dm = MusdbDataModule(str(root), synthetic=params, seq_dur=1.0)
+    with pytest.raises(
+        DatasetError,
+        match="is not a synthetic set made by xslicq.*use data=musdb data.root=",
+    ):
+        dm.prepare_data()
+    assert _snapshot(root) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["MUSDB18-HQ"]  # not even a lock
+    from xslicq.data.synthetic import SyntheticSetExists, generate_dataset
+
+    with pytest.raises(SyntheticSetExists, match="not a set made by this generator"):
+        generate_dataset(root, progress=False, **params)
+    assert _snapshot(root) == before
+
+
+@needs_fluidsynth
+def test_an_interrupted_synthetic_render_is_resumed_identically(tmp_path, monkeypatch, caplog):
+    """Ctrl-C in the middle of the first render (here: while the second track's second file
+    is written) leaves a set that the next run finishes, with a log line, into the bytes of
+    an uninterrupted render."""
+    import xslicq.data.synthetic.dataset as generator
+
+    params = dict(tracks=2, seconds=2.0, seed=0, valid_tracks=1, test_tracks=0, workers=1)
+    reference = tmp_path / "reference"
+    generator.generate_dataset(reference, progress=False, **params)
+
+    root = tmp_path / "cache" / "synthetic"
+    write = generator.write_float_wav
+    calls = []
+
+    def interrupted_write(path, audio, sample_rate):
+        calls.append(path)
+        if len(calls) == 7:  # track 1 is written, track 2 has one file and half of another
+            Path(str(path) + ".tmp").write_bytes(b"RIFF half a file")
+            raise KeyboardInterrupt
+        write(path, audio, sample_rate)
+
+    monkeypatch.setattr(generator, "write_float_wav", interrupted_write)
+    dm = MusdbDataModule(str(root), synthetic=dict(params, progress=False), seq_dur=1.0)
+    with pytest.raises(KeyboardInterrupt):
+        dm.prepare_data()
+    assert (root / SYNTHETIC_PROGRESS).is_file() and not (root / SYNTHETIC_MANIFEST).exists()
+    with pytest.raises(DatasetError, match="render was interrupted"):
+        dm.setup("fit")  # not mistaken for a finished set
+
+    monkeypatch.setattr(generator, "write_float_wav", write)
+    caplog.set_level(logging.WARNING, logger=generator.__name__)
+    dm.prepare_data()
+    assert "interrupted render of this synthetic set (1 of 2 tracks finished)" in caplog.text
+    assert _snapshot(root) == _snapshot(reference)  # byte-identical, nothing left over
+    dm.setup("fit")
+    assert len(dm.train_set.tracks) == 1 and len(dm.val_set.tracks) == 1
+    # a finished set of other parameters is refused with what to do about it
+    other = MusdbDataModule(str(root), synthetic=dict(params, seed=1), seq_dur=1.0)
+    with pytest.raises(
+        DatasetError,
+        match=r"does not match data.synthetic \(other parameters: seed 0 != 1\).*"
+        r"\+data.synthetic.force=true",
+    ):
+        other.prepare_data()
+    assert _snapshot(root) == _snapshot(reference)
+
+
+def test_validation_tracks_of_different_lengths_batch_without_padding(tmp_path, caplog):
+    """Validation excerpts are cropped to the shortest validation track: they stack, and the
+    SDR of a batch is the one of each excerpt scored alone, read straight from its files."""
+    from xslicq.metrics import sdr_db
+
+    root = tmp_path / "ds"
+    lengths = {"long": 3.0, "short": 1.5, "mid": 2.5}
+    for i, (name, seconds) in enumerate(lengths.items()):
+        write_tone_track(root / "train" / name, seconds, seed=i)
+    write_tone_track(root / "train" / "fit", 3.0, seed=5)
+    write_tone_track(root / "test" / "t", 1.0, seed=6)
+    split = {"train": ["fit"], "valid": sorted(lengths), "test": ["t"]}
+    (root / SYNTHETIC_MANIFEST).write_text(json.dumps({"split": split}))
+    dm = MusdbDataModule(
+        str(root), seq_dur=1.0, val_seq_dur=2.0, val_chunks=2, batch_size=4, num_workers=0
+    )
+    with caplog.at_level(logging.WARNING, logger="xslicq.data.datasets"):
+        dm.setup("validate")
+    assert "cropped from 2 s to 1.50 s" in caplog.text and "short" in caplog.text
+    frames = int(1.5 * SR)
+    batches = list(dm.val_dataloader())
+    assert [b[0].shape for b in batches] == [(4, 2, frames), (1, 2, frames)]
+    mixture = torch.cat([b[0] for b in batches])
+    targets = torch.cat([b[1] for b in batches])
+
+    def estimate(mix, refs):  # a stand-in separator: deterministic, imperfect
+        return 0.8 * refs + 0.05 * mix.unsqueeze(-3)
+
+    batched = torch.cat([sdr_db(estimate(m, t), t) for m, t in batches])  # (items, sources)
+
+    def excerpt(name, stem, start):
+        path = root / "train" / name / f"{stem}.wav"
+        audio = sf.read(path, start=start, frames=frames, dtype="float32", always_2d=True)[0]
+        return torch.from_numpy(audio.T.copy())
+
+    # the same excerpts, one by one from the files: 2 evenly spaced per track (1 for the
+    # shortest, whose 2 coincide), in the order of the track names
+    alone = [
+        (name, start)
+        for name in sorted(lengths)
+        for start in sorted(
+            {int(s) for s in np.linspace(0, int(lengths[name] * SR) - frames, 4)[1:-1]}
+        )
+    ]
+    assert len(alone) == len(batched) == 5
+    for k, (name, start) in enumerate(alone):
+        mix = excerpt(name, "mixture", start)
+        refs = torch.stack([excerpt(name, s, start) for s in SOURCES])
+        torch.testing.assert_close(mixture[k], mix, rtol=0, atol=0)  # real audio, no padding
+        torch.testing.assert_close(targets[k], refs, rtol=0, atol=0)
+        sdr = sdr_db(estimate(mix[None], refs[None]), refs[None])[0]
+        torch.testing.assert_close(batched[k], sdr, rtol=1e-12, atol=1e-12)
+
+
+BAD_VALUES = [
+    (dict(val_seq_dur=0), "data.val_seq_dur must be positive or null, got 0"),
+    (dict(val_seq_dur=-2.0), "data.val_seq_dur must be positive or null, got -2.0"),
+    (dict(val_chunks=0), "data.val_chunks must be an integer >= 1, got 0"),
+    (dict(val_chunks=1.5), "data.val_chunks must be an integer >= 1, got 1.5"),
+    (dict(batch_size=0), "data.batch_size must be an integer >= 1, got 0"),
+    (dict(num_workers=-1), "data.num_workers must be an integer >= 0, got -1"),
+    (dict(seq_dur=0), "data.seq_dur must be a positive number, got 0"),
+    (dict(seq_dur=float("nan")), "data.seq_dur must be a positive number, got nan"),
+    (dict(samples_per_track=0), "data.samples_per_track must be an integer >= 1, got 0"),
+    (dict(gain=[1.5, 0.5]), r"data.gain must be a range \[low, high\] with 0 <= low <= high"),
+    (dict(gain=[-1, 1]), r"data.gain must be a range .* got \[-1, 1\]"),
+    (dict(sample_rate=0), "data.sample_rate must be an integer >= 1, got 0"),
+    (dict(sample_rate=44100.0), "data.sample_rate must be an integer >= 1, got 44100.0"),
+    (dict(targets=[]), "data.targets must be a non-empty list of sources"),
+    (dict(targets="vocals"), r"data.targets must be a non-empty list .*data.targets=\[vocals\]"),
+    (dict(targets=["vocals", "piano"]), r"unknown target names \['piano'\] in data.targets"),
+    (dict(targets=["bass", "bass"]), "data.targets names a source twice"),
+    (dict(loader="fast"), "unknown data.loader 'fast'; choose one of default, dali"),
+    (dict(silence_db=6.0), r"data.silence_db must be a level in dBFS \(a number <= 0\)"),
+    (dict(random_mix="yes"), "data.random_mix must be true or false, got 'yes'"),
+    (dict(pin_memory=None), "data.pin_memory must be true or false, got None"),
+    (dict(seed=-1), "data.seed must be an integer >= 0, got -1"),
+    (dict(root=""), "data.root is not set"),
+    (dict(synthetic=dict(tracks=0, seconds=4.0)), "data.synthetic.tracks must be >= 1, got 0"),
+    (dict(synthetic=dict(tracks=3, seconds=1.0)), "data.synthetic.seconds must be >= 2"),
+    (dict(synthetic=dict(tracks=3)), "data.synthetic.seconds is not set"),
+    (dict(synthetic=dict(tracks=3, seconds=4.0, colour=1)), "unknown key data.synthetic.colour"),
+    (
+        dict(synthetic=dict(tracks=3, seconds=4.0), seq_dur=5.0),
+        r"data.seq_dur=5 s is longer than the synthetic tracks \(data.synthetic.seconds=4\)",
+    ),
+    (
+        dict(synthetic=dict(tracks=3, seconds=4.0), sample_rate=4000),
+        "data.sample_rate must be between 8000 and 96000 Hz for a synthetic set, got 4000",
+    ),
+]
+
+
+@pytest.mark.parametrize("kwargs, match", BAD_VALUES)
+def test_bad_data_values_name_their_key(kwargs, match, tmp_path):
+    args = dict(root=str(tmp_path / "ds")) | kwargs
+    with pytest.raises(DataConfigError, match=match):
+        MusdbDataModule(**args)
+    assert list(tmp_path.iterdir()) == []  # checked before any work
+
+
+def test_bad_values_from_the_command_line_name_their_key(tmp_path):
+    cfg = compose_config("train", ["data=musdb", f"data.root={tmp_path}", "data.val_chunks=0"])
+    with pytest.raises(Exception, match="data.val_chunks must be an integer >= 1, got 0"):
+        instantiate(cfg.data)
 
 
 def test_dali_loader_without_gpu_is_a_clear_error(dataset):

@@ -6,6 +6,7 @@ import doctest
 import hashlib
 import io
 import json
+import logging
 import re
 import shutil
 import subprocess
@@ -19,7 +20,9 @@ import soundfile as sf
 from xslicq.data import SOURCES
 from xslicq.data.synthetic import (
     MANIFEST_NAME,
+    PROGRESS_NAME,
     Song,
+    SyntheticSetExists,
     find_soundfont,
     generate_dataset,
     patterns,
@@ -330,11 +333,54 @@ def test_idempotent_and_refuses_other_parameters(dataset, tmp_path):
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("mine")
-    with pytest.raises(FileExistsError, match="holds no xslicq_synthetic.json"):
-        generate_dataset(other, tracks=1, seconds=2.0, progress=False)
-    m2 = generate_dataset(other, tracks=1, seconds=2.0, progress=False, force=True)
-    assert (other / "notes.txt").read_text() == "mine"
-    assert (other / "train" / m2["split"]["train"][0] / "mixture.wav").is_file()
+    for force in (False, True):  # a folder the generator did not make: never written into
+        with pytest.raises(SyntheticSetExists, match="holds no xslicq_synthetic.json") as err:
+            generate_dataset(other, tracks=1, seconds=2.0, progress=False, force=force)
+        assert not err.value.replaceable and "force" not in str(err.value)
+        assert [p.name for p in other.iterdir()] == ["notes.txt"]
+    assert not (tmp_path / "other.lock").exists()
+
+
+@needs_fluidsynth
+def test_force_replaces_a_set_of_other_parameters(tmp_path, caplog):
+    root = tmp_path / "set"
+    kw = dict(tracks=1, seconds=2.0, progress=False)
+    generate_dataset(root, seed=1, **kw)
+    (root / "notes.txt").write_text("mine")
+    with pytest.raises(SyntheticSetExists, match=r"seed 1 != 2.*force=True") as err:
+        generate_dataset(root, seed=2, **kw)
+    assert err.value.replaceable
+    with caplog.at_level(logging.WARNING, logger="xslicq.data.synthetic.dataset"):
+        m = generate_dataset(root, seed=2, force=True, **kw)
+    assert "rendering it again (force)" in caplog.text
+    assert m["seed"] == 2 and (root / "notes.txt").read_text() == "mine"
+    assert [p.name for p in (root / "train").iterdir()] == m["split"]["train"]
+
+
+@needs_fluidsynth
+def test_an_interrupted_render_of_other_parameters_starts_over(tmp_path, caplog):
+    """A progress file without a manifest is an interrupted render: with other parameters it
+    starts again (its tracks removed); a stale one beside a manifest is dropped."""
+    kw = dict(tracks=1, seconds=2.0, progress=False)
+    reference = tmp_path / "reference"
+    generate_dataset(reference, seed=3, **kw)
+    root = tmp_path / "set"
+    generate_dataset(root, seed=4, **kw)
+    (root / MANIFEST_NAME).rename(root / PROGRESS_NAME)  # as if stopped before the end
+    with caplog.at_level(logging.WARNING, logger="xslicq.data.synthetic.dataset"):
+        generate_dataset(root, seed=3, **kw)
+    assert (
+        "interrupted render of a synthetic set that does not match (other parameters: seed 4 != 3)"
+        in caplog.text
+    )
+    assert _files(root) == _files(reference)
+    for f in _files(root):
+        assert (root / f).read_bytes() == (reference / f).read_bytes(), f
+    (root / PROGRESS_NAME).write_text("{}")  # stopped between the manifest and the clean-up
+    stamp = (root / MANIFEST_NAME).stat().st_mtime_ns
+    generate_dataset(root, seed=3, **kw)
+    assert not (root / PROGRESS_NAME).exists()
+    assert (root / MANIFEST_NAME).stat().st_mtime_ns == stamp
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,9 @@ every epoch differs and runs are reproducible and resumable whatever the number
 of workers.
 
 ``EvalDataset`` gives deterministic validation/test items: whole tracks, or
-``chunks`` evenly spaced excerpts of ``seq_dur`` seconds per track.
+``chunks`` evenly spaced excerpts per track, all of one length so that they batch:
+``seq_dur`` seconds, or the length of the shortest track when that is shorter (never
+padded, so every score is computed on real audio only).
 
 Items are ``(mixture, targets)``: float32 tensors ``(channels, samples)`` and
 ``(nb_targets, channels, samples)``.
@@ -17,12 +19,16 @@ Items are ``(mixture, targets)``: float32 tensors ``(channels, samples)`` and
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import torch
 
 from . import SOURCES
 from .augment import is_silent, random_channel_swap, random_gain
 from .tracks import DatasetError, Track, read
+
+log = logging.getLogger(__name__)
 
 
 def _check_targets(targets) -> tuple[str, ...]:
@@ -101,13 +107,21 @@ class TrainDataset(torch.utils.data.Dataset):
 
 class EpochSampler(torch.utils.data.Sampler):
     """Indices ``epoch * n + i`` in a seeded random order of ``i``; ``set_epoch`` (called by
-    Lightning every epoch) moves on to the next epoch's samples."""
+    Lightning every epoch) moves on to the next epoch's samples. ``resume_at(epoch, skip)``
+    makes the next iteration of ``epoch`` start after its first ``skip`` indices (a run
+    restarted in the middle of an epoch sees exactly the samples it had not seen yet)."""
 
     def __init__(self, n: int, seed: int = 42, shuffle: bool = True):
         self.n, self.seed, self.shuffle, self.epoch = n, seed, shuffle, 0
+        self._skip: tuple[int, int] | None = None  # (epoch, indices to skip)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
+
+    def resume_at(self, epoch: int, skip: int) -> None:
+        if not 0 <= skip <= self.n:
+            raise ValueError(f"cannot skip {skip} of an epoch of {self.n} samples")
+        self.epoch, self._skip = int(epoch), (int(epoch), int(skip))
 
     def __len__(self) -> int:
         return self.n
@@ -118,31 +132,88 @@ class EpochSampler(torch.utils.data.Sampler):
             if self.shuffle
             else np.arange(self.n)
         )
-        return iter((self.epoch * self.n + order).tolist())
+        skip, self._skip = self._skip, None
+        start = skip[1] if skip is not None and skip[0] == self.epoch else 0
+        return iter((self.epoch * self.n + order[start:]).tolist())
+
+
+class ResumableLoader(torch.utils.data.DataLoader):
+    """A DataLoader over an :class:`EpochSampler` whose position is part of a Lightning
+    checkpoint (``state_dict`` / ``load_state_dict``, Lightning's stateful-loader protocol).
+
+    ``progress()`` returns ``(batches done in the current epoch, batches per epoch)`` as the
+    training loop counts them (the loader itself cannot: Lightning fetches ahead). On
+    loading, an epoch that was complete moves on to the next one; otherwise the sampler
+    resumes after the batches already trained on."""
+
+    def __init__(self, dataset, sampler: EpochSampler, progress=None, **kwargs):
+        super().__init__(dataset, sampler=sampler, **kwargs)
+        self.progress = progress
+
+    def state_dict(self) -> dict:
+        progress = self.progress() if self.progress is not None else None
+        done, total = progress if progress is not None else (0, len(self))
+        return {
+            "epoch": int(self.sampler.epoch),
+            "batches_done": int(done),
+            "epoch_batches": int(total),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        epoch, done = int(state["epoch"]), int(state["batches_done"])
+        if done >= int(state["epoch_batches"]):
+            epoch, done = epoch + 1, 0
+        self.sampler.resume_at(epoch, min(done * int(self.batch_size), len(self.sampler)))
 
 
 class EvalDataset(torch.utils.data.Dataset):
-    """Deterministic evaluation items: whole tracks (``seq_dur=None``) or ``chunks`` evenly
-    spaced excerpts of ``seq_dur`` seconds per track."""
+    """Deterministic evaluation items: whole tracks (``seq_dur=None``), or ``chunks`` evenly
+    spaced excerpts per track of one common length, so that they stack into batches.
+
+    The common length is ``seq_dur`` seconds, cropped to the shortest track when that is
+    shorter (with a log line): excerpts are never padded, so an SDR is computed on real
+    audio only and equals the one of the same excerpt scored alone. Excerpts of a short
+    track that coincide are kept once.
+    """
 
     def __init__(
         self, tracks: list[Track], targets=SOURCES, seq_dur: float | None = None, chunks: int = 1
     ):
         if not tracks:
             raise DatasetError("no evaluation tracks")
+        if seq_dur is not None and not (
+            isinstance(seq_dur, (int, float)) and not isinstance(seq_dur, bool) and seq_dur > 0
+        ):
+            raise ValueError(f"seq_dur must be positive or None, got {seq_dur!r}")
+        if isinstance(chunks, bool) or not isinstance(chunks, (int, np.integer)) or chunks < 1:
+            raise ValueError(f"chunks must be an integer >= 1, got {chunks!r}")
         self.tracks, self.targets = tracks, _check_targets(targets)
+        self.frames = None if seq_dur is None else self._common_frames(tracks, seq_dur)
         self.items = []
         for t in tracks:
-            if seq_dur is None:
+            if self.frames is None:
                 self.items.append((t, 0, t.frames))
                 continue
-            frames = min(int(round(seq_dur * t.sample_rate)), t.frames)
-            starts = (
-                np.linspace(0, t.frames - frames, chunks + 2)[1:-1]
-                if chunks > 1
-                else [(t.frames - frames) // 2]
+            last = t.frames - self.frames
+            starts = np.linspace(0, last, chunks + 2)[1:-1] if chunks > 1 else [last // 2]
+            for s in dict.fromkeys(int(s) for s in starts):  # unique, in order
+                self.items.append((t, s, self.frames))
+
+    @staticmethod
+    def _common_frames(tracks: list[Track], seq_dur: float) -> int:
+        """``seq_dur`` in samples, cropped to the shortest track (logged)."""
+        frames = int(round(seq_dur * tracks[0].sample_rate))
+        shortest = min(tracks, key=lambda t: t.frames)
+        if shortest.frames < frames:
+            log.warning(
+                "evaluation excerpts cropped from %g s to %.2f s, the length of the shortest "
+                "track %s, so that they batch without padding",
+                seq_dur,
+                shortest.seconds,
+                shortest.name,
             )
-            self.items.extend((t, int(s), frames) for s in starts)
+            frames = shortest.frames
+        return frames
 
     def __len__(self) -> int:
         return len(self.items)

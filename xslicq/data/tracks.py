@@ -9,7 +9,8 @@ Splits:
 
 The validation tracks are the 14 of the standard MUSDB18 split (read from the
 installed ``musdb`` package) unless ``ROOT`` holds the manifest of a synthetic
-set (:mod:`xslicq.data.synthetic`), whose own split is used.
+set (:mod:`xslicq.data.synthetic`), whose own split is used. A synthetic set whose render
+was interrupted (its progress file but no manifest) is an error until it is finished.
 
 Mono stems are upmixed to stereo with a warning (MUSDB18-HQ is stereo
 throughout; a mono stem usually means a re-exported file). Everything else that
@@ -31,7 +32,8 @@ from . import SOURCES
 
 STEMS = ("mixture",) + SOURCES
 SPLITS = ("train", "valid", "test")
-SYNTHETIC_MANIFEST = "xslicq_synthetic.json"
+SYNTHETIC_MANIFEST = "xslicq_synthetic.json"  # a complete synthetic set
+SYNTHETIC_PROGRESS = "xslicq_synthetic.partial.json"  # a synthetic set still being rendered
 
 
 class DatasetError(ValueError):
@@ -149,6 +151,12 @@ def find_tracks(root, split: str, sample_rate: int = 44100, stems=STEMS) -> list
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"dataset folder {root} does not exist")
+    if (root / SYNTHETIC_PROGRESS).is_file() and not (root / SYNTHETIC_MANIFEST).is_file():
+        raise DatasetError(
+            f"dataset folder {root} holds a synthetic set whose render was interrupted; "
+            "generate it again with the same parameters (data=synthetic, or python -m "
+            "xslicq.data.synthetic) to finish it"
+        )
     subset = "test" if split == "test" else "train"
     folder = root / subset
     if not folder.is_dir():

@@ -25,7 +25,9 @@ of a track are scaled by one common factor so that every stem and the mixture pe
 
 The layout is the one of MUSDB18-HQ::
 
-    OUT/xslicq_synthetic.json                      the manifest (see generate_dataset)
+    OUT/xslicq_synthetic.json                      the manifest (see generate_dataset),
+                                                   written last: the set is complete
+    OUT/xslicq_synthetic.partial.json              while rendering (or interrupted)
     OUT/train/<track>/{mixture,vocals,drums,bass,other}.wav
     OUT/test/<track>/{mixture,vocals,drums,bass,other}.wav
 
@@ -43,22 +45,32 @@ Modules, in the order of the data flow:
   :mod:`.vocals`;
 * :mod:`.midi` a stem as a MIDI file; :mod:`.render` fluidsynth and the SoundFont;
   :mod:`.mix` gains and the mixture; :mod:`.wav` float WAV files;
-* :mod:`.dataset` :func:`generate_dataset` (parameters, splits, manifest, lock, completing
-  an interrupted copy); ``__main__`` the command line::
+* :mod:`.dataset` :func:`generate_dataset` (parameters, splits, manifest and progress file,
+  lock, resuming an interrupted render); ``__main__`` the command line::
 
     python -m xslicq.data.synthetic --out DIR --tracks 8 --seconds 20 --seed 0 \\
         [--test-tracks 2] [--valid-tracks 1] [--soundfont PATH] [--workers 2] [--force]
 """
 
-from .dataset import MANIFEST_NAME, SAMPLE_RATE, generate_dataset
+from .dataset import (
+    MANIFEST_NAME,
+    PROGRESS_NAME,
+    SAMPLE_RATE,
+    SyntheticSetExists,
+    check_parameters,
+    generate_dataset,
+)
 from .render import DEFAULT_SOUNDFONTS, find_soundfont
 from .song import Song
 
 __all__ = [
     "MANIFEST_NAME",
+    "PROGRESS_NAME",
     "DEFAULT_SOUNDFONTS",
     "SAMPLE_RATE",
     "Song",
+    "SyntheticSetExists",
+    "check_parameters",
     "generate_dataset",
     "find_soundfont",
 ]

@@ -46,7 +46,12 @@ def _parser():
     p.add_argument(
         "--workers", type=int, default=None, help="parallel fluidsynth renders (default: CPUs)"
     )
-    p.add_argument("--force", action="store_true", help="overwrite an existing non-empty folder")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="render again a set that this generator made in OUT (other parameters, or the "
+        "same); a folder it did not make is never written into",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p
 

@@ -1,10 +1,23 @@
-"""Generating a synthetic data set: checking the parameters, planning the splits, reusing or
-completing an existing copy, rendering the tracks and writing the manifest."""
+"""Generating a synthetic data set: checking the parameters, planning the splits, reusing,
+completing or resuming an existing copy, rendering the tracks and writing the manifest.
+
+Two files in the output folder say what it holds:
+
+* ``xslicq_synthetic.partial.json`` (:data:`PROGRESS_NAME`), written before anything else
+  into a new or empty folder and rewritten after every finished track: a render under way
+  (or interrupted), with its parameters and the descriptions of the finished tracks;
+* ``xslicq_synthetic.json`` (:data:`MANIFEST_NAME`), written last: the set is complete.
+  The progress file is removed after it.
+
+Every file is written to a temporary name and renamed, so that a file is complete or
+absent. A folder with neither marker is never written into nor deleted from.
+"""
 
 from __future__ import annotations
 
 import concurrent.futures
 import json
+import logging
 import math
 import os
 import re
@@ -25,12 +38,38 @@ from .render import find_fluidsynth, find_soundfont, fluidsynth_version, render_
 from .song import Song
 from .wav import write_float_wav
 
-MANIFEST_NAME = "xslicq_synthetic.json"
+MANIFEST_NAME = "xslicq_synthetic.json"  # written last: the set is complete
+PROGRESS_NAME = "xslicq_synthetic.partial.json"  # written first: a render is under way
 VERSION = 1
 SAMPLE_RATE = 44100
 GENERATOR = "xslicq.data.synthetic"  # recorded in the manifest
 FOLDERS = {"train": "train", "valid": "train", "test": "test"}  # split -> subfolder
 _TRACK_DIR = re.compile(r"^synth_\d+_[a-z0-9_]+$")
+
+log = logging.getLogger(__name__)
+
+
+class SyntheticSetExists(FileExistsError):
+    """The output folder holds something other than the requested set.
+
+    Attributes:
+        out: the folder.
+        reason: what it holds: for a set of this generator, how it differs (``other
+            parameters: seed 0 != 1``); else why it is not one.
+        replaceable: True for a set of this generator made with other parameters, which
+            ``force`` replaces; False for a folder this generator did not make, which is
+            never written into.
+    """
+
+    def __init__(self, out, reason: str, replaceable: bool):
+        self.out, self.reason, self.replaceable = Path(out), reason, replaceable
+        if replaceable:
+            why = f"it holds a synthetic set that does not match ({reason}); pass force=True "
+            why += "(--force) to replace it"
+        else:
+            why = f"{reason}; choose a new or empty folder (nothing is written into or deleted "
+            why += "from a folder that this generator did not make)"
+        super().__init__(f"refusing to write into the non-empty folder {out}: {why}")
 
 
 def generate_dataset(
@@ -49,10 +88,15 @@ def generate_dataset(
     """Generate a MUSDB18-HQ-like data set of procedural songs into ``out``.
 
     Args:
-        out: output folder; created if missing. Refused if it exists, is not empty and does
-            not hold a manifest with the same parameters, unless ``force``. With a matching
-            manifest the call returns it without work (tracks whose files are missing are
-            rendered again, identically).
+        out: output folder; created if missing. A new or empty folder first gets the
+            progress file (see the module docstring), the manifest last. With a manifest of
+            the same parameters the call returns it without work (tracks whose files are
+            missing are rendered again, identically). With only the progress file (an
+            interrupted render) the render resumes: finished tracks are kept, the others
+            rendered, with a log line saying so; the result is byte-identical to an
+            uninterrupted render. A progress file of other parameters is started over.
+            A manifest of other parameters is refused unless ``force``; a non-empty folder
+            with neither file (not made by this generator) is always refused.
         tracks: number of tracks (>= 1) over all splits.
         seconds: duration of every track (>= 2); each WAV has ``round(seconds * sample_rate)``
             frames and 2 channels.
@@ -66,8 +110,10 @@ def generate_dataset(
         soundfont: General MIDI ``.sf2``; default ``/usr/share/sounds/sf2/FluidR3_GM.sf2``.
         workers: parallel fluidsynth renders (default: the CPU count, at most 8).
         progress: show a tqdm bar over tracks.
-        force: overwrite ``out`` even if it holds other data (removes earlier ``synth_*``
-            track folders and the manifest; other files are left alone).
+        force: render the set again even if ``out`` holds a set of this generator (made
+            with other parameters, or the same): its ``synth_*`` track folders, manifest and
+            progress file are removed first (other files are left alone). A folder this
+            generator did not make is refused all the same.
 
     Returns:
         The manifest dict, also written as JSON to ``out / MANIFEST_NAME``: ``version``,
@@ -82,7 +128,8 @@ def generate_dataset(
         ValueError: bad ``tracks``, ``seconds``, ``seed``, split sizes, ``sample_rate`` or
             ``workers``.
         FileNotFoundError: no SoundFont at the path, or no ``fluidsynth`` on PATH.
-        FileExistsError: ``out`` holds other data and ``force`` is false.
+        SyntheticSetExists: (a FileExistsError) ``out`` holds a set of other parameters and
+            ``force`` is false, or other data.
         RuntimeError: fluidsynth failed (its stderr tail is in the message).
 
     Processes that generate the same ``out`` at once (two training runs started together
@@ -90,15 +137,18 @@ def generate_dataset(
     """
     import fcntl
 
-    lock = Path(str(Path(out)) + ".lock")
+    out = Path(out)
+    params, workers = check_parameters(
+        tracks, seconds, seed, test_tracks, valid_tracks, sample_rate, workers
+    )
+    _refuse_foreign(out)  # before the lock file is made next to it
+    params["soundfont"] = str(find_soundfont(soundfont))
+    lock = Path(str(out) + ".lock")
     lock.parent.mkdir(parents=True, exist_ok=True)
     with open(lock, "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            params, workers = _check_params(
-                tracks, seconds, seed, test_tracks, valid_tracks, sample_rate, soundfont, workers
-            )
-            return _generate(Path(out), params, workers, progress, force)
+            return _generate(out, params, workers, progress, force)
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
@@ -140,13 +190,20 @@ def _check_split(tracks, test_tracks, valid_tracks):
     return test_tracks, valid_tracks
 
 
-def _check_params(
-    tracks, seconds, seed, test_tracks, valid_tracks, sample_rate, soundfont, workers
+def check_parameters(
+    tracks,
+    seconds,
+    seed=0,
+    test_tracks=None,
+    valid_tracks=None,
+    sample_rate=SAMPLE_RATE,
+    workers=None,
 ):
-    """The manifest's parameters (``version`` to ``soundfont``) and the worker count.
+    """The checked parameters of :func:`generate_dataset` that need no file: the manifest's
+    ``version`` to ``valid_tracks``, and the worker count.
 
-    Raises ValueError for a bad value (checked in the order of the arguments) and
-    FileNotFoundError for a missing SoundFont.
+    Raises ValueError for a bad value (checked in the order of the arguments); its message
+    starts with the argument's name.
     """
     tracks = _check_int("tracks", tracks, 1)
     seconds = _check_seconds(seconds)
@@ -158,7 +215,6 @@ def _check_params(
     if workers is None:
         workers = max(1, min(8, os.cpu_count() or 1))
     workers = _check_int("workers", workers, 1)
-    sf2 = find_soundfont(soundfont)
     params = dict(
         version=VERSION,
         seed=seed,
@@ -167,7 +223,6 @@ def _check_params(
         tracks=tracks,
         test_tracks=test_tracks,
         valid_tracks=valid_tracks,
-        soundfont=str(sf2),
     )
     return params, workers
 
@@ -194,20 +249,21 @@ def _generate(out, params, workers, progress, force):
     names = [s.name for s in songs]
     split = _split_names(names, params["test_tracks"], params["valid_tracks"])
     dirs = {n: out / FOLDERS[k] / n for k, v in split.items() for n in v}
-    old, todo = _tracks_to_render(out, params, [dirs[n] for n in names], force)
-    if not todo:
-        return old
+    manifest, kept, todo = _plan(out, params, names, [dirs[n] for n in names], force)
+    if manifest is not None and not todo:
+        return manifest
     exe = find_fluidsynth()
     frames = int(round(params["seconds"] * params["sample_rate"]))
     for folder in ("train", "test"):  # both exist, as musdb expects, even if empty
         (out / folder).mkdir(parents=True, exist_ok=True)
     settings = _RenderSettings(exe, params["soundfont"], params["sample_rate"], frames)
     jobs = [(i, songs[i], dirs[names[i]]) for i in todo]
-    infos = _render_tracks(jobs, settings, workers, progress)
-    if len(todo) < len(names):  # completing: keep the descriptions on record
-        infos = {**_descriptions(old.get("track_info", {})), **infos}
-    manifest = _manifest(params, fluidsynth_version(exe), frames, names, split, infos)
-    _write_json(out / MANIFEST_NAME, manifest)
+    # a complete set being repaired keeps its manifest; a new render records its progress
+    record = None if manifest is not None else _recorder(out, params, kept)
+    infos = _render_tracks(jobs, settings, workers, progress, record)
+    manifest = _manifest(params, fluidsynth_version(exe), frames, names, split, {**kept, **infos})
+    _write_json(out / MANIFEST_NAME, manifest)  # the completion marker, written last
+    (out / PROGRESS_NAME).unlink(missing_ok=True)
     return manifest
 
 
@@ -238,27 +294,97 @@ def _descriptions(track_info):
     }
 
 
-def _tracks_to_render(out, params, track_dirs, force):
-    """What to do with ``out``: ``(old_manifest, indices of the tracks to render)``.
-
-    A missing or empty folder renders everything; with ``force`` earlier tracks and the
-    manifest are removed first. A folder whose manifest has the same parameters renders only
-    the tracks with missing files (none: the set is complete). Anything else is refused.
-    """
-    todo = list(range(len(track_dirs)))
+def _refuse_foreign(out):
+    """Raise :class:`SyntheticSetExists` if ``out`` is a non-empty folder that this generator
+    did not make (it holds neither its manifest nor its progress file)."""
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} exists and is not a folder")
-    if not (out.is_dir() and any(out.iterdir())):
-        return None, todo
-    old = _read_manifest(out / MANIFEST_NAME)
-    if force:
-        _remove_tracks(out)
-        return None, todo
-    if not (isinstance(old, dict) and all(old.get(k) == v for k, v in params.items())):
-        raise FileExistsError(_refusal(out, old, params))
-    # complete an interrupted copy (deterministic)
-    missing = [i for i, d in enumerate(track_dirs) if not all(p.is_file() for p in _track_files(d))]
-    return old, missing
+    if not out.is_dir() or (out / MANIFEST_NAME).is_file() or (out / PROGRESS_NAME).is_file():
+        return
+    if any(out.iterdir()):
+        raise SyntheticSetExists(
+            out,
+            f"it holds no {MANIFEST_NAME} (nor {PROGRESS_NAME}), so it is not a set made by "
+            "this generator",
+            replaceable=False,
+        )
+
+
+def _plan(out, params, names, track_dirs, force):
+    """What to do with ``out``: ``(its complete manifest or None, descriptions of the tracks
+    kept, indices of the tracks to render)``.
+
+    A missing or empty folder renders everything. A manifest of the same parameters renders
+    only the tracks with missing files (none: the set is complete). A progress file of the
+    same parameters (an interrupted render) keeps the tracks it records as finished. With
+    ``force``, or a progress file of other parameters, the render starts over. Anything else
+    is refused.
+    """
+    _refuse_foreign(out)
+    everything = list(range(len(names)))
+    if (out / MANIFEST_NAME).is_file() and not force:
+        old = _read_manifest(out / MANIFEST_NAME)
+        if not _same_params(old, params):
+            raise SyntheticSetExists(out, _difference(old, params, MANIFEST_NAME), replaceable=True)
+        (out / PROGRESS_NAME).unlink(missing_ok=True)  # stopped between the last two steps
+        missing = [i for i, d in enumerate(track_dirs) if not _complete(d)]
+        return old, _descriptions(old.get("track_info", {})), missing
+    if (out / PROGRESS_NAME).is_file() and not force:
+        old = _read_manifest(out / PROGRESS_NAME)
+        if _same_params(old, params):
+            done = old.get("track_info", {})
+            kept = {n: done[n] for n, d in zip(names, track_dirs) if n in done and _complete(d)}
+            todo = [i for i, n in enumerate(names) if n not in kept]
+            _remove_tracks(out, keep={d.name for d in track_dirs})  # left by a start-over
+            log.warning(
+                "%s holds an interrupted render of this synthetic set (%d of %d tracks "
+                "finished): rendering the other %d",
+                out,
+                len(kept),
+                len(names),
+                len(todo),
+            )
+            return None, kept, todo
+        log.warning(
+            "%s holds an interrupted render of a synthetic set that does not match (%s): "
+            "starting again",
+            out,
+            _difference(old, params, PROGRESS_NAME),
+        )
+    elif force and out.is_dir() and any(out.iterdir()):
+        log.warning("%s: removing the synthetic set there and rendering it again (force)", out)
+    out.mkdir(parents=True, exist_ok=True)
+    # the progress file first: stopped anywhere after this, the folder is still known as ours
+    _write_json(out / PROGRESS_NAME, _progress(params, {}))
+    (out / MANIFEST_NAME).unlink(missing_ok=True)
+    _remove_tracks(out)
+    return None, {}, everything
+
+
+def _same_params(old, params):
+    return isinstance(old, dict) and all(old.get(k) == v for k, v in params.items())
+
+
+def _complete(track_dir):
+    """All the WAV files of a track are there (each is written whole or not at all)."""
+    return all(p.is_file() for p in _track_files(track_dir))
+
+
+def _progress(params, track_info):
+    """The progress file's content: the parameters and the finished tracks' descriptions."""
+    return dict(params, generator=GENERATOR, track_info=track_info)
+
+
+def _recorder(out, params, kept):
+    """A callback ``(track name, description)`` that records a finished track in the
+    progress file of ``out``."""
+    done = dict(kept)
+
+    def record(name, info):
+        done[name] = info
+        _write_json(out / PROGRESS_NAME, _progress(params, done))
+
+    return record
 
 
 def _read_manifest(path):
@@ -271,28 +397,22 @@ def _read_manifest(path):
         return None
 
 
-def _refusal(out, old, params):
-    """Message of the FileExistsError for a non-empty ``out`` of other parameters."""
-    if isinstance(old, dict):
-        diff = ", ".join(
-            f"{k} {old.get(k)!r} != {v!r}" for k, v in params.items() if old.get(k) != v
-        )
-        why = f"its {MANIFEST_NAME} was made with other parameters ({diff})"
-    else:
-        why = f"it holds no {MANIFEST_NAME}"
-    return (
-        f"refusing to write into the non-empty folder {out}: {why}; "
-        "pass force=True (--force) to overwrite it"
-    )
+def _difference(old, params, name):
+    """Why the content ``old`` of the manifest or progress file ``name`` does not match
+    ``params``, for messages: ``its NAME is unreadable`` or ``other parameters: seed 0 != 1``."""
+    if not isinstance(old, dict):
+        return f"its {name} is unreadable"
+    diff = ", ".join(f"{k} {old.get(k)!r} != {v!r}" for k, v in params.items() if old.get(k) != v)
+    return f"other parameters: {diff}"
 
 
-def _remove_tracks(out):
-    """Delete the manifest and the ``synth_*`` track folders of ``out`` (nothing else)."""
-    (out / MANIFEST_NAME).unlink(missing_ok=True)
+def _remove_tracks(out, keep=()):
+    """Delete the ``synth_*`` track folders of ``out`` whose names are not in ``keep``
+    (nothing else)."""
     for folder in ("train", "test"):
         if (out / folder).is_dir():
             for d in (out / folder).iterdir():
-                if d.is_dir() and _TRACK_DIR.match(d.name):
+                if d.is_dir() and _TRACK_DIR.match(d.name) and d.name not in keep:
                     shutil.rmtree(d)
 
 
@@ -312,11 +432,12 @@ class _RenderSettings:
     frames: int
 
 
-def _render_tracks(jobs, settings, workers, progress):
+def _render_tracks(jobs, settings, workers, progress, on_track=None):
     """Compose, render, mix and write the tracks of ``jobs`` (``(index, song, track_dir)``).
 
     The stems render in a pool of ``workers`` threads; the next track's renders run while
-    the current one is mixed and written. Returns track name -> its manifest description.
+    the current one is mixed and written. ``on_track(name, description)`` is called after
+    each track's files are written. Returns track name -> its manifest description.
     """
     infos = {}
     with (
@@ -335,6 +456,8 @@ def _render_tracks(jobs, settings, workers, progress):
                     )
                 song, track_dir, work, futures = pending.popleft()
                 infos[song.name] = _finish_track(song, track_dir, work, futures, settings)
+                if on_track is not None:
+                    on_track(song.name, infos[song.name])
                 bar.update(1)
         except BaseException:
             for *_, futures in pending:

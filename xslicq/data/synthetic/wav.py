@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import struct
+from pathlib import Path
 
 import numpy as np
 
@@ -14,7 +16,9 @@ def write_float_wav(path, audio, sample_rate):
 
     Written by hand (RIFF ``fmt``/``fact``/``data``) because libsndfile stamps a time into
     the PEAK chunk of float WAVs, which would make identical audio differ byte-wise. The
-    file reads back with soundfile as subtype ``"FLOAT"``.
+    file reads back with soundfile as subtype ``"FLOAT"``. The bytes go to a temporary file
+    next to ``path`` that is then renamed, so that ``path`` is either complete or absent
+    (an interrupted render never leaves a short file behind).
     """
     audio = np.ascontiguousarray(audio, dtype="<f4")
     frames, channels = audio.shape
@@ -39,5 +43,8 @@ def write_float_wav(path, audio, sample_rate):
         + struct.pack("<I", len(data))
         + data
     )
-    with open(path, "wb") as f:
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
         f.write(b"RIFF" + struct.pack("<I", len(body)) + body)
+    os.replace(tmp, path)
