@@ -2,8 +2,6 @@
 errors, the CLI and the Optuna sweep."""
 
 import math
-import os
-import signal
 import subprocess
 import sys
 
@@ -83,8 +81,15 @@ def test_resume_restores_epoch_optimizer_and_rng(tmp_path, tiny_musdb):
 @pytest.mark.parametrize(
     "override, match",
     [
-        ("optimizer.lr=0", "optimizer.lr must be positive, got 0"),
-        ("optimizer.lr=-1e-3", "optimizer.lr must be positive"),
+        ("optimizer.lr=0", "optimizer.lr must be a positive number, got 0"),
+        ("optimizer.lr=-1e-3", "optimizer.lr must be a positive number"),
+        ("optimizer.lr=abc", "optimizer.lr must be a positive number, got 'abc'"),
+        ("optimizer.weight_decay=-1", "optimizer.weight_decay must be a number >= 0, got -1"),
+        ("scheduler.factor=2", "scheduler.factor must be in \\(0, 1\\), got 2"),
+        ("seed=-3", "seed must be an integer >= 0 or null, got -3"),
+        ("trainer.max_epochs=0", "trainer.max_epochs must be an integer >= 1 \\(or -1"),
+        ("trainer.gradient_clip_val=-1", "trainer.gradient_clip_val must be a number >= 0"),
+        ("trainer.limit_val_batches=0", "trainer.limit_val_batches must be a positive"),
         ("data.targets=[vocals,piano]", "unknown target names \\['piano'\\]"),
         ("transform=cqlog", "data.seq_dur=2.0 s .* is shorter than one slice"),
     ],
@@ -139,31 +144,6 @@ def test_every_loss_trains(loss, tmp_path, tiny_musdb):
         tiny_train_config(tmp_path, tiny_musdb, [f"loss={loss}", "log_media=false"])
     )
     assert_trained(metrics, objects)
-
-
-def test_sigterm_mid_epoch_leaves_a_resumable_checkpoint(tmp_path, tiny_musdb):
-    from xslicq.callbacks import GracefulStop
-
-    cfg = tiny_train_config(tmp_path, tiny_musdb, ["trainer.max_epochs=5", "log_media=false"])
-
-    class Kill(GracefulStop):
-        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-            if trainer.current_epoch == 1 and batch_idx == 0:
-                os.kill(os.getpid(), signal.SIGTERM)
-
-    cfg.callbacks.graceful_stop._target_ = f"{__name__}.KillAfterOneEpoch"
-    globals()["KillAfterOneEpoch"] = Kill
-    _, objects = train(cfg)
-    assert objects["trainer"].current_epoch < 5
-    last = tmp_path / "checkpoints" / "last.ckpt"
-    assert last.is_file()
-    state = torch.load(last, weights_only=False)
-    assert state["epoch"] == 1
-    resumed = tiny_train_config(
-        tmp_path / "r", tiny_musdb, ["trainer.max_epochs=2", f"ckpt_path={last}", "log_media=false"]
-    )
-    _, objects = train(resumed)
-    assert objects["trainer"].current_epoch == 2
 
 
 def test_cli_runs(tmp_path, tiny_musdb):
@@ -259,7 +239,9 @@ def test_optuna_sweep_with_a_failing_trial(tmp_path, tiny_musdb):
     for t in study.trials:
         assert (t.state.name == "FAIL") == (t.params["optimizer.lr"] == 0.0)
     (failed,) = [t for t in study.trials if t.state.name == "FAIL"]
-    assert failed.user_attrs["fail_reason"] == "ConfigError: optimizer.lr must be positive, got 0.0"
+    assert failed.user_attrs["fail_reason"] == (
+        "ConfigError: optimizer.lr must be a positive number, got 0.0"
+    )
 
 
 def test_optuna_search_config_composes(tmp_path):

@@ -1,5 +1,5 @@
-"""Lightning plugins and callbacks: atomic checkpoints, a graceful stop on signals, and
-HAAQI of a validation clip (the Cadenza pipeline of :mod:`xslicq.cadenza`)."""
+"""Lightning plugins and callbacks: atomic checkpoints, ``last.ckpt`` and a resumable stop on
+signals, and HAAQI of a validation clip (the Cadenza pipeline of :mod:`xslicq.cadenza`)."""
 
 from __future__ import annotations
 
@@ -15,13 +15,26 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+from pytorch_lightning.callbacks import Checkpoint
 
 log = logging.getLogger(__name__)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+TEMP_GLOB = ".*.ckpt.*.tmp"  # the temporary files of AtomicCheckpointIO
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Writes a checkpoint to a temporary file in the target folder, flushes it to disk and
-    renames it into place, so a crash or a kill never leaves a truncated checkpoint."""
+    renames it into place, so a crash or a kill never leaves a truncated checkpoint. The
+    file gets the mode an ordinary ``open`` would (0666 less the umask), not the 0600 of a
+    temporary file; a temporary file left by a killed process is removed by
+    :func:`remove_stale_temp_files` when a run starts or resumes in that folder."""
 
     def save_checkpoint(self, checkpoint, path, storage_options=None):
         path = Path(path)
@@ -32,22 +45,63 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 torch.save(checkpoint, f)
                 f.flush()
                 os.fsync(f.fileno())
+            os.chmod(tmp, 0o666 & ~_umask())
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
 
 
-class GracefulStop(pl.Callback):
-    """On SIGINT or SIGTERM, finish the current training batch, write ``last.ckpt`` (a
-    resumable checkpoint: ``ckpt_path=.../last.ckpt``) and stop training."""
+def remove_stale_temp_files(folder) -> list[Path]:
+    """Delete half-written checkpoint temporaries (a run killed while saving) in ``folder``;
+    only call it for a run's own checkpoint folder, before that run writes. Returns them."""
+    stale = sorted(Path(folder).glob(TEMP_GLOB)) if Path(folder).is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+        log.warning("removed %s, a checkpoint left half-written by an earlier process", path)
+    return stale
+
+
+class TrainingInterrupted(RuntimeError):
+    """Training stopped on SIGINT/SIGTERM after writing ``checkpoint``."""
+
+    def __init__(self, signum: int, checkpoint: Path, epoch: int, step: int):
+        self.signum, self.checkpoint, self.epoch, self.step = signum, Path(checkpoint), epoch, step
+        name = signal.Signals(signum).name
+        super().__init__(
+            f"training interrupted by {name} in epoch {epoch} at step {step}; "
+            f"resume with: python -m xslicq.train resume={self.checkpoint.parent.parent}"
+        )
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+
+
+class LastCheckpoint(Checkpoint):
+    """``checkpoints/last.ckpt``: written at the end of every training epoch (after its
+    validation), and on SIGINT or SIGTERM after the current training batch, so a run can
+    always resume where it stopped.
+
+    One file per event: when the best-checkpoint callback (the trainer's first
+    ``ModelCheckpoint``) has just written a checkpoint at this step, ``last.ckpt`` becomes
+    a hard link to it instead of a second copy. On a signal the checkpoint is written, the
+    partial epoch is not validated, and :class:`TrainingInterrupted` is raised (the CLI
+    exits with 128 + the signal number and names the command that resumes).
+
+    Lightning runs checkpoint callbacks after the others, in their configured order, so
+    this one comes after the ``ModelCheckpoint`` listed before it.
+    """
 
     def __init__(self, dirpath: str | None = None, filename: str = "last.ckpt"):
+        super().__init__()
         self.dirpath, self.filename = dirpath, filename
         self.requested: int | None = None
         self._previous = {}
 
     def _handler(self, signum, frame):
+        if self.requested is not None:  # a second signal: stop now
+            signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
         self.requested = signum
         log.warning(
             "received %s: stopping after this batch with a checkpoint", signal.Signals(signum).name
@@ -61,10 +115,16 @@ class GracefulStop(pl.Callback):
             except ValueError:  # not in the main thread
                 pass
 
-    def on_train_end(self, trainer, pl_module):
+    def _restore_signals(self):
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous = {}
+
+    def on_train_end(self, trainer, pl_module):
+        self._restore_signals()
+
+    def on_exception(self, trainer, pl_module, exception):
+        self._restore_signals()
 
     def checkpoint_path(self, trainer) -> Path:
         if self.dirpath:
@@ -72,20 +132,44 @@ class GracefulStop(pl.Callback):
         callback = trainer.checkpoint_callback
         folder = (
             callback.dirpath
-            if callback is not None and callback.dirpath
+            if callback is not None and getattr(callback, "dirpath", None)
             else Path(trainer.default_root_dir) / "checkpoints"
         )
         return Path(folder) / self.filename
 
+    def _write(self, trainer) -> Path:
+        path = self.checkpoint_path(trainer)
+        best = trainer.checkpoint_callback
+        just_saved = (
+            getattr(best, "_last_global_step_saved", None) == trainer.global_step
+            and getattr(best, "_last_checkpoint_saved", "")
+            and Path(best._last_checkpoint_saved).is_file()
+        )
+        if just_saved and trainer.is_global_zero:
+            source = Path(best._last_checkpoint_saved)
+            tmp = path.with_name(f".{path.name}.link.tmp")
+            tmp.unlink(missing_ok=True)
+            try:
+                os.link(source, tmp)
+                os.replace(tmp, path)
+                return path
+            except OSError:  # no hard links on this file system: write a copy
+                tmp.unlink(missing_ok=True)
+        trainer.save_checkpoint(path)
+        return path
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        # after the epoch's validation and after ModelCheckpoint (which saves here too)
+        if self.requested is None:
+            self._write(trainer)
+
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if self.requested is None:
             return
-        path = self.checkpoint_path(trainer)
-        trainer.save_checkpoint(path)
-        log.warning("wrote %s; resume with ckpt_path=%s", path, path)
-        trainer.should_stop = True
-        self.stopped_by = self.requested
-        self.requested = None
+        signum, self.requested = self.requested, None
+        path = self._write(trainer)
+        log.warning("wrote %s", path)
+        raise TrainingInterrupted(signum, path, trainer.current_epoch, trainer.global_step)
 
 
 def _loudest_window(references: np.ndarray, frames: int, hop: int) -> int:

@@ -18,6 +18,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from .config import DeviceError
 from .data.tracks import DatasetError
 from .evaluation import (
     EvaluationError,
@@ -60,7 +61,7 @@ def main(cfg: DictConfig) -> float:
     """Returns the mean SDR over the targets."""
     try:
         summary = run(cfg)
-    except (EvaluationError, DatasetError) as err:
+    except (EvaluationError, DatasetError, DeviceError) as err:
         raise SystemExit(f"xslicq.evaluate: error: {err}") from None
     print(summary_markdown(summary, "Separation scores"))
     print(f"written to {Path(cfg.out).resolve()}")

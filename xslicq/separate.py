@@ -74,10 +74,12 @@ def main(argv=None) -> int:
     )
     args = parser.parse_args(argv)
 
+    from .config import check_device
     from .separator import SeparationInputError, Separator
 
     out = Path(args.out)
     try:
+        check_device(args.device, "--device")
         if out.exists() and any(out.iterdir()) and not args.force:
             raise FileExistsError(f"output folder {out} exists and is not empty; use --force")
         audio, rate = load_audio(args.audio)

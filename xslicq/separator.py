@@ -45,9 +45,12 @@ class Separator(torch.nn.Module):
 
     @classmethod
     def from_checkpoint(cls, path, device: str = "cpu", **kwargs) -> Separator:
-        """Rebuild the separator of a training checkpoint (its config is stored inside)."""
+        """Rebuild the separator of a training checkpoint (its config is stored inside).
+        An unusable ``device`` is a :class:`~xslicq.config.DeviceError` (a ValueError)."""
+        from .config import check_device
         from .system import SeparationSystem
 
+        check_device(device, "device")
         try:
             state = torch.load(str(path), map_location=device, weights_only=False)
         except FileNotFoundError as err:

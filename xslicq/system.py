@@ -17,9 +17,12 @@ module only wires the stages and logs.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import random
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
@@ -28,6 +31,35 @@ import torch
 from .data import SOURCES
 from .transform import RaggedToMatrix
 from .transform.backend import multiply
+
+# A media event of the default config (10 s validation clip, 4 targets, cqlog) measured
+# 9.44 MB: 9 mono 16-bit WAV clips of 0.88 MB and a 1024 x 1024 PNG of 1.50 MB (the STFT's:
+# 9.21 MB). Every 20 epochs, 100 epochs log 5 of them: 47 MB of event files.
+LOG_MEDIA_EVERY_N_EPOCHS = 20
+MEDIA_SECONDS = 10.0  # the longest stretch of the validation clip logged as media
+MEDIA_PIXELS = 1024  # the largest side of the logged picture grid
+MEDIA_COLUMNS = 320  # time columns of every spectrogram of the grid (about a panel's width)
+
+
+def _config_error(message: str) -> ValueError:
+    from .train import ConfigError  # the CLI prints it as one ``error:`` line
+
+    return ConfigError(message)
+
+
+def check_test_metric(metric, package: bool = False) -> str:
+    """``metric`` if it names a metric of :mod:`xslicq.evaluation` (``package``: and the
+    package it needs is installed), else a clear error naming the ``test_metric`` key."""
+    from .evaluation import METRICS, EvaluationError, check_metric
+
+    if not isinstance(metric, str) or metric not in METRICS:
+        raise _config_error(f"test_metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    if package:
+        try:
+            check_metric(metric)
+        except EvaluationError as err:
+            raise _config_error(f"test_metric={metric}: {err}") from None
+    return metric
 
 
 def _model_class(factory):
@@ -94,6 +126,37 @@ def _plain_config(cfg) -> dict:
         return plain
 
 
+def _json_safe(value):
+    """Plain JSON values: floats that are not finite become ``null``."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def write_test_results(summary: dict, folder, checkpoint=None) -> Path:
+    """The test stage's files in ``folder``: ``results.json`` (the summary of
+    :func:`xslicq.evaluation.summarize` and the checkpoint's path; NaN as ``null``),
+    ``summary.md``, ``summary.csv`` and ``tracks.csv`` (:func:`xslicq.evaluation.write_summary`)
+    and ``scores.png`` (:func:`xslicq.plotting.scores_figure`). Returns results.json's path."""
+    from .evaluation import write_summary
+    from .plotting import scores_figure
+
+    folder = Path(folder)
+    write_summary(summary, folder, title="Test scores")
+    results = {"checkpoint": None if checkpoint is None else str(checkpoint)}
+    path, tmp = folder / "results.json", folder / "results.json.tmp"
+    tmp.write_text(json.dumps(_json_safe({**results, **summary}), indent=2, allow_nan=False))
+    os.replace(tmp, path)
+    scores_figure(summary, "SDR").savefig(folder / "scores.png")
+    return path
+
+
 def apply_masks(coefs: list, masks: list) -> list:
     """The one place masks meet the mixture: ragged mixture blocks ``(B, C, rows, S, M)``
     times per-target ragged masks ``(B, J, C, rows, S, M)`` -> estimates of the same shape
@@ -128,7 +191,11 @@ class SeparationSystem(pl.LightningModule):
         mask_sum_to_one: normalise the masks to sum to one over the targets, so the
             estimates add up to the mixture.
         config: the run's resolved config (stored in checkpoints to rebuild the separator).
-        log_media: log spectrogram images and audio of a validation clip every epoch.
+        log_media: log a labelled spectrogram grid and the audio (mixture, and reference
+            and estimate per target) of the first validation clip to TensorBoard.
+        log_media_every_n_epochs: log media on epochs 0, N, 2N, ... (an integer >= 1).
+        test_metric: the score of the test stage (:meth:`test_step`), a metric of
+            :mod:`xslicq.evaluation` (``sdr``, ``museval`` or ``fast_bss_eval``).
         init_stats_batches: training batches that initialise the network's input
             normalisation before training (:meth:`init_normalization`; 0: none).
     """
@@ -147,6 +214,8 @@ class SeparationSystem(pl.LightningModule):
         mask_sum_to_one: bool = False,
         config: dict | None = None,
         log_media: bool = True,
+        log_media_every_n_epochs: int = LOG_MEDIA_EVERY_N_EPOCHS,
+        test_metric: str = "sdr",
         monitor: str = "val/sdr",
         init_stats_batches: int = 0,
     ):
@@ -162,6 +231,13 @@ class SeparationSystem(pl.LightningModule):
             raise ValueError(f"wiener_iterations must be >= 0, got {wiener_iterations}")
         if init_stats_batches < 0:
             raise ValueError(f"init_stats_batches must be >= 0, got {init_stats_batches}")
+        n = log_media_every_n_epochs
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise _config_error(
+                f"log_media_every_n_epochs must be an integer >= 1 (media on epochs 0, N, "
+                f"2N, ...), got {n!r}"
+            )
+        check_test_metric(test_metric)
         self.transform = transform
         self.form = model_input_form(model)
         if columns_per_second is None:
@@ -173,10 +249,12 @@ class SeparationSystem(pl.LightningModule):
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.wiener_iterations, self.mask_sum_to_one = wiener_iterations, mask_sum_to_one
         self.config, self.log_media, self.monitor = config, log_media, monitor
+        self.log_media_every_n_epochs, self.test_metric = n, test_metric
         self.init_stats_batches = int(init_stats_batches)
         self.sdr_best = -math.inf
         self._val_sdr: list[torch.Tensor] = []
         self._media = None
+        self._test_scores: dict[str, dict] = {}
 
     @classmethod
     def from_config(cls, cfg, training: bool = True) -> SeparationSystem:
@@ -203,6 +281,9 @@ class SeparationSystem(pl.LightningModule):
         system = instantiate(cfg.system) if cfg.get("system") else partial(cls)
         optimizer = instantiate(cfg.optimizer) if training and cfg.get("optimizer") else None
         scheduler = instantiate(cfg.scheduler) if training and cfg.get("scheduler") else None
+        test_metric = cfg.get("test_metric", "sdr")
+        if training and cfg.get("test"):
+            check_test_metric(test_metric, package=True)  # before hours of training
         return system(
             transform=instantiate(cfg.transform),
             model=instantiate(cfg.model),
@@ -212,6 +293,8 @@ class SeparationSystem(pl.LightningModule):
             targets=list(cfg.data.targets),
             config=_plain_config(cfg),
             log_media=cfg.get("log_media", True),
+            log_media_every_n_epochs=cfg.get("log_media_every_n_epochs", LOG_MEDIA_EVERY_N_EPOCHS),
+            test_metric=test_metric,
         )
 
     @property
@@ -278,19 +361,31 @@ class SeparationSystem(pl.LightningModule):
         return loss, estimates
 
     def training_step(self, batch, batch_idx):
-        return self.common_step(batch, "train")[0]
+        loss = self.common_step(batch, "train")[0]
+        # the epoch's mean as well: an epoch shorter than log_every_n_steps logs no step value
+        self.log("train/loss_epoch", loss, on_step=False, on_epoch=True, batch_size=len(batch[0]))
+        return loss
+
+    # ------------------------------------------------------------ validation
+    def media_due(self) -> bool:
+        """Whether this validation logs media: ``log_media``, a logger that takes images,
+        not the sanity check, and an epoch 0, N, 2N, ... (``log_media_every_n_epochs``)."""
+        experiment = getattr(self.logger, "experiment", None)
+        return (
+            self.log_media
+            and hasattr(experiment, "add_image")
+            and not self.trainer.sanity_checking
+            and self.current_epoch % self.log_media_every_n_epochs == 0
+        )
 
     def validation_step(self, batch, batch_idx):
         from .metrics import sdr_db
 
         _, estimates = self.common_step(batch, "val")
         self._val_sdr.append(sdr_db(estimates.float(), batch[1].float()).detach().cpu())
-        if batch_idx == 0 and self.log_media:
-            self._media = (
-                batch[0][0].detach().cpu(),
-                batch[1][0].detach().cpu(),
-                estimates[0].detach().cpu(),
-            )
+        if batch_idx == 0 and self.media_due():
+            n = min(batch[0].shape[-1], int(MEDIA_SECONDS * self.transform.sample_rate))
+            self._media = tuple(x[0, ..., :n].detach().float() for x in (*batch, estimates))
 
     def on_validation_epoch_end(self):
         if not self._val_sdr:
@@ -302,44 +397,124 @@ class SeparationSystem(pl.LightningModule):
         mean = float(sdr.mean())
         self.log("val/sdr", mean, prog_bar=True)
         if not self.trainer.sanity_checking:
-            self.sdr_best = max(self.sdr_best, mean)
-        self.log("val/sdr_best", self.sdr_best if self.sdr_best > -math.inf else mean)
-        if self._media is not None and not self.trainer.sanity_checking:
+            # the running best is undefined before the first real validation: never logged
+            # then (and never a non-finite point, which TensorBoard draws as a gap)
+            if math.isfinite(mean):
+                self.sdr_best = max(self.sdr_best, mean)
+            if math.isfinite(self.sdr_best):
+                self.log("val/sdr_best", self.sdr_best)
+        if self._media is not None:
             self._log_media(*self._media)
         self._media = None
 
+    @torch.no_grad()
     def _log_media(self, mixture, references, estimates):
-        from .plotting import image_to_rgb, slicq_image
+        """TensorBoard media of one validation clip, at the trainer's ``global_step``: a
+        labelled spectrogram grid (rows: targets; columns: mixture | reference |
+        estimate; at most ``MEDIA_PIXELS`` per side) and mono audio of the mixture and of
+        every target's reference and estimate.
 
-        experiment = getattr(self.logger, "experiment", None)
-        if experiment is None or not hasattr(experiment, "add_image"):
-            return
-        length = mixture.shape[-1]
-        with torch.no_grad():
+        Args:
+            mixture: (C, L); references, estimates: (J, C, L).
+        """
+        from .plotting import render_figure, separation_figure, slicq_image
 
-            def picture(x):
-                image, _ = slicq_image(
-                    self.transform, self.transform(x[None].float()), length, width=400
-                )
-                return image
+        experiment = self.logger.experiment
+        step, sr, length = self.global_step, self.transform.sample_rate, mixture.shape[-1]
 
-            mix_img = picture(mixture)
-            top = float(mix_img.max())
-            rows = []
-            for k, name in enumerate(self.targets):
-                images = [mix_img, picture(references[k]), picture(estimates[k])]
-                rows.append(np.concatenate([image_to_rgb(i, top_db=top) for i in images], axis=2))
-                sr = self.transform.sample_rate
-                experiment.add_audio(
-                    f"val_audio/{name}",
-                    estimates[k].mean(0, keepdim=True).clamp(-1, 1),
-                    self.current_epoch,
-                    sample_rate=sr,
-                )
-            grid = np.concatenate(rows, axis=1)
-            experiment.add_image(
-                "val/spectrograms (mixture | reference | estimate)", grid, self.current_epoch
+        def picture(x):  # (C, L) -> (nb_bins, MEDIA_COLUMNS) dB
+            coefs = self.transform(x[None].to(self.device))
+            return slicq_image(self.transform, coefs, length, width=MEDIA_COLUMNS)[0]
+
+        def audio(tag, x):  # (C, L) -> mono in [-1, 1]
+            mono = x.mean(0).clamp(-1.0, 1.0).cpu()
+            experiment.add_audio(tag, mono, step, sample_rate=sr)
+
+        mix = picture(mixture)
+        rows = [[mix, picture(ref), picture(est)] for ref, est in zip(references, estimates)]
+        figure = separation_figure(
+            rows,
+            self.targets,
+            freqs=self.transform.freqs,
+            seconds=length / sr,
+            max_pixels=MEDIA_PIXELS,
+            top_db=float(mix.max()),
+        )
+        experiment.add_image("val/spectrograms", render_figure(figure), step)
+        audio("val_audio/mixture", mixture)
+        for k, name in enumerate(self.targets):
+            audio(f"val_audio/{name}/reference", references[k])
+            audio(f"val_audio/{name}/estimate", estimates[k])
+
+    # ------------------------------------------------------------------ test
+    def on_test_epoch_start(self):
+        self._test_scores = {}
+
+    def _test_track_name(self, batch_idx: int) -> str:
+        dataset = getattr(getattr(self.trainer, "datamodule", None), "test_set", None)
+        tracks = getattr(dataset, "tracks", None)
+        if tracks is not None and len(tracks) == len(dataset):  # whole tracks, in order
+            return tracks[batch_idx].name
+        return f"item_{batch_idx:03d}"
+
+    def test_step(self, batch, batch_idx):
+        """Score one whole test track (a batch of one) with ``test_metric``.
+
+        The track is separated as :meth:`xslicq.Separator.separate` does it (cross-faded
+        chunks, full precision) and scored as :func:`xslicq.evaluation.evaluate` scores it
+        (:func:`~xslicq.evaluation.score_arrays`, median over 1 s frames), so the numbers
+        equal ``python -m xslicq.evaluate`` of the same checkpoint with the same metric.
+        Runs on one device: with several, each would score only its share of the tracks.
+
+        Args:
+            batch: ``(mixture (1, C, N), references (1, J, C, N))``.
+        """
+        from .evaluation import score_arrays
+        from .evaluation.reports import median
+        from .separator import Separator
+
+        mixture, references = batch
+        if mixture.shape[0] != 1:
+            raise ValueError(
+                f"test batches must hold one whole track (batch size 1), got {mixture.shape[0]}"
             )
+        name = self._test_track_name(batch_idx)
+        with torch.autocast(self.device.type, enabled=False):
+            stems = Separator(self).separate(mixture[0].float(), self.transform.sample_rate)
+        estimates = np.stack([stems[t] for t in self.targets])
+        frames = score_arrays(
+            references[0].float().cpu().numpy(),
+            estimates,
+            self.transform.sample_rate,
+            self.test_metric,
+            self.targets,
+            name,
+        )
+        self._test_scores[name] = {
+            t: {score: median(v) for score, v in frames[t].items()} for t in self.targets
+        }
+
+    def on_test_epoch_end(self):
+        """Log ``test/<score>`` (the mean of the targets) and ``test/<score>_<target>``
+        (medians over tracks) for every score the metric gives, and write the results next
+        to the run: ``<default_root_dir>/test/`` (:func:`write_test_results`)."""
+        from .evaluation import summarize
+
+        if not self._test_scores:
+            return
+        summary = summarize(self._test_scores, self.test_metric, self.targets)
+        for score in summary["scores"]:
+            key = score.lower()
+            for t in self.targets:
+                value = summary["per_target"][t][score]
+                if math.isfinite(value):  # NaN: no frame of the target was scored
+                    self.log(f"test/{key}_{t}", value)
+            if math.isfinite(summary["mean"][score]):
+                self.log(f"test/{key}", summary["mean"][score])
+        if self.trainer.is_global_zero:
+            folder = Path(self.trainer.default_root_dir) / "test"
+            write_test_results(summary, folder, checkpoint=self.trainer.ckpt_path)
+        self._test_scores = {}
 
     def on_fit_start(self):
         if self.device.type == "cuda" and self.form != "ragged":

@@ -3,37 +3,97 @@
     python -m xslicq.train                                  # synthetic data, CPU, defaults
     python -m xslicq.train transform=cqlog loss=sdr_mix model=xumx_matrix
     python -m xslicq.train data=musdb data.root=/path/MUSDB18-HQ trainer=gpu
-    python -m xslicq.train ckpt_path=outputs/train/<run>/checkpoints/last.ckpt   # resume
-    python -m xslicq.train -m hparams_search=train_optuna                       # Optuna sweep
+    python -m xslicq.train resume=outputs/train/<run>            # continue that run in place
+    python -m xslicq.train resume=outputs/train/<run> trainer.max_epochs=500
+    python -m xslicq.train ckpt_path=<run>/checkpoints/last.ckpt  # from a checkpoint, new folder
+    python -m xslicq.train -m hparams_search=train_optuna       # Optuna sweep
 
 ``train(cfg)`` is a plain function (tests call it); ``main`` returns the metric that a
-sweep optimises (``optimized_metric``, ``val/sdr_best``).
+sweep optimises (``optimized_metric``, ``val/sdr_best``). A run stopped by SIGINT or
+SIGTERM writes ``checkpoints/last.ckpt`` after the current batch and exits with
+128 + the signal number (130, 143) and the command that resumes it; the resumed run
+reaches the same weights as an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import numbers
+import sys
+from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from .config import DeviceError, check_device
 
 log = logging.getLogger(__name__)
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+# what a checkpoint's network depends on: a resume with other values is refused
+ARCHITECTURE_KEYS = ("transform", "model", "system", "data.targets", "data.sample_rate")
 
 
 class ConfigError(ValueError):
     """A configuration value is out of range; the message names it."""
 
 
+class CheckpointError(ConfigError):
+    """A checkpoint cannot be read, or does not fit the configured run."""
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
 def validate_config(cfg: DictConfig) -> None:
-    """Stop before training with one clear message on values out of range."""
+    """Stop before any work with one clear message on values out of range (the data
+    values are checked by the DataModule, the network's by its constructor)."""
     from .data import SOURCES
 
     lr = cfg.optimizer.get("lr")
-    if lr is None or not lr > 0:
-        raise ConfigError(f"optimizer.lr must be positive, got {lr}")
+    _check(_is_number(lr) and lr > 0, f"optimizer.lr must be a positive number, got {lr!r}")
+    wd = cfg.optimizer.get("weight_decay", 0.0)
+    _check(_is_number(wd) and wd >= 0, f"optimizer.weight_decay must be a number >= 0, got {wd!r}")
+    if cfg.get("scheduler") and "factor" in cfg.scheduler:
+        f = cfg.scheduler.factor
+        _check(_is_number(f) and 0 < f < 1, f"scheduler.factor must be in (0, 1), got {f!r}")
+    seed = cfg.get("seed")
+    _check(
+        seed is None or (isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0),
+        f"seed must be an integer >= 0 or null, got {seed!r}",
+    )
+    threads = cfg.get("threads")
+    _check(
+        threads is None or (isinstance(threads, int) and threads >= 1),
+        f"threads must be an integer >= 1 or null, got {threads!r}",
+    )
+    trainer = cfg.trainer
+    epochs = trainer.get("max_epochs")
+    _check(
+        epochs is None or (isinstance(epochs, int) and (epochs >= 1 or epochs == -1)),
+        f"trainer.max_epochs must be an integer >= 1 (or -1: no limit), got {epochs!r}",
+    )
+    clip = trainer.get("gradient_clip_val")
+    _check(
+        clip is None or (_is_number(clip) and clip >= 0),
+        f"trainer.gradient_clip_val must be a number >= 0 or null, got {clip!r}",
+    )
+    for key in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
+        value = trainer.get(key)
+        _check(
+            value is None or (_is_number(value) and value > 0),
+            f"trainer.{key} must be a positive fraction or number of batches, got {value!r}",
+        )
+    check_device(trainer.get("accelerator"), "trainer.accelerator")
     unknown = [t for t in cfg.data.targets if t not in SOURCES]
     if unknown or not cfg.data.targets:
         raise ConfigError(
@@ -69,25 +129,132 @@ def instantiate_list(cfg) -> list:
     return [hydra.utils.instantiate(v) for v in cfg.values() if v and "_target_" in v]
 
 
+def instantiate_data(node):
+    """The DataModule of ``cfg.data``; its own value checks surface as :class:`ConfigError`
+    (Hydra would wrap them in an InstantiationException)."""
+    from hydra.errors import InstantiationException
+
+    from .data.checks import DataConfigError
+
+    try:
+        return hydra.utils.instantiate(node)
+    except InstantiationException as error:
+        cause = error.__cause__
+        if isinstance(cause, DataConfigError):
+            raise ConfigError(str(cause)) from None
+        raise
+
+
+def read_checkpoint(path) -> dict:
+    """A training checkpoint's contents, or :class:`CheckpointError` naming the file."""
+    path = Path(str(path))
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many kinds on a damaged file
+        raise CheckpointError(
+            f"cannot read checkpoint {path} ({type(error).__name__}: {error}); it is damaged "
+            "or not a checkpoint: resume from another one (each run keeps best-*.ckpt too)"
+        ) from None
+    if not isinstance(state, dict) or "state_dict" not in state or "xslicq" not in state:
+        raise CheckpointError(f"{path} is not an xslicq training checkpoint")
+    return state
+
+
+def _differences(key: str, saved, current) -> list[str]:
+    if isinstance(saved, dict) and isinstance(current, dict):
+        out = []
+        for k in sorted(set(saved) | set(current), key=str):
+            out += _differences(f"{key}.{k}", saved.get(k), current.get(k))
+        return out
+    if isinstance(saved, (list, tuple)) and isinstance(current, (list, tuple)):
+        saved, current = list(saved), list(current)
+    return [] if saved == current else [f"{key}: {saved!r} in the checkpoint, {current!r} now"]
+
+
+def check_compatible(saved: dict, current: dict, path) -> None:
+    """Refuse to resume a checkpoint whose transform, network, wiring or targets differ from
+    the configured ones (the weights would be loaded into another model, or silently
+    mean something else)."""
+    diffs = []
+    for key in ARCHITECTURE_KEYS:
+        a, b = saved, current
+        for part in key.split("."):
+            a = a.get(part) if isinstance(a, dict) else None
+            b = b.get(part) if isinstance(b, dict) else None
+        diffs += _differences(key, a, b)
+    if diffs:
+        raise CheckpointError(
+            f"checkpoint {path} does not fit this run: " + "; ".join(diffs) + ". Resume with "
+            "the checkpoint's settings, or start a new run without ckpt_path/resume"
+        )
+
+
+def _group_names() -> set[str]:
+    return {p.name for p in CONF_DIR.iterdir() if p.is_dir()}
+
+
+def resumed_config(cfg: DictConfig, overrides=()) -> DictConfig:
+    """The config of ``resume=<run folder>``: the run's own ``.hydra/config.yaml`` with the
+    command line's ``overrides`` applied on top (their values taken from ``cfg``, the
+    config Hydra composed with them), ``ckpt_path`` set to its ``checkpoints/last.ckpt``."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    folder = Path(str(cfg.resume))
+    record = folder / ".hydra" / "config.yaml"
+    last = folder / "checkpoints" / "last.ckpt"
+    if not record.is_file():
+        raise CheckpointError(f"resume={folder}: not a run folder ({record} is missing)")
+    if not last.is_file():
+        raise CheckpointError(
+            f"resume={folder}: the run has no checkpoints/last.ckpt yet (it stopped before "
+            "its first epoch ended); start it again without resume"
+        )
+    saved = OmegaConf.load(record)
+    groups = _group_names()
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        key = override.key_or_group
+        if key in ("resume", "ckpt_path") or key.startswith("hydra"):
+            continue
+        with open_dict(saved):
+            if key in groups:
+                saved[key] = cfg[key]
+            else:
+                OmegaConf.update(saved, key, OmegaConf.select(cfg, key), force_add=True)
+    with open_dict(saved):
+        saved.resume, saved.ckpt_path = str(folder), str(last)
+    return saved
+
+
 def train(cfg: DictConfig) -> tuple[dict, dict]:
-    """Train (and optionally test) as configured. Returns ``(metrics, objects)``."""
-    from .callbacks import AtomicCheckpointIO
+    """Train (and optionally test) as configured. Returns ``(metrics, objects)``.
+
+    Raises :class:`~xslicq.callbacks.TrainingInterrupted` when a signal stopped training
+    (after writing ``last.ckpt``)."""
+    from .callbacks import AtomicCheckpointIO, remove_stale_temp_files
     from .system import SeparationSystem
 
+    validate_config(cfg)
+    checkpoint = read_checkpoint(cfg.ckpt_path) if cfg.get("ckpt_path") else None
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
     torch.set_num_threads(cfg.get("threads") or torch.get_num_threads())
-    validate_config(cfg)
+    datamodule = instantiate_data(cfg.data)
     system = SeparationSystem.from_config(cfg)
     validate_transform(cfg, system.transform)
-    datamodule = hydra.utils.instantiate(cfg.data)
+    if checkpoint is not None:
+        check_compatible(checkpoint["xslicq"].get("config") or {}, system.config, cfg.ckpt_path)
     callbacks = instantiate_list(cfg.get("callbacks"))
+    for callback in callbacks:
+        if getattr(callback, "dirpath", None):
+            remove_stale_temp_files(callback.dirpath)
     loggers = instantiate_list(cfg.get("logger"))
     trainer: pl.Trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
     )
     for logger in loggers:
-        logger.log_hyperparams(_flat_hparams(cfg), {cfg.optimized_metric: math.nan})
+        log_hparams(logger, _flat_hparams(cfg), cfg.get("optimized_metric"))
 
     if cfg.get("train", True):
         datamodule.prepare_data()
@@ -98,6 +265,18 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
             system.init_normalization(batches)
         trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    if checkpoint is not None and trainer.global_step == checkpoint.get("global_step"):
+        best = float(checkpoint["xslicq"].get("sdr_best", math.nan))
+        log.warning(
+            "nothing to train: %s had already finished (epoch %d, step %d, best val/sdr "
+            "%.3f); raise trainer.max_epochs (now %s) or trainer.max_time to go on",
+            cfg.ckpt_path,
+            checkpoint.get("epoch", -1),
+            trainer.global_step,
+            best,
+            cfg.trainer.get("max_epochs"),
+        )
+        metrics.setdefault("val/sdr_best", best)
     if cfg.get("test", False):
         trainer.test(
             system,
@@ -113,6 +292,23 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
         "transform": system.transform,
     }
     return metrics, objects
+
+
+def log_hparams(logger, params: dict, metric: str | None) -> None:
+    """The config in TensorBoard's hparams tab with ``metric`` as its column, without
+    writing a value for it (Lightning's ``log_hyperparams(params, metrics)`` would log a
+    placeholder point of the metric at step 0). Other loggers get ``log_hyperparams``."""
+    from pytorch_lightning.loggers import TensorBoardLogger
+
+    if not isinstance(logger, TensorBoardLogger) or not metric:
+        logger.log_hyperparams(params)
+        return
+    from torch.utils.tensorboard.summary import hparams
+
+    logger.log_hyperparams(params)  # hparams.yaml beside the events
+    writer = logger.experiment._get_file_writer()
+    for summary in hparams(params, {metric: 0.0}):  # the value is not written
+        writer.add_summary(summary)
 
 
 def _flat_hparams(cfg: DictConfig) -> dict:
@@ -144,8 +340,27 @@ def metric_value(metrics: dict, name: str) -> float:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Train; returns ``optimized_metric`` for a sweep. In a sweep an error fails that trial
-    only: the sweeper records it with its reason and goes on."""
-    metrics, _ = train(cfg)
+    only: the sweeper records it with its reason and goes on. In a single run a bad value
+    is one ``error:`` line and exit status 2; a signal exits with 128 + its number."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from .callbacks import TrainingInterrupted
+    from .data.tracks import DatasetError
+
+    single = HydraConfig.get().mode == RunMode.RUN
+    try:
+        if cfg.get("resume"):
+            cfg = resumed_config(cfg, HydraConfig.get().overrides.task)
+        metrics, _ = train(cfg)
+    except TrainingInterrupted as stop:
+        print(f"interrupted: {stop}", file=sys.stderr)
+        raise SystemExit(stop.exit_code) from None
+    except (ConfigError, DeviceError, DatasetError) as error:
+        if not single:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
     if cfg.get("optimized_metric"):
         value = metric_value(metrics, cfg.optimized_metric)
         log.info("%s = %.3f", cfg.optimized_metric, value)

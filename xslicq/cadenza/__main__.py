@@ -17,6 +17,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from ..config import DeviceError
 from ..data.tracks import DatasetError
 from .errors import CadenzaError
 from .pipeline import run
@@ -32,7 +33,7 @@ def main(cfg: DictConfig) -> float:
 
     try:
         summary = run(cfg)
-    except (CadenzaError, DatasetError, EvaluationError) as err:
+    except (CadenzaError, DatasetError, EvaluationError, DeviceError) as err:
         raise SystemExit(f"xslicq.cadenza: error: {err}") from None
     print(summary_markdown(summary, summary.get("options")))
     print(f"written to {Path(cfg.out).resolve()}")
