@@ -2,48 +2,354 @@
 
     python -m xslicq.separate song.wav --checkpoint model.ckpt --out DIR
 
-Reads WAV/FLAC/OGG with soundfile and anything else (MP3, MP4/M4A, STEMS) through
-ffmpeg; writes ``<target>.wav`` per target (and ``accompaniment.wav`` with
+Reads WAV/FLAC/OGG (and MP3 with libsndfile >= 1.1) with soundfile and anything else
+(MP4/M4A, STEMS) through ffmpeg; writes ``<target>.wav`` per target (and ``accompaniment.wav`` with
 ``--accompaniment``) at the input's sample rate, length and channel count.
+
+Audio that is cut short (a header promising more than the file holds) or damaged is
+refused, naming the file. The output folder keeps a manifest, ``.xslicq-separate.json``,
+of the files separate wrote there (with their SHA-256), the input and the checkpoint:
+separate never writes over a file it did not write; ``--force`` replaces its own
+earlier stems (and removes those this run does not write again) and leaves other files
+alone. Output folders are checked before the separation starts, and every error is
+one ``error: ...`` line with exit status 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import io
+import json
+import math
+import os
 import shutil
+import struct
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+MANIFEST = ".xslicq-separate.json"
 
+
+class AudioFileError(ValueError):
+    """An audio file cannot be read, or is cut short or damaged; the message names it."""
+
+
+class OutputError(ValueError):
+    """The output folder cannot take the stems; the message names the path and why."""
+
+
+# ---------------------------------------------------------------------- reading audio
 def load_audio(path) -> tuple[np.ndarray, int]:
-    """Read an audio file as float32 (channels, samples) and its sample rate."""
+    """Read an audio file as float32 (channels, samples) and its sample rate.
+
+    Raises :class:`FileNotFoundError` for a missing file and :class:`AudioFileError` for a
+    folder, an unreadable file, or one that holds less audio than its header declares
+    (WAV, AIFF and FLAC exactly; MP3/MP4 by ffprobe's duration when the file states it).
+    """
     path = Path(path)
+    if path.is_dir():
+        raise AudioFileError(f"{path} is a folder, not an audio file")
     if not path.is_file():
         raise FileNotFoundError(f"audio file {path} does not exist")
     try:
-        audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
-        return np.ascontiguousarray(audio.T), int(rate)
-    except (RuntimeError, sf.LibsndfileError):
-        pass
+        info = sf.info(str(path))
+    except (RuntimeError, OSError):  # not a format libsndfile knows (LibsndfileError)
+        info = None
+    audio, problem = None, None
+    if info is not None:
+        try:
+            audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
+            audio = np.ascontiguousarray(audio.T)
+        except (RuntimeError, OSError) as err:
+            problem = str(err).strip() or type(err).__name__
+    if audio is None:
+        audio, rate = _read_ffmpeg(path, problem)
+    _check_complete(path, info, audio.shape[-1], int(rate))
+    return audio, int(rate)
+
+
+def _read_ffmpeg(path: Path, problem: str | None) -> tuple[np.ndarray, int]:
+    """Decode ``path`` with ffmpeg (soundfile could not: ``problem`` says why, when it knew
+    the format); its decoding errors mean a damaged file."""
     if shutil.which("ffmpeg") is None:
-        raise ValueError(f"cannot read {path} with soundfile and ffmpeg is not installed")
-    probe = subprocess.run(
-        ["ffmpeg", "-v", "error", "-i", str(path), "-f", "wav", "-acodec", "pcm_f32le", "-"],
+        reason = f"soundfile: {problem}" if problem else "soundfile does not know its format"
+        raise AudioFileError(f"cannot read audio file {path} ({reason}; ffmpeg is not installed)")
+    run = subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path)]
+        + ["-f", "wav", "-acodec", "pcm_f32le", "-"],
         capture_output=True,
     )
-    if probe.returncode != 0 or not probe.stdout:
-        raise ValueError(
-            f"cannot read audio file {path}: "
-            f"{probe.stderr.decode(errors='replace').strip()[-300:] or 'no audio'}"
+    errors = run.stderr.decode(errors="replace").strip()
+    if run.returncode != 0 or not run.stdout:
+        raise AudioFileError(f"cannot read audio file {path}: {errors[-300:] or 'no audio'}")
+    if errors:  # decoded, but with errors: missing or corrupt data
+        raise AudioFileError(
+            f"audio file {path} is damaged: ffmpeg reports {errors.splitlines()[-1][-300:]!r}"
+            + (f" (soundfile: {problem})" if problem else "")
         )
-    import io
-
-    audio, rate = sf.read(io.BytesIO(probe.stdout), dtype="float32", always_2d=True)
+    audio, rate = sf.read(io.BytesIO(run.stdout), dtype="float32", always_2d=True)
     return np.ascontiguousarray(audio.T), int(rate)
+
+
+def _check_complete(path: Path, info, frames: int, rate: int) -> None:
+    """An :class:`AudioFileError` if ``path`` holds fewer than the frames its header
+    declares: a file cut short by an interrupted download or copy, which libsndfile and
+    ffmpeg read up to where it ends without a word."""
+    declared = _header_frames(path)
+    if declared is None and info is not None and info.format == "FLAC" and info.frames > 0:
+        declared = info.frames  # STREAMINFO's total
+    if declared is not None:
+        short = frames < declared
+        expected = declared / rate
+    elif info is not None and info.format == "OGG":
+        if "lacks an end-of-stream" in info.extra_info:  # libsndfile's note on the last page
+            raise AudioFileError(
+                f"audio file {path} is cut short or damaged: its last Ogg page has no "
+                f"end-of-stream mark (it holds {frames / rate:.2f} s)"
+            )
+        return
+    else:
+        expected = _probe_seconds(path)
+        short = expected is not None and frames / rate < expected - max(0.25, 0.02 * expected)
+    if short:
+        raise AudioFileError(
+            f"audio file {path} is cut short: its header says {expected:.2f} s but it holds "
+            f"{frames / rate:.2f} s of audio (an interrupted download or copy?)"
+        )
+
+
+def _header_frames(path: Path) -> int | None:
+    """The frame count a PCM WAV or AIFF header declares, or None (another format, or a
+    header that leaves the length open, as a WAV streamed to a pipe does)."""
+    with open(path, "rb") as f:
+        form = f.read(12)
+        if len(form) < 12:
+            return None
+        if form[:4] in (b"RIFF", b"RIFX") and form[8:12] == b"WAVE":
+            order, kind = ("<" if form[:4] == b"RIFF" else ">"), "wav"
+        elif form[:4] == b"FORM" and form[8:12] in (b"AIFF", b"AIFC"):
+            order, kind = ">", "aiff"
+        else:
+            return None
+        block = None
+        for _ in range(256):  # chunks before the audio
+            head = f.read(8)
+            if len(head) < 8:
+                return None
+            name, size = head[:4], struct.unpack(order + "I", head[4:])[0]
+            if kind == "aiff" and name == b"COMM":
+                body = f.read(6)  # numChannels (short), numSampleFrames (unsigned long)
+                return struct.unpack(">hI", body)[1] if len(body) == 6 else None
+            if kind == "wav" and name == b"fmt ":
+                body = f.read(min(size, 16))
+                if len(body) < 14:
+                    return None
+                tag, block = struct.unpack(order + "H", body[:2])[0], body[12:14]
+                block = struct.unpack(order + "H", block)[0]
+                if tag not in (1, 3, 6, 7, 0xFFFE):  # PCM, float, A-law, mu-law, extensible
+                    return None
+                f.seek(size - len(body) + (size & 1), 1)
+                continue
+            if kind == "wav" and name == b"data":
+                if not block or size == 0 or size >= 0x7FFF0000:  # open or placeholder
+                    return None
+                return size // block
+            f.seek(size + (size & 1), 1)
+    return None
+
+
+def _probe_seconds(path: Path) -> float | None:
+    """The duration ffprobe reads from the file's header, or None when ffprobe is missing or
+    only estimates it from the bitrate (then it says nothing about truncation)."""
+    if shutil.which("ffprobe") is None:
+        return None
+    run = subprocess.run(
+        ["ffprobe", "-v", "warning", "-show_entries", "format=duration", "-of", "csv=p=0"]
+        + [str(path)],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    if run.returncode != 0 or "from bitrate" in run.stderr:
+        return None
+    try:
+        seconds = float(run.stdout.strip())
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds > 0 else None
+
+
+# ---------------------------------------------------------------------- the output folder
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_output_folder(out: Path) -> None:
+    """An :class:`OutputError` unless ``out`` is, or can be made as, a folder this process
+    can write in (checked by creating and removing a file there)."""
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "" if existing == out else f" ({existing} is a file, so it cannot be made)"
+        what = " is a file, not a folder" if existing == out else where
+        raise OutputError(f"output folder {out}{what}")
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".xslicq-probe-", dir=existing)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as err:
+        raise OutputError(
+            f"output folder {out} cannot be written: no new file can be made in {existing} "
+            f"({err.strerror or err})"
+        ) from None
+
+
+def read_manifest(out: Path) -> dict:
+    """The manifest separate left in ``out`` (``{}`` when there is none)."""
+    path = out / MANIFEST
+    if not path.exists():
+        return {}
+    try:
+        manifest = json.loads(path.read_text())
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+            raise ValueError("no list of files")
+    except (OSError, ValueError) as err:  # JSONDecodeError is a ValueError
+        raise OutputError(
+            f"cannot read {path} ({err}): it is damaged or not separate's; move it away or "
+            "choose another --out folder"
+        ) from None
+    return manifest
+
+
+def plan_outputs(out: Path, names: list[str], force: bool) -> list[str]:
+    """Check that ``names`` (file names) can be written in ``out``; return separate's own
+    earlier files there that this run does not write again (``--force`` removes them).
+
+    ``out``'s own files are those its manifest lists whose contents are unchanged. Any
+    other file in the way is an :class:`OutputError` naming it, ``--force`` or not; a
+    folder that is not empty needs ``force``."""
+    present = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if not present:
+        return []
+    manifest = read_manifest(out)
+    ours = set()
+    for name, digest in manifest.get("files", {}).items():
+        if not isinstance(name, str) or name in ("", ".", "..") or Path(name).name != name:
+            continue  # only plain file names in this folder are separate's
+        path = out / name
+        if path.is_file() and not path.is_symlink() and digest in (None, _sha256(path)):
+            ours.add(name)  # None: written by a run that stopped before recording its hash
+    foreign = [n for n in present if n not in ours and n != MANIFEST]
+    clash = [n for n in names if n in foreign]
+    if clash:
+        raise OutputError(
+            f"output folder {out} holds files that separate did not write (or that changed "
+            f"since), which it would overwrite: {', '.join(clash)}; choose another --out "
+            "folder (--force replaces only separate's own earlier stems)"
+        )
+    if not force:
+        if ours:
+            earlier = Path(str(manifest.get("input", "an earlier song"))).name
+            raise OutputError(
+                f"output folder {out} exists and is not empty; use --force to replace the "
+                f"stems of {earlier} that separate wrote there"
+            )
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise OutputError(
+            f"output folder {out} exists and is not empty (it holds {shown}); use --force to "
+            "write the stems beside these files, or choose an empty folder"
+        )
+    return sorted(ours - set(names))
+
+
+def _write_manifest(out: Path, record: dict) -> None:
+    handle, tmp = tempfile.mkstemp(prefix=".xslicq-", suffix=".json", dir=out)
+    with os.fdopen(handle, "w") as f:
+        json.dump(record, f, indent=1)
+    os.replace(tmp, out / MANIFEST)
+
+
+def write_outputs(out: Path, stems: dict, rate: int, stale: list[str], source: dict) -> None:
+    """Write ``stems`` as ``<name>.wav`` (float) into ``out``, remove ``stale`` (separate's
+    own earlier files) and record them all in the manifest. Each WAV is written to a
+    temporary file and renamed; the manifest lists a file before it is written, so a run
+    that stops midway leaves no file that a later ``--force`` would refuse to replace."""
+    out.mkdir(parents=True, exist_ok=True)
+    before = read_manifest(out).get("files", {})
+    files = {n: before.get(n) for n in stale}
+    files.update({f"{name}.wav": None for name in stems})
+    _write_manifest(out, {"version": 1, **source, "files": files})
+    for name, stem in stems.items():
+        handle, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=".wav.partial", dir=out)
+        os.close(handle)
+        try:
+            try:
+                sf.write(tmp, stem.T, rate, subtype="FLOAT", format="WAV")
+            except RuntimeError as err:  # libsndfile's: a full disk, a file size limit
+                raise OutputError(f"cannot write {out / name}.wav: {err}") from None
+            os.replace(tmp, out / f"{name}.wav")
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        files[f"{name}.wav"] = _sha256(out / f"{name}.wav")
+    for name in stale:
+        (out / name).unlink(missing_ok=True)
+        del files[name]
+    _write_manifest(out, {"version": 1, **source, "files": files})
+
+
+# ---------------------------------------------------------------------- the command
+def separate_file(
+    audio,
+    checkpoint,
+    out,
+    *,
+    force: bool = False,
+    accompaniment: bool = False,
+    device: str = "cpu",
+    wiener: int | None = None,
+    chunk_seconds: float = 10.0,
+    any_rate: bool = False,
+    progress: bool = False,
+) -> list[Path]:
+    """Separate the song ``audio`` with ``checkpoint`` into ``out``; return the files
+    written. Every value, the output folder, the checkpoint and the audio are checked
+    before the separation starts; each problem is one ValueError or OSError naming it."""
+    from .config import check_device
+    from .separator import Separator
+
+    out = Path(out)
+    check_device(device, "--device")
+    if isinstance(chunk_seconds, bool) or not math.isfinite(chunk_seconds) or chunk_seconds <= 0:
+        raise ValueError(f"--chunk-seconds must be a finite number > 0, got {chunk_seconds}")
+    if wiener is not None and wiener < 0:
+        raise ValueError(f"--wiener must be >= 0, got {wiener}")
+    check_output_folder(out)
+    waveform, rate = load_audio(audio)
+    separator = Separator.from_checkpoint(checkpoint, device=device, chunk_seconds=chunk_seconds)
+    names = list(separator.targets)
+    if accompaniment and "vocals" in names:
+        names.append("accompaniment")
+    stale = plan_outputs(out, [f"{n}.wav" for n in names], force)
+    if wiener is not None:
+        separator.system.wiener_iterations = wiener
+    stems = separator.separate(waveform, rate, progress=progress, any_rate=any_rate)
+    if "accompaniment" in names:
+        stems["accompaniment"] = sum(v for k, v in stems.items() if k != "vocals")
+    source = {"input": str(Path(audio).resolve()), "checkpoint": str(Path(checkpoint).resolve())}
+    write_outputs(out, stems, rate, stale, source)
+    return [out / f"{n}.wav" for n in stems]
 
 
 def main(argv=None) -> int:
@@ -53,13 +359,17 @@ def main(argv=None) -> int:
     parser.add_argument("audio", help="the song to separate")
     parser.add_argument("--checkpoint", required=True, help="a training checkpoint (.ckpt)")
     parser.add_argument("--out", required=True, help="folder for the stems")
-    parser.add_argument("--force", action="store_true", help="overwrite an existing folder")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the stems an earlier separate wrote in --out (other files are kept)",
+    )
     parser.add_argument(
         "--accompaniment",
         action="store_true",
         help="also write accompaniment.wav (everything but vocals)",
     )
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     parser.add_argument(
         "--wiener",
         type=int,
@@ -72,34 +382,41 @@ def main(argv=None) -> int:
         default=10.0,
         help="chunk length: memory grows with it (default 10 s)",
     )
+    parser.add_argument(
+        "--any-rate",
+        action="store_true",
+        help="separate audio at any sample rate (default: 8 kHz to 384 kHz)",
+    )
     args = parser.parse_args(argv)
+    import torch
 
-    from .config import check_device
-    from .separator import SeparationInputError, Separator
-
-    out = Path(args.out)
     try:
-        check_device(args.device, "--device")
-        if out.exists() and any(out.iterdir()) and not args.force:
-            raise FileExistsError(f"output folder {out} exists and is not empty; use --force")
-        audio, rate = load_audio(args.audio)
-        separator = Separator.from_checkpoint(
-            args.checkpoint, device=args.device, chunk_seconds=args.chunk_seconds
+        written = separate_file(
+            args.audio,
+            args.checkpoint,
+            args.out,
+            force=args.force,
+            accompaniment=args.accompaniment,
+            device=args.device,
+            wiener=args.wiener,
+            chunk_seconds=args.chunk_seconds,
+            any_rate=args.any_rate,
+            progress=True,
         )
-        if args.wiener is not None:
-            if args.wiener < 0:
-                raise ValueError(f"--wiener must be >= 0, got {args.wiener}")
-            separator.system.wiener_iterations = args.wiener
-        stems = separator.separate(audio, rate, progress=True)
-    except (FileNotFoundError, FileExistsError, ValueError, SeparationInputError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except torch.cuda.OutOfMemoryError:
+        print(
+            f"error: out of GPU memory on {args.device}; lower --chunk-seconds "
+            f"(now {args.chunk_seconds:g}) or use --device cpu",
+            file=sys.stderr,
+        )
         return 1
-    out.mkdir(parents=True, exist_ok=True)
-    if args.accompaniment and "vocals" in stems:
-        stems["accompaniment"] = sum(v for k, v in stems.items() if k != "vocals")
-    for name, stem in stems.items():
-        sf.write(out / f"{name}.wav", stem.T, rate, subtype="FLOAT")
-    print(f"wrote {', '.join(f'{n}.wav' for n in stems)} to {out}")
+    except (ValueError, OSError) as err:  # CheckpointError, DeviceError, ... are ValueErrors
+        message = str(err) if not isinstance(err, OSError) or not err.filename else None
+        if message is None:  # an OSError from the system: name the path and the reason
+            message = f"{err.filename}: {err.strerror or err}"
+        print(f"error: {' '.join(message.split())}", file=sys.stderr)  # one line
+        return 1
+    print(f"wrote {', '.join(p.name for p in written)} to {args.out}")
     return 0
 
 
