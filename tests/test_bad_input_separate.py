@@ -14,7 +14,8 @@ import soundfile as sf
 import torch
 
 from xslicq import Separator
-from xslicq.separate import load_audio, main
+from xslicq.audio import load_audio
+from xslicq.separate import main
 from xslicq.separator import SeparationInputError
 from xslicq.train import train
 
