@@ -342,3 +342,15 @@ def test_cli_sigterm_exits_143_and_resume_continues_in_the_same_folder(tmp_path,
     assert (
         "error: checkpoint" in r.stderr and "transform.scale: 'bark' in the checkpoint" in r.stderr
     )
+
+
+def test_default_callbacks_stop_early_and_monitor_the_learning_rate(tmp_path):
+    from hydra.utils import instantiate
+
+    cfg = tiny_train_config(tmp_path, tmp_path)  # a Hydra run: checkpoint folders resolve
+    kinds = {type(c).__name__: c for c in map(instantiate, cfg.callbacks.values())}
+    stop = kinds["EarlyStopping"]
+    assert stop.monitor == "val/sdr" and stop.mode == "max" and stop.patience == 60
+    assert "LearningRateMonitor" in kinds and "LastCheckpoint" in kinds
+    best = kinds["ModelCheckpoint"]
+    assert best.save_last is False and best.monitor == "val/sdr"
