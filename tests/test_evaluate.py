@@ -260,7 +260,8 @@ def test_evaluate_museval_writes_museval_json_and_tables(dataset, tmp_path):
     md = (tmp_path / "summary.md").read_text()
     assert "| vocals |" in md and "**mean**" in md and "| SDR | SIR | SAR | ISR |" in md
     csv_lines = (tmp_path / "summary.csv").read_text().splitlines()
-    assert csv_lines[0] == "target,SDR,SIR,SAR,ISR" and csv_lines[-1].startswith("mean,")
+    assert csv_lines[0] == "target,SDR,SIR,SAR,ISR,frames,skipped"
+    assert csv_lines[1].endswith(",6,0") and csv_lines[-1].startswith("mean,")
     assert len((tmp_path / "tracks.csv").read_text().splitlines()) == 1 + 2 * 4
 
 

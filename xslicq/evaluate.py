@@ -52,7 +52,13 @@ def run(cfg: DictConfig) -> dict:
         "evaluating %s on %d %s tracks with %s", checkpoint, len(tracks), cfg.split, cfg.metric
     )
     return evaluate(
-        separator.separate, tracks, cfg.out, metric=cfg.metric, workers=workers, targets=targets
+        separator.separate,
+        tracks,
+        cfg.out,
+        metric=cfg.metric,
+        workers=workers,
+        targets=targets,
+        align=cfg.get("align"),
     )
 
 

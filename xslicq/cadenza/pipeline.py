@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..data import SOURCES
 from ..data.tracks import Track, read
+from ..evaluation.estimates import check_estimates
 from .errors import CadenzaError, clarity_api
 from .haaqi import check_reference_mode, score_stem
 from .hearing_aid import MIN_SAMPLE_RATE, NALR_TAPS, check_sample_rate, hearing_aid, remix_stems
@@ -140,32 +141,6 @@ def _job(
     return rows, (remix if keep_remix else None)
 
 
-def _check_estimates(estimates, names: Sequence[str], track: Track, frames: int) -> dict:
-    """The separator's output as ``{stem: (2, frames) float32}`` for every name in ``names``."""
-    if not isinstance(estimates, Mapping):
-        raise CadenzaError(
-            f"song {track.name}: the separator returned "
-            f"{type(estimates).__name__}, expected a dict of stems"
-        )
-    out = {}
-    for name in names:
-        if name not in estimates:
-            raise CadenzaError(
-                f"song {track.name}: the separator returned no {name!r} stem "
-                f"(got {sorted(estimates)})"
-            )
-        x = estimates[name]
-        if hasattr(x, "detach"):
-            x = x.detach().cpu().numpy()
-        x = np.asarray(x, dtype=np.float32)
-        if x.shape != (2, frames):
-            raise CadenzaError(
-                f"song {track.name}: the {name!r} stem has shape {x.shape}, expected (2, {frames})"
-            )
-        out[name] = x
-    return out
-
-
 def _targets(separate_fn, targets) -> list[str]:
     """The stems to score, in MUSDB18 order: ``targets``, else the separator's, else all."""
     if targets:
@@ -229,7 +204,10 @@ def evaluate_cadenza(
 
     Args:
         separate_fn: ``separate_fn(audio (2, N) float32, sample_rate) -> {stem: (2, N)}``
-            (e.g. ``Separator.separate``); runs in this process, once per song.
+            (e.g. ``Separator.separate``); runs in this process, once per song. Stems of
+            another length, channel count or rate (``({stem: ...}, rate)``) are refused
+            with an :class:`~xslicq.evaluation.EvaluationError` naming the song, the stem
+            and both values (:func:`xslicq.evaluation.check_estimates`).
         tracks: :class:`~xslicq.data.tracks.Track` objects (``find_tracks``).
         listeners: ``clarity`` Listener objects (:func:`load_listeners`).
         out_dir: receives ``scores.csv`` (sorted; while running, finished rows are appended
@@ -274,7 +252,14 @@ def evaluate_cadenza(
                 else min(track.frames, max(1, int(round(seconds * track.sample_rate))))
             )
             mixture = read(track, "mixture", 0, frames)
-            stems = _check_estimates(separate_fn(mixture, track.sample_rate), names, track, frames)
+            stems = check_estimates(
+                separate_fn(mixture, track.sample_rate),
+                names,
+                mixture.shape,
+                track.sample_rate,
+                track.name,
+                label="song",
+            )
             missing = [n for n in names if n not in track.paths]
             if missing:
                 raise CadenzaError(f"song {track.name} has no reference for {missing}")

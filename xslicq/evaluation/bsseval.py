@@ -45,13 +45,19 @@ Single frames differ more (-6.7 dB seen; once -2.11 dB where museval gave +1.55 
 quantity, for a quick look on its own scale.
 
 Frames follow museval: trailing samples that do not fill a window are dropped (a signal
-shorter than one window is one frame), and a frame in which any reference or any
-estimate is digital silence (all zeros) is not scored for any target (NaN). A target
-whose reference is silent in the whole track is not scored (NaN) and does not enter the
-others' evaluation; an estimate that is all zeros gets a -200 dBFS dither (museval cannot
-evaluate it otherwise), so that museval scores it about 0 dB SDR (``fast_bss_eval``, being
-blind to the estimate's scale, about -19 dB). Infinite values are stored as NaN, as museval
-does.
+shorter than one window is one frame), and a frame in which any reference is digital silence
+(all zeros) is not scored for any target (NaN); :func:`skipped_frames` says which frames
+those are, and the evaluation reports their count. A target whose reference is silent in
+the whole track is not scored (all its frames are skipped) and does not enter the others'
+evaluation. Infinite values are stored as NaN, as museval does.
+
+One deliberate difference from museval: museval also skips a frame in which an *estimate*
+is digital silence, so an estimate that is silent where the reference sounds (or one too
+short and zero-padded) would score as if perfect there. Here such a frame is scored: the
+estimate gets a -200 dBFS dither in it (a warning says so), so it scores about 0 dB SDR
+(``fast_bss_eval``, being blind to the estimate's scale, about -19 dB), as an estimate that
+is all zeros does. Estimates must have the references' shape; ``align`` of
+:func:`score_arrays` (:mod:`xslicq.evaluation.estimates`) says how to score another length.
 """
 
 from __future__ import annotations
@@ -75,6 +81,7 @@ __all__ = [
     "museval_frames",
     "score_arrays",
     "sdr_frames",
+    "skipped_frames",
 ]
 
 METRICS: dict[str, tuple[str, ...]] = {
@@ -274,18 +281,50 @@ _FRAME_FUNCTIONS: dict[str, Callable] = {
 
 # ------------------------------------------------------------------- one track
 def fit_length(x: np.ndarray, n: int) -> np.ndarray:
-    """Cut or zero-pad the last axis to ``n`` samples (as museval does)."""
+    """Cut or zero-pad the last axis to ``n`` samples."""
     if x.shape[-1] >= n:
         return x[..., :n]
     return np.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, n - x.shape[-1])])
 
 
-def _prepare(track_name: str, refs: np.ndarray, ests: np.ndarray, targets: Sequence[str]):
-    """float64 copies with estimates cut or zero-padded to the references' length (as museval
-    does); drops targets whose reference is silent; dithers all-zero estimates."""
+def _framed(x: np.ndarray, sample_rate: float) -> np.ndarray:
+    """(J, C, N) -> (J, F, C, L): museval's frames (trailing samples dropped)."""
+    J, C, N = x.shape
+    F, L = _frame_geometry(N, sample_rate, WINDOW_SECONDS)
+    return x[..., : F * L].reshape(J, C, F, L).transpose(0, 2, 1, 3)
+
+
+def skipped_frames(refs: np.ndarray, sample_rate: float) -> np.ndarray:
+    """The frames :func:`score_arrays` does not score because a reference is silent there.
+
+    Args:
+        refs: (targets, channels, samples).
+        sample_rate: Hz.
+    Returns:
+        (targets, frames) bool: every frame of a target whose reference is silent throughout;
+        for the others, the frames in which any reference that is not silent throughout is
+        digital silence (the same frames for all of them).
+    """
+    refs = np.asarray(refs)
+    whole = _silent(refs)  # (J,): silent throughout, not scored at all
+    silent = _silent(_framed(refs, sample_rate))  # (J, F)
+    out = np.broadcast_to(silent[~whole].any(axis=0), silent.shape).copy()
+    out[whole] = True
+    return out
+
+
+def _prepare(
+    track_name: str,
+    refs: np.ndarray,
+    ests: np.ndarray,
+    targets: Sequence[str],
+    sample_rate: float,
+):
+    """float64 copies without the targets whose reference is silent; an estimate frame that
+    is digital silence in a frame that is scored gets the dither added (antiphase stereo, which
+    museval's test also calls silence, keeps its content)."""
     refs = np.asarray(refs, dtype=np.float64)
-    ests = np.asarray(ests, dtype=np.float64)
-    ests = fit_length(ests, refs.shape[-1])
+    ests = np.array(ests, dtype=np.float64)
     keep = ~_silent(refs)
     if not keep.all():
         log.info(
@@ -294,16 +333,24 @@ def _prepare(track_name: str, refs: np.ndarray, ests: np.ndarray, targets: Seque
             [t for t, k in zip(targets, keep) if not k],
         )
     refs, ests = refs[keep], ests[keep]
-    zero = _silent(ests)
-    if zero.any():
+    if not keep.any():
+        return refs, ests, keep
+    F, L = _frame_geometry(refs.shape[-1], sample_rate, WINDOW_SECONDS)
+    scored = ~_silent(_framed(refs, sample_rate)).any(axis=0)  # (F,)
+    quiet = _silent(_framed(ests, sample_rate)) & scored  # (J', F)
+    if quiet.any():
         kept = [t for t, k in zip(targets, keep) if k]
+        counts = ", ".join(
+            f"{t} in {n} of {int(scored.sum())}" for t, n in zip(kept, quiet.sum(1)) if n
+        )
         warnings.warn(
-            f"track {track_name}: estimate of {[t for t, z in zip(kept, zero) if z]} "
-            f"is all zeros; scored with a {DITHER:g} dither",
+            f"track {track_name}: estimate is all zeros ({counts} scored frames); those "
+            f"frames are scored with a {DITHER:g} dither, as errors (about 0 dB SDR)",
             stacklevel=3,
         )
         rng = np.random.default_rng(0)
-        ests[zero] = DITHER * rng.standard_normal(ests[zero].shape)
+        for j, f in zip(*np.nonzero(quiet)):
+            ests[j, :, f * L : (f + 1) * L] += DITHER * rng.standard_normal((ests.shape[1], L))
     return refs, ests, keep
 
 
@@ -314,24 +361,45 @@ def score_arrays(
     metric: str,
     targets: Sequence[str],
     track_name: str = "track",
+    align: str | None = None,
 ):
     """Framewise scores of one track given as arrays, with the rules of the module docstring.
 
     Args:
-        refs, ests: (targets, channels, samples).
+        refs, ests: (targets, channels, samples), the same shape unless ``align``.
         sample_rate: Hz.
         metric: a key of :data:`METRICS`.
         targets: names of the targets, in that order.
+        align: ``None`` (lengths must match), ``"crop"`` (both cut to the shorter) or
+            ``"pad"`` (estimates cut or zero-padded to the references' length; the padding
+            scores as error), see :mod:`xslicq.evaluation.estimates`.
     Returns:
         ``{target: {score: (frames,) float64}}``; a target with a silent reference gets
-        all-NaN frames.
+        all-NaN frames; :func:`skipped_frames` of the (aligned) references says which
+        frames silence left out.
+    Raises:
+        EvaluationError: the shapes differ (other than in length with ``align``).
     """
-    if refs.shape[:2] != ests.shape[:2] or refs.ndim != 3:
+    from .estimates import check_align
+
+    align = check_align(align)
+    refs, ests = np.asarray(refs), np.asarray(ests)
+    if refs.ndim != 3 or refs.shape[:2] != ests.shape[:2]:
         raise EvaluationError(
             f"track {track_name}: references {refs.shape} and estimates "
-            f"{ests.shape} must both be (targets, channels, samples)"
+            f"{ests.shape} of {list(targets)} must both be (targets, channels, samples)"
         )
-    r, e, keep = _prepare(track_name, refs, ests, targets)
+    if refs.shape[-1] != ests.shape[-1]:
+        if align is None:
+            raise EvaluationError(
+                f"track {track_name}: estimates of {list(targets)} have shape {ests.shape}, "
+                f"the references {refs.shape}: {ests.shape[-1]} samples instead of "
+                f"{refs.shape[-1]}. Pass align='crop' (score the samples both have) or "
+                "align='pad' (the padding counts as error) to score them"
+            )
+        n = min(refs.shape[-1], ests.shape[-1]) if align == "crop" else refs.shape[-1]
+        refs, ests = refs[..., :n], fit_length(ests, n)
+    r, e, keep = _prepare(track_name, refs, ests, targets, sample_rate)
     names = METRICS[metric]
     frames, _ = _frame_geometry(refs.shape[-1], sample_rate, WINDOW_SECONDS)
     out = {t: {m: np.full(frames, np.nan) for m in names} for t in targets}

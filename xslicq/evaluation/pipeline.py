@@ -5,12 +5,16 @@ Data flow, one line per stage (``J`` targets, ``C`` channels, ``N`` samples)::
     load_split(data, split)           -> tracks (MUSDB18-HQ layout; the synthetic set is
                                          generated first if its config asks for it)
     track mixture (C, N)              -> separate_fn, in this process   -> {target: (C, N)}
+                                      -> check_estimates: the references' channels, rate
+                                         and length, else one error (xslicq.evaluation.
+                                         estimates; align="crop" | "pad" for other lengths)
     estimates + references (J, C, N)  -> score_track, in worker processes (score_tracks)
                                          -> scores per 1 s frame (xslicq.evaluation.bsseval)
+                                         and the frames a silent reference leaves out
                                          (museval also writes <out>/<subset>/<track>.json)
     scores per frame -> median over frames per track -> median over tracks per target
-                     -> mean of the targets -> summary.md, summary.csv, tracks.csv
-                                         (xslicq.evaluation.reports)
+                     -> mean of the targets -> summary.md, summary.csv, tracks.csv,
+                        summary.json (xslicq.evaluation.reports), with the skipped frames
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..data import SOURCES
 from ..data.tracks import DatasetError, Track, find_tracks, read
-from .bsseval import EvaluationError, check_metric, fit_length, score_arrays
+from .bsseval import EvaluationError, check_metric, score_arrays, skipped_frames
+from .estimates import check_align, check_estimates, separator_output
 from .pool import run_in_processes
-from .reports import median, summarize, write_museval_json, write_summary
+from .reports import summarize, track_scores, write_museval_json, write_summary
 
 log = logging.getLogger(__name__)
 
@@ -66,25 +71,36 @@ def score_track(
     estimates: Mapping[str, np.ndarray],
     metric: str,
     json_dir: str | Path | None = None,
+    align: str | None = None,
 ) -> dict[str, dict[str, float]]:
     """Score one track's estimates against its reference stems (runs in a worker process).
 
     Args:
         track: the track (its references are read from disk here).
-        estimates: ``{target: (channels, samples)}``; every key must be a stem of the track.
+        estimates: ``{target: (channels, samples)}``; every key must be a stem of the track
+            and every estimate must have its shape (:func:`~xslicq.evaluation.estimates.
+            check_estimates`).
         metric: a key of :data:`~xslicq.evaluation.bsseval.METRICS`.
         json_dir: museval only: write museval's JSON to ``json_dir/<track>.json``.
+        align: ``None``, ``"crop"`` or ``"pad"``: how to score estimates of another length
+            (:mod:`xslicq.evaluation.estimates`).
     Returns:
-        ``{target: {score: median over frames}}`` in dB (NaN where nothing was scored).
+        ``{target: {score: median over frames (dB, NaN where nothing was scored),
+        "frames": frames of the track, "skipped": frames a silent reference left out}}``
+        (:func:`~xslicq.evaluation.reports.track_scores`).
     """
     targets = list(estimates)
     refs = np.stack([read(track, t) for t in targets])
-    n = refs.shape[-1]
-    ests = np.stack([fit_length(np.asarray(estimates[t], np.float32), n) for t in targets])
+    checked = check_estimates(
+        estimates, targets, refs.shape[1:], track.sample_rate, track.name, align
+    )
+    ests = np.stack([checked[t] for t in targets])
+    refs = refs[..., : ests.shape[-1]]  # align="crop" may have cut the estimates
     frames = score_arrays(refs, ests, track.sample_rate, metric, targets, track.name)
+    skipped = dict(zip(targets, skipped_frames(refs, track.sample_rate)))
     if metric == "museval" and json_dir is not None:
-        write_museval_json(Path(json_dir) / f"{track.name}.json", track.name, frames)
-    return {t: {m: median(v) for m, v in frames[t].items()} for t in targets}
+        write_museval_json(Path(json_dir) / f"{track.name}.json", track.name, frames, skipped)
+    return track_scores(frames, skipped)
 
 
 # -------------------------------------------------------------------- many tracks
@@ -102,6 +118,7 @@ def score_tracks(
     workers: int = 2,
     json_root: str | Path | None = None,
     desc: str = "scoring",
+    align: str | None = None,
 ) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
     """Score ``(group, track, estimates)`` jobs, in ``workers`` processes (0: this process).
 
@@ -111,13 +128,16 @@ def score_tracks(
     ``xslicq.evaluation.pipeline.score_track`` (never ``__main__``, so ``python -m`` entry
     points can use this too).
 
+    ``align`` (``None``, ``"crop"`` or ``"pad"``) is passed to :func:`score_track`.
+
     Returns:
-        ``{group: {track name: {target: {score: median over frames}}}}``.
+        ``{group: {track name: {target: {score: median over frames, "frames", "skipped"}}}}``.
     """
     from tqdm.auto import tqdm
 
     check_metric(metric)
     check_workers(workers)
+    align = check_align(align)
     results: dict = {}
     bar = tqdm(total=total, desc=desc, unit="track", dynamic_ncols=True)
 
@@ -132,7 +152,7 @@ def score_tracks(
                 collect(
                     group,
                     track.name,
-                    score_track(track, est, metric, _json_dir(json_root, group, track)),
+                    score_track(track, est, metric, _json_dir(json_root, group, track), align),
                 )
             return results
 
@@ -142,7 +162,10 @@ def score_tracks(
         run_in_processes(
             score_track,
             (
-                ((group, track.name), (track, est, metric, _json_dir(json_root, group, track)))
+                (
+                    (group, track.name),
+                    (track, est, metric, _json_dir(json_root, group, track), align),
+                )
                 for group, track, est in jobs
             ),
             workers,
@@ -155,34 +178,6 @@ def score_tracks(
 
 
 # ----------------------------------------------------------------------- evaluate
-def _check_estimates(estimates, targets: Sequence[str], track: Track, shape) -> dict:
-    if not isinstance(estimates, Mapping):
-        raise EvaluationError(
-            f"track {track.name}: the separator returned "
-            f"{type(estimates).__name__}, expected a dict of stems"
-        )
-    out = {}
-    for t in targets:
-        if t not in estimates:
-            raise EvaluationError(
-                f"track {track.name}: the separator returned no estimate for "
-                f"target {t!r} (got {sorted(estimates)})"
-            )
-        x = estimates[t]
-        if hasattr(x, "detach"):
-            x = x.detach().cpu().numpy()
-        x = np.asarray(x, dtype=np.float32)
-        if x.ndim != 2 or x.shape[0] != shape[0]:
-            raise EvaluationError(
-                f"track {track.name}: estimate of {t!r} has shape {x.shape}, "
-                f"expected (channels={shape[0]}, samples)"
-            )
-        if not np.all(np.isfinite(x)):
-            raise EvaluationError(f"track {track.name}: estimate of {t!r} contains NaN or inf")
-        out[t] = x
-    return out
-
-
 def _targets_of(separate_fn) -> list[str] | None:
     for owner in (separate_fn, getattr(separate_fn, "__self__", None)):
         names = getattr(owner, "targets", None)
@@ -198,25 +193,37 @@ def evaluate(
     metric: str = "museval",
     workers: int = 2,
     targets: Sequence[str] | None = None,
+    align: str | None = None,
 ) -> dict:
     """Separate every track and score it; write the tables; return the summary.
 
     Args:
         separate_fn: ``separate_fn(audio (channels, samples) float32, sample_rate)`` ->
-            ``{target: (channels, samples)}`` (numpy or torch); runs in this process.
+            ``{target: (channels, samples)}`` (numpy or torch) at ``sample_rate``, or
+            ``({target: ...}, rate)`` to say the rate the stems are at; runs in this
+            process. The estimates must have the track's channels, rate and length
+            (:func:`~xslicq.evaluation.estimates.check_estimates`), else an
+            :class:`EvaluationError` names the track, the target and both values.
         tracks: :class:`~xslicq.data.tracks.Track` objects (e.g. from ``find_tracks``).
-        out_dir: receives ``summary.md``, ``summary.csv``, ``tracks.csv`` and, for
-            museval, ``<subset>/<track>.json`` in museval's format.
+        out_dir: receives ``summary.md``, ``summary.csv``, ``tracks.csv``,
+            ``summary.json`` (with the frames skipped because a reference is silent, per
+            target and per track) and, for museval, ``<subset>/<track>.json`` in museval's
+            format.
         metric: a key of :data:`~xslicq.evaluation.bsseval.METRICS` (``museval``, ``sdr``
             or ``fast_bss_eval``).
         workers: scoring processes (0: score in this process).
         targets: targets to score; default the separator's ``targets`` attribute (or that
             of the object a bound ``separate`` method belongs to), else every estimated
             stem that the track has.
+        align: how to score estimates of another length than the track: ``None`` (the
+            default: an error), ``"crop"`` (score the samples both have) or ``"pad"``
+            (zero-pad or cut the estimates; the padding counts as error, never skipped);
+            see :mod:`xslicq.evaluation.estimates`.
     Returns:
-        the summary dict of :func:`~xslicq.evaluation.reports.summarize`.
+        the summary dict of :func:`~xslicq.evaluation.reports.summarize`, plus ``align``.
     """
     check_metric(metric)
+    align = check_align(align)
     tracks = list(tracks)
     if not tracks:
         raise EvaluationError("no tracks to evaluate")
@@ -226,16 +233,15 @@ def evaluate(
     def jobs() -> Iterator:
         for track in tracks:
             mixture = read(track, "mixture")
-            estimates = separate_fn(mixture, track.sample_rate)
-            if not resolved:
-                keys = [s for s in SOURCES if s in estimates] + [
-                    k for k in estimates if k not in SOURCES
-                ]
+            output = separate_fn(mixture, track.sample_rate)
+            stems, _ = separator_output(output)
+            if not resolved and isinstance(stems, Mapping):
+                keys = [s for s in SOURCES if s in stems] + [k for k in stems if k not in SOURCES]
                 resolved.extend(k for k in keys if k in track.paths and k != "mixture")
                 if not resolved:
                     raise EvaluationError(
                         f"track {track.name}: the separator's stems "
-                        f"{sorted(estimates)} match no stem of the track"
+                        f"{sorted(stems)} match no stem of the track"
                     )
             missing = [t for t in resolved if t not in track.paths]
             if missing:
@@ -243,11 +249,21 @@ def evaluate(
                     f"track {track.name} has no reference for targets "
                     f"{missing} (stems: {sorted(track.paths)})"
                 )
-            yield "", track, _check_estimates(estimates, resolved, track, mixture.shape)
+            checked = check_estimates(
+                output, resolved, mixture.shape, track.sample_rate, track.name, align
+            )
+            yield "", track, checked
 
     results = score_tracks(
-        jobs(), len(tracks), metric, workers, json_root=out_dir, desc=f"evaluate ({metric})"
+        jobs(),
+        len(tracks),
+        metric,
+        workers,
+        json_root=out_dir,
+        desc=f"evaluate ({metric})",
+        align=align,
     )
     summary = summarize(results.get("", {}), metric, resolved)
+    summary["align"] = align
     write_summary(summary, out_dir, title="Separation scores")
     return summary
