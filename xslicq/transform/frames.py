@@ -82,13 +82,6 @@ class SliceFrame:
         return self.sllen // 2 + 1
 
 
-def _pow2_size(n: int) -> int:
-    """Smallest power of two >= max(n, 2): the time size of a row whose window covers n
-    spectrum samples. Powers of two keep every block's time size a divisor or a multiple
-    of any other, so blocks resample onto a common grid by integer factors."""
-    return 1 << int(np.ceil(np.log2(max(n, 2))))
-
-
 def row_geometry(freqs: np.ndarray, bandwidths: np.ndarray, sample_rate: float):
     """Shape of every row's window, DC and Nyquist rows included, all in Hz.
 
@@ -141,16 +134,62 @@ def min_sllen(
 
 def fft_friendly_sllen(n: int) -> int:
     """Smallest multiple of 4 that is >= ``n`` and has no prime factor above 7, a
-    length every FFT library (pocketfft, cuFFT) transforms at full speed."""
-    n += (-n) % 4
-    while True:
-        m = n
-        for p in (2, 3, 5, 7):
-            while m % p == 0:
-                m //= p
-        if m == 1:
-            return n
-        n += 4
+    length every FFT library (pocketfft, cuFFT) transforms at full speed.
+
+    Walks the 7-smooth numbers ``2^a 3^b 5^c 7^d`` rather than testing ``n, n + 4, ...``
+    (whose gaps grow with ``n``), so it is instant at any length."""
+    target = -(-max(int(n), 1) // 4)  # the answer is 4 m with m 7-smooth and m >= target
+    best = 1 << max(target - 1, 0).bit_length()  # the power of two at or above target
+    p7 = 1
+    while p7 < best:
+        p5 = p7
+        while p5 < best:
+            p3 = p5
+            while p3 < best:
+                m = p3
+                while m < target:
+                    m *= 2
+                best = min(best, m)
+                p3 *= 3
+            p5 *= 5
+        p7 *= 7
+    return 4 * best
+
+
+def row_extents(
+    freqs: np.ndarray, bandwidths: np.ndarray, sample_rate: float, sllen: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Support, centre sample and time size of every row at slice length ``sllen``, for all
+    rows at once (no tables: cheap enough to estimate a transform before building it).
+
+    Returns:
+        first, last: (nb_rows,) int64 first and last spectrum sample where the row's window
+            is non-zero (``last < first`` for a row that covers no sample).
+        centre: (nb_rows,) int64 spectrum sample nearest the row's centre frequency.
+        sizes: (nb_rows,) int64 time size ``M`` of every row: the power of two that holds
+            the window centred on ``centre``, non-decreasing over the scale bins. Powers of
+            two keep every block's time size a divisor or a multiple of any other, so blocks
+            resample onto a common grid by integer factors.
+    """
+    nf = sllen // 2 + 1
+    df = sample_rate / sllen
+    centres, a, b, lo, hi = row_geometry(freqs, bandwidths, sample_rate)
+    first = np.maximum(np.floor((a - lo) / df), 0).astype(np.int64)
+    last = np.minimum(np.ceil((b + hi) / df), nf - 1).astype(np.int64)
+    # the window is zero at the ends of [a - lo, b + hi]: step inwards to non-zero samples
+    for end, inwards in ((first, 1), (last, -1)):
+        while True:
+            zero = (first <= last) & (window_values(end * df, a, b, lo, hi) <= 0)
+            if not zero.any():
+                break
+            end[zero] += inwards
+    centre = np.clip(np.round(centres / df), 0, nf - 1).astype(np.int64)
+    half = np.maximum(centre - first, last + 1 - centre)
+    sizes = np.left_shift(1, np.ceil(np.log2(np.maximum(2 * half, 2))).astype(np.int64))
+    # window widths grow with frequency on every scale; keep M from jittering with the grid
+    last_bin = len(centres) - 1 if freqs[-1] < sample_rate / 2.0 else len(centres)
+    sizes[1:last_bin] = np.maximum.accumulate(sizes[1:last_bin])
+    return first, last, centre, sizes
 
 
 def build_slice_frame(
@@ -161,32 +200,21 @@ def build_slice_frame(
     df = sample_rate / sllen
     centres, a, b, lo, hi = row_geometry(freqs, bandwidths, sample_rate)
     nrows = len(centres)
+    first, last, centre, sizes = row_extents(freqs, bandwidths, sample_rate, sllen)
+    if np.any(last < first):
+        k = int(np.flatnonzero(last < first)[0])
+        raise ValueError(
+            f"sllen={sllen} is too short: the window of the row at {centres[k]:.2f} Hz "
+            f"covers no spectrum sample"
+        )
+    # every row's support, flattened in row order: row[p] and spectrum sample j[p]
+    lengths = last - first + 1
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    row = np.repeat(np.arange(nrows), lengths)
+    j = np.arange(offsets[-1]) - np.repeat(offsets[:-1] - first, lengths)
+    g = window_values(j * df, a[row], b[row], lo[row], hi[row])
 
-    supports, windows, centre_samples = [], [], []
-    sizes = np.empty(nrows, dtype=np.int64)
-    for k in range(nrows):
-        first = max(int(np.floor((a[k] - lo[k]) / df)), 0)
-        last = min(int(np.ceil((b[k] + hi[k]) / df)), nf - 1)
-        j = np.arange(first, last + 1)
-        g = window_values(j * df, a[k], b[k], lo[k], hi[k])
-        j, g = j[g > 0], g[g > 0]
-        if len(j) == 0:
-            raise ValueError(
-                f"sllen={sllen} is too short: the window of the row at {centres[k]:.2f} Hz "
-                f"covers no spectrum sample"
-            )
-        supports.append(j)
-        windows.append(g)
-        centre_samples.append(int(np.clip(np.round(centres[k] / df), 0, nf - 1)))
-        # the window must fit in the run of M samples centred on its centre sample
-        sizes[k] = _pow2_size(2 * max(centre_samples[k] - j[0], j[-1] + 1 - centre_samples[k]))
-    # window widths grow with frequency on every scale; keep M from jittering with the grid
-    last_bin = nrows - 1 if freqs[-1] < sample_rate / 2.0 else nrows
-    sizes[1:last_bin] = np.maximum.accumulate(sizes[1:last_bin])
-
-    diag = np.zeros(nf)
-    for k in range(nrows):
-        diag[supports[k]] += sizes[k] * windows[k] ** 2
+    diag = np.bincount(j, weights=sizes[row] * g**2, minlength=nf)
     if np.any(diag <= 0):
         gap = int(np.flatnonzero(diag <= 0)[0])
         raise ValueError(
@@ -195,30 +223,28 @@ def build_slice_frame(
         )
 
     blocks: list[Block] = []
-    start = 0
-    for k in range(1, nrows + 1):
-        if k < nrows and sizes[k] == sizes[start]:
-            continue
+    edges = np.flatnonzero(np.diff(sizes)) + 1  # rows where M changes start a new block
+    for start, stop in zip([0, *edges], [*edges, nrows]):
         m = int(sizes[start])
-        index = np.zeros((k - start, m), dtype=np.int64)
-        window = np.zeros((k - start, m))
-        for r, row in enumerate(range(start, k)):
-            pos = (supports[row] - centre_samples[row]) % m
-            index[r, pos] = supports[row]
-            window[r, pos] = windows[row]
+        part = slice(offsets[start], offsets[stop])
+        r, jj = row[part] - start, j[part]
+        pos = (jj - centre[row[part]]) % m
+        index = np.zeros((stop - start, m), dtype=np.int64)
+        window = np.zeros((stop - start, m))
+        index[r, pos] = jj
+        window[r, pos] = g[part]
         dual = m * window / diag[index]
         blocks.append(
             Block(
-                start=start,
-                stop=k,
+                start=int(start),
+                stop=int(stop),
                 m=m,
                 index=index,
                 window=window,
                 dual=dual,
-                centre=np.asarray(centre_samples[start:k], dtype=np.int64),
+                centre=centre[start:stop].copy(),
             )
         )
-        start = k
     return SliceFrame(
         sllen=sllen,
         sample_rate=float(sample_rate),

@@ -15,22 +15,16 @@ windows and a scatter-add, which makes it an exact left inverse.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from . import backend as bk
-from .frames import (
-    MIN_WINDOW_SAMPLES,
-    SUGGESTED_WINDOW_SAMPLES,
-    SliceFrame,
-    build_slice_frame,
-    fft_friendly_sllen,
-    min_sllen,
-)
-from .scales import FrequencyScale, make_scale
+from .budget import plan_tables
+from .checks import SAMPLE_RATE_RANGE, check_sample_rate, check_signal
+from .frames import SliceFrame, build_slice_frame
+from .scales import FrequencyScale
 from .slicing import (
     check_slicing,
     max_length,
@@ -60,6 +54,12 @@ class SliCQT(torch.nn.Module):
             ``None`` picks a quarter slice.
         gamma: extra bandwidth in Hz of every ``vqlog`` bin.
         backend: ``torch`` (differentiable, CPU and CUDA), ``numpy`` (CPU) or ``cupy`` (GPU).
+        max_table_bytes: the most host memory the tables may take; ``None`` for
+            ``budget.MAX_TABLE_BYTES`` (4 GiB). The tables are estimated before they are
+            built (:mod:`xslicq.transform.budget`) and a larger configuration, or one
+            larger than the memory available, is refused with the estimate and the
+            parameter to change.
+        sample_rate_range: ``(lowest, highest)`` sample rate accepted, in Hz.
 
     Attributes:
         sllen, trlen, slice_hop: slice length, transition length and the hop between
@@ -68,6 +68,8 @@ class SliCQT(torch.nn.Module):
         bandwidths, q: (nb_bins,) bandwidth in Hz and quality factor of every row.
         block_shapes: ``[(rows_in_block, time_in_block), ...]``, ascending frequency.
         coefs_per_second: complex coefficients per second of audio and channel.
+        table_estimate: the :class:`~xslicq.transform.budget.TableEstimate` made before
+            the tables were built.
     """
 
     def __init__(
@@ -81,40 +83,21 @@ class SliCQT(torch.nn.Module):
         trlen: int | None = None,
         gamma: float = 25.0,
         backend: str = "torch",
+        max_table_bytes: int | None = None,
+        sample_rate_range: tuple[float, float] = SAMPLE_RATE_RANGE,
     ):
         super().__init__()
         bk.check_backend(backend)
-        if not (
-            isinstance(sample_rate, (int, float, np.number))
-            and math.isfinite(sample_rate)
-            and sample_rate > 0
-        ):
-            raise ValueError(f"sample_rate must be a positive number of Hz, got {sample_rate!r}")
-        self.scale: FrequencyScale = make_scale(scale, fmin, fmax, bins, gamma)
-        nyquist = sample_rate / 2.0
-        if fmax > nyquist:
-            raise ValueError(
-                f"fmax={fmax} Hz is above the Nyquist frequency {nyquist} Hz "
-                f"of sample_rate={sample_rate}"
-            )
-        shortest = min_sllen(
-            self.scale.freqs, self.scale.bandwidths, sample_rate, MIN_WINDOW_SAMPLES
+        sample_rate = check_sample_rate(sample_rate, sample_rate_range)
+        # validates the scale and the slice length, and refuses tables beyond the bound
+        # before building anything (budget.py)
+        scale_obj, sllen, self.table_estimate = plan_tables(
+            scale, bins, fmin, fmax, sample_rate, sllen, gamma, max_table_bytes
         )
-        if sllen is None:
-            sllen = fft_friendly_sllen(
-                min_sllen(
-                    self.scale.freqs, self.scale.bandwidths, sample_rate, SUGGESTED_WINDOW_SAMPLES
-                )
-            )
-        if trlen is None and isinstance(sllen, (int, np.integer)) and not isinstance(sllen, bool):
-            trlen = suggested_trlen(int(sllen))
+        self.scale: FrequencyScale = scale_obj
+        if trlen is None:
+            trlen = suggested_trlen(sllen)
         check_slicing(sllen, trlen)
-        if sllen < shortest:
-            raise ValueError(
-                f"sllen={sllen} is too short for the longest window of this scale "
-                f"(narrowest band {float(np.min(self.scale.bandwidths)):.3f} Hz): "
-                f"use sllen >= {shortest}, or sllen=None for the suggested length"
-            )
 
         self.scale_name, self.bins, self.fmin, self.fmax = (
             scale,
@@ -264,32 +247,7 @@ class SliCQT(torch.nn.Module):
 
     # ------------------------------------------------------------- transforms
     def _check_signal(self, x):
-        kind = bk.backend_of(x)
-        if kind != self.backend:
-            raise TypeError(
-                f"SliCQT(backend={self.backend!r}) got a {kind} array; "
-                f"pass a {self.backend} array or build the transform with "
-                f"backend={kind!r}"
-            )
-        xp = bk.namespace(x)
-        if x.ndim != 3:
-            raise ValueError(
-                f"expected a 3-D (batch, channels, samples) signal, got shape "
-                f"{tuple(x.shape)} ({x.ndim}-D)"
-            )
-        if any(n == 0 for n in x.shape):
-            raise ValueError(
-                f"the signal is empty: shape {tuple(x.shape)} (batch, channels, samples)"
-            )
-        if kind == "torch" and x.dtype in (torch.float16, torch.bfloat16):
-            x = x.float()
-        if not xp.isdtype(x.dtype, "real floating"):
-            raise TypeError(
-                f"the signal must be real floating point (float32 or float64), got dtype {x.dtype}"
-            )
-        if not bool(xp.all(xp.isfinite(x))):
-            raise ValueError("the signal contains NaN or inf values")
-        return xp, x
+        return check_signal(x, self.backend, f"SliCQT(backend={self.backend!r})")
 
     def forward(self, x) -> list:
         """Analyse a signal.
@@ -373,7 +331,8 @@ class SliCQT(torch.nn.Module):
         """Synthesise a signal from (possibly modified) coefficients with the canonical duals.
 
         Args:
-            coefs: list of blocks as returned by :meth:`forward`.
+            coefs: list of blocks as returned by :meth:`forward`; blocks of different
+                complex precisions are all computed in the highest one.
             length: number of samples to return; ``None`` gives the longest signal the
                 slices cover.
 
@@ -382,6 +341,9 @@ class SliCQT(torch.nn.Module):
             coefficients are unmodified.
         """
         xp = self.check_coefs(coefs)
+        # blocks of mixed precision (complex64 and complex128) meet in one spectrum
+        dtype = xp.result_type(*[blk.dtype for blk in coefs])
+        coefs = [blk if blk.dtype == dtype else xp.astype(blk, dtype) for blk in coefs]
         slices = coefs[0].shape[3]
         longest = max_length(slices, self.sllen, self.trlen)
         if length is None:
