@@ -108,25 +108,65 @@ class TrainDataset(torch.utils.data.Dataset):
 class EpochSampler(torch.utils.data.Sampler):
     """Indices ``epoch * n + i`` in a seeded random order of ``i``; ``set_epoch`` (called by
     Lightning every epoch) moves on to the next epoch's samples. ``resume_at(epoch, skip)``
-    makes the next iteration of ``epoch`` start after its first ``skip`` indices (a run
-    restarted in the middle of an epoch sees exactly the samples it had not seen yet)."""
+    makes the next iteration of ``epoch`` start after the first ``skip`` positions of the
+    epoch's order (a run restarted in the middle of an epoch sees exactly the samples it had
+    not seen yet).
 
-    def __init__(self, n: int, seed: int = 42, shuffle: bool = True):
+    Distributed (DDP): with world size ``W`` and rank ``r`` (given, or read from
+    ``torch.distributed`` when it is initialised at iteration time), rank ``r`` gets
+    ``order[r::W]`` of the epoch's order truncated to ``(n // W) * W`` positions: disjoint
+    shards of equal length ``n // W``, so every rank runs the same number of batches. The
+    ``n % W`` positions left over are dropped, a different random set every epoch (sample
+    ``k`` is a pure function of ``k``, so no position matters more than another); no index
+    is ever repeated to pad. With a batch of ``b`` per rank, step ``s`` of the ``W`` ranks
+    together uses positions ``s*b*W .. (s+1)*b*W - 1`` of the order, exactly the batch of
+    one process with a batch of ``b*W``; the positions used after ``d`` batches per rank
+    are always a prefix of the order, so ``skip = d * b * W`` resumes every rank exactly,
+    even under another world size. The trainer must leave the sampler alone
+    (``use_distributed_sampler: false``, as ``conf/trainer/ddp.yaml`` sets).
+    """
+
+    def __init__(
+        self,
+        n: int,
+        seed: int = 42,
+        shuffle: bool = True,
+        rank: int | None = None,
+        world_size: int | None = None,
+    ):
+        if (rank is None) != (world_size is None):
+            raise ValueError("give both rank and world_size, or neither (read from DDP)")
+        if world_size is not None and not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank!r}")
         self.n, self.seed, self.shuffle, self.epoch = n, seed, shuffle, 0
-        self._skip: tuple[int, int] | None = None  # (epoch, indices to skip)
+        self.rank, self.world_size = rank, world_size
+        self._skip: tuple[int, int] | None = None  # (epoch, positions to skip)
+
+    def shard(self) -> tuple[int, int]:
+        """``(rank, world_size)``: as given, else from an initialised ``torch.distributed``,
+        else ``(0, 1)``."""
+        if self.world_size is not None:
+            return self.rank, self.world_size
+        dist = torch.distributed
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+        return 0, 1
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
     def resume_at(self, epoch: int, skip: int) -> None:
+        """Start the next iteration of ``epoch`` after the first ``skip`` positions of its
+        order, counted over all ranks (``batches done * batch size * world size``)."""
         if not 0 <= skip <= self.n:
             raise ValueError(f"cannot skip {skip} of an epoch of {self.n} samples")
         self.epoch, self._skip = int(epoch), (int(epoch), int(skip))
 
     def __len__(self) -> int:
-        return self.n
+        return self.n // self.shard()[1]
 
     def __iter__(self):
+        rank, world = self.shard()
         order = (
             np.random.default_rng([self.seed, self.epoch, 1]).permutation(self.n)
             if self.shuffle
@@ -134,7 +174,9 @@ class EpochSampler(torch.utils.data.Sampler):
         )
         skip, self._skip = self._skip, None
         start = skip[1] if skip is not None and skip[0] == self.epoch else 0
-        return iter((self.epoch * self.n + order[start:]).tolist())
+        rest = order[start:]
+        rest = rest[: len(rest) // world * world][rank::world]
+        return iter((self.epoch * self.n + rest).tolist())
 
 
 class ResumableLoader(torch.utils.data.DataLoader):
@@ -144,7 +186,9 @@ class ResumableLoader(torch.utils.data.DataLoader):
     ``progress()`` returns ``(batches done in the current epoch, batches per epoch)`` as the
     training loop counts them (the loader itself cannot: Lightning fetches ahead). On
     loading, an epoch that was complete moves on to the next one; otherwise the sampler
-    resumes after the batches already trained on."""
+    resumes after the batches already trained on by all ranks (``batches_done`` per rank
+    times ``batch_size`` times the saved ``world_size``; 1 in checkpoints that predate it),
+    which is exact under DDP and even when the world size changed."""
 
     def __init__(self, dataset, sampler: EpochSampler, progress=None, **kwargs):
         super().__init__(dataset, sampler=sampler, **kwargs)
@@ -157,13 +201,18 @@ class ResumableLoader(torch.utils.data.DataLoader):
             "epoch": int(self.sampler.epoch),
             "batches_done": int(done),
             "epoch_batches": int(total),
+            "batch_size": int(self.batch_size),
+            "world_size": int(self.sampler.shard()[1]),
         }
 
     def load_state_dict(self, state: dict) -> None:
         epoch, done = int(state["epoch"]), int(state["batches_done"])
         if done >= int(state["epoch_batches"]):
             epoch, done = epoch + 1, 0
-        self.sampler.resume_at(epoch, min(done * int(self.batch_size), len(self.sampler)))
+        seen = (
+            done * int(state.get("batch_size", self.batch_size)) * int(state.get("world_size", 1))
+        )
+        self.sampler.resume_at(epoch, min(seen, self.sampler.n))
 
 
 class EvalDataset(torch.utils.data.Dataset):
