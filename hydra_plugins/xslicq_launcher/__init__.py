@@ -1,0 +1,1 @@
+"""Registers xslicq's submitit launchers with Hydra (plugins must live in ``hydra_plugins``)."""
