@@ -1,11 +1,13 @@
 """Benchmark: training throughput on the CPU, default config vs the Open-Unmix setting.
 
-    .venv/bin/python experiments/bench_training.py [--steps 10] [--threads 2]
+    .venv/bin/python experiments/bench_training.py [--steps 10] [--threads 2] [--repeats 3]
 
 Seconds of training audio processed per wall second (forward, loss, backward, AdamW
 step) on the same batches (4 x 2 s stereo from the synthetic set) for the default
 configuration (cqlog sliCQT + xumx_matrix + sdr_mix) and for `transform=stft model=umx`
-(Open-Unmix's STFT 4096/1024 with its BiLSTM network). Writes the speed section of
+(Open-Unmix's STFT 4096/1024 with its BiLSTM network), and where one step's time goes:
+the stages of :meth:`SeparationSystem.compute_loss` timed one by one (:func:`staged_step`),
+medians over ``steps x repeats`` steps. Writes the speed section of
 experiments/results/training.md.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -42,10 +45,88 @@ def build(overrides):
     return system, count_parameters(system.model)
 
 
+STAGES = (
+    ("transform (mixture)", "forward transform of the mixture (B signals)"),
+    ("transform (references)", "forward transform of the references (B x J signals)"),
+    ("ragged -> matrix", "magnitudes and RaggedToMatrix (or the frames view)"),
+    ("network", "network forward"),
+    ("masks -> ragged, apply", "RaggedToMatrix.inverse of the masks and mask * mixture"),
+    ("inverse transform", "estimates back to waveforms (B x J signals)"),
+    ("loss", "sdr_mix on waveforms and coefficients"),
+    ("backward", "loss.backward()"),
+    ("optimiser step", "the AdamW step"),
+)
+
+
+def staged_step(system, opt, batch) -> tuple[list[float], torch.Tensor]:
+    """One training step of ``system`` with a wall-clock timer around every stage.
+
+    The stages are those of :meth:`SeparationSystem.compute_loss` (through ``separate``
+    and ``masks``) called one by one, in the same order with the same arguments, so the
+    loss is the one ``compute_loss`` returns (checked in :func:`main`). On the CPU every
+    operation has finished when it returns, so the timers need no synchronisation.
+
+    Returns:
+        seconds per stage (in the order of ``STAGES``) and the loss.
+    """
+    from xslicq.system import apply_masks
+
+    mixture, references = batch
+    b, j = references.shape[:2]
+    opt.zero_grad()
+    times = []
+    clock = [time.perf_counter()]
+
+    def lap():
+        now = time.perf_counter()
+        times.append(now - clock[0])
+        clock[0] = now
+
+    coefs = system.transform(mixture)
+    lap()
+    ref_coefs = system.transform(references.reshape(b * j, *references.shape[2:]))
+    ref_coefs = [r.reshape((b, j) + tuple(r.shape[1:])) for r in ref_coefs]
+    lap()
+    mags = [c.abs() for c in coefs]
+    if system.form == "ragged":
+        lap()
+        masks = system.model(mags)
+        lap()
+    else:
+        matrix = system.r2m(mags)
+        fb, c, f, s, t = matrix.shape
+        net_in = system.r2m.flatten(matrix) if system.form == "frames" else matrix
+        lap()
+        out = system.model(net_in).reshape(fb, j, c, f, s, t)
+        lap()
+        ragged = system.r2m.inverse(out.reshape(fb * j, c, f, s, t))
+        masks = [m.reshape((fb, j) + tuple(m.shape[1:])) for m in ragged]
+    if system.mask_sum_to_one:
+        masks = [m / m.sum(1, keepdim=True).clamp_min(1e-8) for m in masks]
+    est = apply_masks(coefs, masks)
+    if system.wiener_iterations:
+        from xslicq.filtering import wiener
+
+        est = wiener(est, coefs, system.wiener_iterations)
+    lap()
+    flat = [e.reshape((b * j,) + tuple(e.shape[2:])) for e in est]
+    waves = system.transform.inverse(flat, length=mixture.shape[-1])
+    estimates = waves.reshape(b, j, *mixture.shape[1:])
+    lap()
+    loss, _ = system.loss(estimates, references, est, ref_coefs, masks)
+    lap()
+    loss.backward()
+    lap()
+    opt.step()
+    lap()
+    return times, loss.detach()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes over the batches")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -70,7 +151,7 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    rows = []
+    rows, profiles = [], []
     for name, overrides in SETTINGS.items():
         system, params = build(overrides)
         opt = system.optimizer_factory(params=system.parameters())
@@ -84,22 +165,40 @@ def main() -> None:
 
         for b in batches[:2]:  # warm-up
             step(b)
-        t0 = time.perf_counter()
-        for b in batches[2:]:
-            step(b)
-        elapsed = time.perf_counter() - t0
-        audio = args.steps * 4 * 2.0
-        rows.append((name, params, elapsed / args.steps, audio / elapsed))
-        print(rows[-1], flush=True)
+        # the staged step computes the loss compute_loss computes (same parameters, seed)
+        torch.manual_seed(0)
+        with torch.no_grad():
+            expected = system.compute_loss(batches[2])[0]
+        torch.manual_seed(0)
+        got = staged_step(system, torch.optim.SGD(system.parameters(), lr=0.0), batches[2])[1]
+        if not torch.allclose(got, expected, rtol=1e-5, atol=1e-6):
+            raise RuntimeError(f"{name}: staged loss {float(got)} != {float(expected)}")
+        steps, stages = [], []
+        for _ in range(args.repeats):
+            for b in batches[2:]:
+                t0 = time.perf_counter()
+                step(b)
+                steps.append(time.perf_counter() - t0)
+            for b in batches[2:]:
+                stages.append(staged_step(system, opt, b)[0])
+        # medians of single steps: a pass over all batches would carry any stall of a
+        # shared machine into the figure
+        seconds = statistics.median(steps)
+        rows.append((name, params, seconds, 4 * 2.0 / seconds))
+        profiles.append([statistics.median(s) for s in zip(*stages)])
+        print(rows[-1], [f"{1e3 * t:.0f}" for t in profiles[-1]], flush=True)
 
     ratio = rows[0][3] / rows[1][3]
+    short = ["default", "Open-Unmix setting"]
+    totals = [sum(p) for p in profiles]
     section = "\n".join(
         [
             "## Training speed on the CPU",
             "",
             f"Produced by `.venv/bin/python experiments/bench_training.py --steps {args.steps} "
-            f"--threads {args.threads}`: forward, loss, backward and an AdamW step on the same "
-            "{} batches of 4 x 2 s stereo synthetic audio.".format(args.steps),
+            f"--threads {args.threads} --repeats {args.repeats}`: forward, loss, backward and an "
+            f"AdamW step on the same {args.steps} batches of 4 x 2 s stereo synthetic audio; "
+            f"the median over {args.steps} x {args.repeats} single steps.",
             "",
             "| configuration | parameters | seconds per step | seconds of audio per second |",
             "|---|---:|---:|---:|",
@@ -107,6 +206,29 @@ def main() -> None:
             "",
             f"Default / Open-Unmix setting throughput: **{ratio:.2f}x**. Default training step "
             f"rate: {1 / rows[0][2]:.2f} steps/s ({4 / rows[0][2]:.1f} segments/s).",
+            "",
+            "### Where a step's time goes",
+            "",
+            "The stages of `SeparationSystem.compute_loss` timed one by one "
+            "(`staged_step`; its loss is checked equal to `compute_loss`'s), then backward and "
+            f"the optimiser step: the median over {args.steps} x {args.repeats} steps per stage, "
+            "in ms and as a share of the sum of the medians (the total row; the timers add a "
+            "little to the step of the table above).",
+            "",
+            f"| stage | {short[0]} ms | share | {short[1]} ms | share |",
+            "|---|---:|---:|---:|---:|",
+            *[
+                f"| {stage} | "
+                + " | ".join(
+                    f"{1e3 * p[k]:.0f} | {100 * p[k] / tot:.0f} %"
+                    for p, tot in zip(profiles, totals)
+                )
+                + " |"
+                for k, (stage, _) in enumerate(STAGES)
+            ],
+            "| total | " + " | ".join(f"{1e3 * t:.0f} | 100 %" for t in totals) + " |",
+            "",
+            "Stages: " + "; ".join(f"{stage}: {what}" for stage, what in STAGES) + ".",
             "",
         ]
     )
