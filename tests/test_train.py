@@ -322,3 +322,16 @@ def test_network_grid_rejects_bad_values():
         with pytest.raises(ValueError, match="columns_per_second must be a positive number"):
             network_columns(t, bad)
     assert network_columns(t, None) is None
+
+
+def test_overfit_trainer_rebuilds_the_resumable_loader(tmp_path, tiny_musdb):
+    """trainer=overfit: Lightning rebuilds the training loader with a sequential sampler
+    (the ResumableLoader must let it), and epochs without validation skip the plateau
+    scheduler instead of failing on the missing val/sdr."""
+    metrics, objects = train(
+        tiny_train_config(
+            tmp_path, tiny_musdb, ["trainer=overfit", "trainer.max_epochs=3", "log_media=false"]
+        )
+    )
+    assert objects["trainer"].global_step == 3  # one batch per epoch
+    assert metrics["train/loss"] == metrics["train/loss"]

@@ -528,7 +528,13 @@ class SeparationSystem(pl.LightningModule):
         scheduler = self.scheduler_factory(optimizer=optimizer)
         return {
             "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor, "interval": "epoch"},
+            # strict=False: epochs without validation (check_val_every_n_epoch > 1) skip it
+            "lr_scheduler": {
+                "scheduler": scheduler,
+                "monitor": self.monitor,
+                "interval": "epoch",
+                "strict": False,
+            },
         }
 
     # ----------------------------------------------------------- checkpoints

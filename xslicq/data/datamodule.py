@@ -163,7 +163,7 @@ class MusdbDataModule(pl.LightningDataModule):
         workers = self.num_workers
         return ResumableLoader(
             self.train_set,
-            EpochSampler(len(self.train_set), self.seed),
+            sampler=EpochSampler(len(self.train_set), self.seed),
             progress=self._train_progress,
             batch_size=self.batch_size,
             num_workers=workers,

@@ -190,11 +190,37 @@ class ResumableLoader(torch.utils.data.DataLoader):
     times ``batch_size`` times the saved ``world_size``; 1 in checkpoints that predate it),
     which is exact under DDP and even when the world size changed."""
 
-    def __init__(self, dataset, sampler: EpochSampler, progress=None, **kwargs):
-        super().__init__(dataset, sampler=sampler, **kwargs)
+    # explicit arguments (no **kwargs): Lightning rebuilds the loader with another sampler
+    # for trainer.overfit_batches, and needs to see which argument is the sampler
+    def __init__(
+        self,
+        dataset,
+        sampler=None,
+        progress=None,
+        batch_size: int = 1,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+        drop_last: bool = False,
+        shuffle: bool | None = None,
+        batch_sampler=None,
+    ):
+        super().__init__(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            sampler=sampler,
+            batch_sampler=batch_sampler,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            persistent_workers=persistent_workers,
+            drop_last=drop_last,
+        )
         self.progress = progress
 
     def state_dict(self) -> dict:
+        if not isinstance(self.sampler, EpochSampler):  # replaced, e.g. by overfit_batches
+            return {}
         progress = self.progress() if self.progress is not None else None
         done, total = progress if progress is not None else (0, len(self))
         return {
@@ -206,6 +232,8 @@ class ResumableLoader(torch.utils.data.DataLoader):
         }
 
     def load_state_dict(self, state: dict) -> None:
+        if not state or not isinstance(self.sampler, EpochSampler):
+            return
         epoch, done = int(state["epoch"]), int(state["batches_done"])
         if done >= int(state["epoch_batches"]):
             epoch, done = epoch + 1, 0
