@@ -7,6 +7,7 @@ module imports another one.
 """
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +51,20 @@ def rel_err(x, y):
     return float(np.linalg.norm(x - y) / np.linalg.norm(x))
 
 
+def _soundfont_available() -> bool:
+    from xslicq.data.synthetic import find_soundfont
+
+    try:
+        find_soundfont()
+        return True
+    except FileNotFoundError:
+        return False
+
+
+needs_fluidsynth = pytest.mark.skipif(
+    shutil.which("fluidsynth") is None or not _soundfont_available(),
+    reason="needs fluidsynth and a GM SoundFont (apt-get install fluidsynth fluid-soundfont-gm)",
+)
 requires_cupy = pytest.mark.skipif(not cupy_available(), reason="CuPy with a CUDA GPU not usable")
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="torch CUDA not available")
 

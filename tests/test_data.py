@@ -30,23 +30,7 @@ from xslicq.data.tracks import (
     musdb_validation_tracks,
 )
 
-from helpers import CONF, SR, compose_config, make_dataset, write_tone_track
-
-
-def _soundfont_available():
-    from xslicq.data.synthetic import find_soundfont
-
-    try:
-        find_soundfont()
-        return True
-    except FileNotFoundError:
-        return False
-
-
-needs_fluidsynth = pytest.mark.skipif(
-    shutil.which("fluidsynth") is None or not _soundfont_available(),
-    reason="needs fluidsynth and a GM SoundFont (apt-get install fluidsynth fluid-soundfont-gm)",
-)
+from helpers import CONF, SR, compose_config, make_dataset, needs_fluidsynth, write_tone_track
 
 
 @pytest.fixture
@@ -487,7 +471,6 @@ def test_data_configs_compose(name, tmp_path):
 
 
 def test_synthetic_default_is_generated_once_and_reused(tmp_path):
-    import shutil
 
     if shutil.which("fluidsynth") is None:
         pytest.skip("fluidsynth is not installed")

@@ -23,7 +23,6 @@ from xslicq.data.synthetic import (
     PROGRESS_NAME,
     Song,
     SyntheticSetExists,
-    find_soundfont,
     generate_dataset,
     patterns,
     theory,
@@ -32,24 +31,13 @@ from xslicq.data.synthetic.midi import stem_midi
 from xslicq.data.synthetic.mix import mix_stems
 from xslicq.data.synthetic.wav import write_float_wav
 
+from helpers import needs_fluidsynth
+
 ROOT = Path(__file__).resolve().parents[1]
 SR = 44100
 SECONDS = 4.0
 FILES = ("mixture",) + tuple(SOURCES)
 
-
-def _soundfont_available():
-    try:
-        find_soundfont()
-        return True
-    except FileNotFoundError:
-        return False
-
-
-needs_fluidsynth = pytest.mark.skipif(
-    shutil.which("fluidsynth") is None or not _soundfont_available(),
-    reason="needs fluidsynth and a GM SoundFont (apt-get install fluidsynth fluid-soundfont-gm)",
-)
 
 # Known answers, recorded with the generator before it was split into modules (2026-12).
 # The composition: sha256 per stem of the MIDI files of one song per style (seed 0), each

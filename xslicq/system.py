@@ -126,32 +126,20 @@ def _plain_config(cfg) -> dict:
         return plain
 
 
-def _json_safe(value):
-    """Plain JSON values: floats that are not finite become ``null``."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
 def write_test_results(summary: dict, folder, checkpoint=None) -> Path:
     """The test stage's files in ``folder``: ``results.json`` (the summary of
     :func:`xslicq.evaluation.summarize` and the checkpoint's path; NaN as ``null``),
     ``summary.md``, ``summary.csv`` and ``tracks.csv`` (:func:`xslicq.evaluation.write_summary`)
     and ``scores.png`` (:func:`xslicq.plotting.scores_figure`). Returns results.json's path."""
     from .evaluation import write_summary
+    from .evaluation.reports import json_safe
     from .plotting import scores_figure
 
     folder = Path(folder)
     write_summary(summary, folder, title="Test scores")
     results = {"checkpoint": None if checkpoint is None else str(checkpoint)}
     path, tmp = folder / "results.json", folder / "results.json.tmp"
-    tmp.write_text(json.dumps(_json_safe({**results, **summary}), indent=2, allow_nan=False))
+    tmp.write_text(json.dumps(json_safe({**results, **summary}), indent=2, allow_nan=False))
     os.replace(tmp, path)
     scores_figure(summary, "SDR").savefig(folder / "scores.png")
     return path

@@ -161,12 +161,12 @@ def _fmt(v: float) -> str:
     return "n/a" if v is None or math.isnan(v) else f"{v:.2f}"
 
 
-def _json_safe(value):
+def json_safe(value):
     """Plain JSON values: floats that are not finite become ``null``."""
     if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, (float, np.floating)):
         return float(value) if math.isfinite(value) else None
     if isinstance(value, np.integer):
@@ -267,6 +267,6 @@ def write_summary(summary: dict, out_dir: str | Path, title: str | None = None) 
                     + [_count(row, c) for c in extra]
                 )
     path, tmp = out_dir / "summary.json", out_dir / "summary.json.tmp"
-    tmp.write_text(json.dumps(_json_safe(summary), indent=2, allow_nan=False))
+    tmp.write_text(json.dumps(json_safe(summary), indent=2, allow_nan=False))
     os.replace(tmp, path)
     return md
