@@ -27,6 +27,7 @@ import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from . import backend as bk
 from .slicing import overlap_add, slice_window_at
@@ -54,6 +55,33 @@ def _wrap(xp, phase):
 
 def _from_polar(mag, phase, xp):
     return mag * xp.cos(phase) + 1j * (mag * xp.sin(phase))
+
+
+def _torch_real(x) -> bool:
+    """Whether ``x`` is a real torch tensor: torch's pooling and interpolation kernels then
+    do in one pass what the array-API path does in several (same values)."""
+    return bk.array_api_compat.is_torch_array(x) and not x.is_complex()
+
+
+def _torch_lerp(x, r: int, centred: bool):
+    """Linear interpolation of real torch ``x`` (..., n) by a whole factor ``r`` along the
+    last axis, the ends wrapped around (as ``roll`` does in the array-API path).
+
+    ``centred=False``: anchors on every r-th output, ``out[g r + k] = x[g] + k / r (x[g+1]
+    - x[g])``, n r outputs. ``centred=True``: output n sits at input position
+    ``(n + 1/2) / r - 1/2`` (the centres of the groups :meth:`RaggedToMatrix.forward`
+    averages), n r outputs."""
+    lead, n = tuple(x.shape[:-1]), x.shape[-1]
+    flat = x.reshape(-1, 1, n)
+    if centred:  # one wrapped column on each side; crop the r outputs each one adds
+        padded = torch.cat([flat[..., -1:], flat, flat[..., :1]], dim=-1)
+        up = F.interpolate(padded, size=(n + 2) * r, mode="linear", align_corners=False)
+        up = up[..., r : r + n * r]
+    else:  # the first column again after the last; align_corners puts output k r on x[k]
+        padded = torch.cat([flat, flat[..., :1]], dim=-1)
+        up = F.interpolate(padded, size=n * r + 1, mode="linear", align_corners=True)
+        up = up[..., : n * r]
+    return up.reshape(lead + (n * r,))
 
 
 def _between(xp, left, right, w):
@@ -139,7 +167,10 @@ class RaggedToMatrix(torch.nn.Module):
             return xp.concat([x, pad], axis=-1)
         if m == T:
             return x
-        if m > T:  # average groups of r coefficients
+        if m > T and _torch_real(x):  # average groups of r coefficients
+            pooled = F.avg_pool1d(x.reshape(-1, 1, m), m // T, m // T)
+            return pooled.reshape(lead + (T,))
+        if m > T:
             groups = xp.reshape(x, lead + (T, m // T))
             if not _is_complex(xp, x):
                 return xp.mean(groups, axis=-1)
@@ -147,6 +178,8 @@ class RaggedToMatrix(torch.nn.Module):
             _, phase = _polar(xp, xp.sum(groups, axis=-1))
             return _from_polar(mag, phase, xp)
         r = T // m  # upsample by r, anchors on every r-th column
+        if _torch_real(x):
+            return _torch_lerp(x, r, centred=False)
         w = xp.asarray(
             np.arange(r) / r, dtype=bk.real_dtype(xp, x.dtype), device=bk.array_api_compat.device(x)
         )
@@ -188,15 +221,16 @@ class RaggedToMatrix(torch.nn.Module):
         # interpolate between the centres of the groups averaged by forward: output n of
         # group g lies a fraction (n - (r - 1) / 2) / r of a group away from its centre
         r = m // T
+        if _torch_real(y):
+            return _torch_lerp(y, r, centred=True)
         offset = (np.arange(r) - (r - 1) / 2.0) / r
         dev, dtype = bk.array_api_compat.device(y), bk.real_dtype(xp, y.dtype)
         if not _is_complex(xp, y):  # one slope per half group, one array
             slopes = xp.stack([y - xp.roll(y, 1, axis=-1), xp.roll(y, -1, axis=-1) - y], axis=-1)
             up = xp.reshape(
                 xp.broadcast_to(slopes[..., None], lead + (T, 2, r // 2)), lead + (T, r)
-            )  # the slope of each half group, copied out
-            up *= xp.asarray(offset, dtype=dtype, device=dev)
-            up += y[..., None]
+            )  # the slope of each half group (NumPy: a read-only view)
+            up = up * xp.asarray(offset, dtype=dtype, device=dev) + y[..., None]
             return xp.reshape(up, lead + (m,))
         before = xp.asarray(1.0 + offset[offset < 0], dtype=dtype, device=dev)
         after = xp.asarray(offset[offset >= 0], dtype=dtype, device=dev)
