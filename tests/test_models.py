@@ -226,3 +226,25 @@ def test_default_sizes_and_registry():
     }
     assert count_parameters(OpenUnmix(263)) > count_parameters(XUMXMatrix(263, 128))
     assert 100_000 < count_parameters(CDAEBlocks(transform("bark").block_shapes)) < 2_000_000
+
+
+def test_count_macs_known_answers():
+    from torch import nn
+
+    from xslicq.models import count_macs
+
+    assert count_macs(nn.Linear(3, 4), torch.zeros(5, 3)) == 5 * 3 * 4
+    # conv: every output value is (C_in / groups) x kh x kw products
+    assert count_macs(nn.Conv2d(4, 6, 3, groups=2), torch.zeros(1, 4, 5, 5)) == 6 * 9 * 2 * 9
+    # transposed conv: every input value scatters into C_out x kh x kw outputs
+    up = nn.ConvTranspose2d(3, 2, 4, stride=2, padding=1)
+    assert count_macs(up, torch.zeros(1, 3, 5, 7)) == 3 * 5 * 7 * 2 * 16
+    # LSTM: 4 gates of (input + hidden) x hidden per step, direction and layer
+    lstm = nn.LSTM(10, 8, num_layers=2, bidirectional=True)
+    steps = 7 * 3
+    expected = 2 * steps * 4 * 8 * (10 + 8) + 2 * steps * 4 * 8 * (16 + 8)
+    assert count_macs(lstm, torch.zeros(7, 3, 10)) == expected
+    # a container counts its layers once each, and the hooks are removed afterwards
+    seq = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    assert count_macs(seq, torch.zeros(2, 3)) == 2 * 12 + 2 * 8
+    assert not any(m._forward_hooks for m in seq.modules())
