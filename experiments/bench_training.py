@@ -113,7 +113,7 @@ def staged_step(system, opt, batch) -> tuple[list[float], torch.Tensor]:
     waves = system.transform.inverse(flat, length=mixture.shape[-1])
     estimates = waves.reshape(b, j, *mixture.shape[1:])
     lap()
-    loss, _ = system.loss(estimates, references, est, ref_coefs, masks)
+    loss, _ = system.score(estimates, references, est, ref_coefs, masks, mags)
     lap()
     loss.backward()
     lap()

@@ -311,8 +311,13 @@ class SeparationSystem(pl.LightningModule):
 
     def separate(self, mixture: torch.Tensor):
         """(B, C, L) mixture -> (estimates (B, J, C, L), estimate coefficients, masks)."""
+        return self._separate(mixture)[:3]
+
+    def _separate(self, mixture: torch.Tensor):
+        """:meth:`separate`'s three results and the mixture magnitudes (ragged)."""
         coefs = self.transform(mixture)
-        masks = self.masks([c.abs() for c in coefs])
+        mags = [c.abs() for c in coefs]
+        masks = self.masks(mags)
         est = apply_masks(coefs, masks)
         if self.wiener_iterations:
             from .filtering import wiener
@@ -321,7 +326,7 @@ class SeparationSystem(pl.LightningModule):
         b, j = mixture.shape[0], len(self.targets)
         flat = [e.reshape((b * j,) + tuple(e.shape[2:])) for e in est]
         waves = self.transform.inverse(flat, length=mixture.shape[-1])
-        return waves.reshape(b, j, *mixture.shape[1:]), est, masks
+        return waves.reshape(b, j, *mixture.shape[1:]), est, masks, mags
 
     def forward(self, mixture: torch.Tensor) -> torch.Tensor:
         """(B, C, L) mixture -> (B, J, C, L) estimates."""
@@ -331,12 +336,35 @@ class SeparationSystem(pl.LightningModule):
     def compute_loss(self, batch):
         """``(mixture (B, C, L), references (B, J, C, L))`` -> (loss, parts, estimates)."""
         mixture, references = batch
-        estimates, est_coefs, masks = self.separate(mixture)
+        estimates, est_coefs, masks, mags = self._separate(mixture)
         b, j = references.shape[:2]
         ref_coefs = self.transform(references.reshape(b * j, *references.shape[2:]))
         ref_coefs = [r.reshape((b, j) + tuple(r.shape[1:])) for r in ref_coefs]
-        loss, parts = self.loss(estimates, references, est_coefs, ref_coefs, masks)
+        loss, parts = self.score(estimates, references, est_coefs, ref_coefs, masks, mags)
         return loss, parts, estimates
+
+    def score(self, estimates, references, est_coefs, ref_coefs, masks, mags):
+        """The loss of a separation: ``(loss, parts)``.
+
+        Args: the results of :meth:`_separate` (estimates (B, J, C, L), their ragged
+        coefficients and masks (B, J, C, rows, S, M), the mixture magnitudes
+        (B, C, rows, S, M)), the references (B, J, C, L) and their coefficients.
+
+        Only what the loss needs is computed: a loss of magnitudes gets the estimates'
+        magnitudes as ``|mask| |mixture|`` (what ``|mask * mixture|`` is, without a complex
+        modulus and its gradient per target) unless Wiener-EM changed the estimates; the
+        mask-sum penalty is skipped while training with weight 0 (it is logged in
+        validation).
+        """
+        if self.loss.magnitudes_only and not self.wiener_iterations:
+            est_coefs = [(m * a[:, None]).abs() for m, a in zip(masks, mags)]
+        penalised = self.loss.mask_sum > 0 or not torch.is_grad_enabled()
+        loss, parts = self.loss(
+            estimates, references, est_coefs, ref_coefs, masks if penalised else None
+        )
+        if not penalised:
+            parts.pop("mask_sum")
+        return loss, parts
 
     def common_step(self, batch, stage: str):
         loss, parts, estimates = self.compute_loss(batch)

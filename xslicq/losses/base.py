@@ -262,6 +262,9 @@ class _Loss(torch.nn.Module):
 
     name = "loss"
     in_db = False
+    # True when the loss reads only the magnitudes of ``est_coefs``: a caller may then pass
+    # real magnitudes instead of complex coefficients (the system passes |mask| |mixture|)
+    magnitudes_only = False
 
     def __init__(self, mask_sum: float = 0.0, eps: float = 1e-8):
         super().__init__()

@@ -142,6 +142,7 @@ class MSELoss(_Loss):
     """
 
     name = "mse"
+    magnitudes_only = True  # its coefficient term is magnitude_nmse
 
     def terms(self, est_wave, ref_wave, est_coefs, ref_coefs):
         mse = magnitude_nmse(est_coefs, ref_coefs, self.name).mean()

@@ -162,6 +162,7 @@ class SDRMixLoss(_Loss):
     """
 
     name = "sdr_mix"
+    magnitudes_only = True  # its coefficient term is magnitude_nmse
     in_db = True
 
     def __init__(
