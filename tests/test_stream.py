@@ -96,7 +96,7 @@ def test_the_stream_experiment_is_causal_and_within_200_ms():
     assert cfg.system.wiener_iterations == 0
     system = SeparationSystem.from_config(cfg, training=False)
     t = system.transform
-    assert (t.sllen, t.trlen, system.r2m.T) == (6400, 1600, 8)
+    assert (t.sllen, t.trlen, system.r2m.T) == (6400, 1600, 4)
     assert system.model.causal and system.form == "frames"
     latency = algorithmic_latency(t.sllen, t.trlen)
     assert latency == 6400 - (1600 - 800) == 5600

@@ -34,6 +34,7 @@ stream, the readers and the writers are numpy and soundfile.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -545,6 +546,10 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (cpu)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args(argv)
+    # torch's OpenMP threads wait for work passively, unless told otherwise: a slice is a
+    # few milliseconds of work, and threads spinning between slices on a shared machine
+    # take the cores other processes (and the next slice) need (experiments/results/stream.md)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         if args.threads is not None:
             if args.threads < 1:
