@@ -146,6 +146,42 @@ def test_output_is_final_exactly_one_latency_after_its_input():
     assert waits[0] == latency and waits[hop - 1] == latency - hop + 1
 
 
+class WindowEngine:
+    """A numpy engine with a known answer: every target is the windowed slice, so the
+    overlap-added output is the input (the slice windows sum to one)."""
+
+    sample_rate, channels, targets, sllen, trlen, lookahead = SR, 2, ("a", "b"), 64, 16, 0
+
+    def __init__(self):
+        self.window = slice_window(self.sllen, self.trlen).astype(np.float32)
+        self.calls = 0
+
+    def initial_state(self):
+        return 0
+
+    def step(self, frame, state):
+        assert frame.shape == (2, self.sllen) and frame.dtype == np.float32
+        self.calls += 1
+        return np.stack([frame * self.window] * 2), state + 1
+
+
+@pytest.mark.parametrize("length, block", [(1, 1), (40, 7), (1000, 1), (1000, 33), (1000, 5000)])
+def test_the_stream_gives_back_the_input_through_an_identity_engine(length, block):
+    engine = WindowEngine()
+    x = np.random.default_rng(length).standard_normal((2, length)).astype(np.float32)
+    out = stream(engine, x, block)
+    assert out.shape == (2, 2, length)
+    np.testing.assert_allclose(out, np.stack([x, x]), atol=1e-6, rtol=0)
+    assert Streamer(engine).latency == 64 - (16 - 8) == 56
+    assert engine.calls == -(-length // 32) + 1  # slices 0 .. ceil(length / hop)
+
+
+def test_the_stream_needs_no_torch():
+    """The stream, its readers and writers import without torch (an ONNX-only install)."""
+    code = "import sys, xslicq.stream; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=120)
+
+
 @pytest.mark.parametrize("mask_sum_to_one", [False, True])
 def test_streamed_stems_equal_offline_separation(mask_sum_to_one):
     system = causal_system([f"system.mask_sum_to_one={str(mask_sum_to_one).lower()}"])
