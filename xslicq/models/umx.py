@@ -9,7 +9,8 @@ nb_bins, ``N`` nb_frames, ``J`` nb_targets, ``H`` hidden, ``K = max_bin``)::
       -> (x + shift[k]) * scale[k]          per-bin input normalisation, learned
       -> per target: fc (C K -> H), BatchNorm, tanh
       -> bridge 1: mean over targets
-      -> per target: 3-layer BLSTM (H / 2 per direction); skip: [input, output] (2H)
+      -> per target: 3-layer BLSTM (H / 2 per direction; unidirectional: one LSTM of
+                                          H units); skip: [input, output] (2H)
       -> bridge 2: mean over targets
       -> per target: fc (2H -> H), BatchNorm, ReLU, fc (H -> C F), BatchNorm
       -> * out_scale[j, f] + out_shift[j, f], sigmoid
@@ -17,6 +18,11 @@ nb_bins, ``N`` nb_frames, ``J`` nb_targets, ``H`` hidden, ``K = max_bin``)::
 
 Unlike the classic Open-Unmix (ReLU output multiplied with the mixture), the output is a
 sigmoid mask, like every network of :mod:`xslicq.models`.
+
+Causal use: with ``unidirectional=True`` (and in eval mode, where BatchNorm uses its running
+statistics) the mask of frame ``n`` depends on frames ``0 .. n`` only, and :meth:`OpenUnmix.step`
+runs the network on a few frames at a time with the LSTM state carried between calls, giving
+what :meth:`OpenUnmix.forward` gives on the whole sequence (:mod:`xslicq.stream`).
 """
 
 from __future__ import annotations
@@ -31,15 +37,23 @@ from .common import PerBinAffine, check_input, check_positive_int
 class _TargetUnmix(nn.Module):
     """The per-target layers of :class:`OpenUnmix` (everything but the bridges)."""
 
-    def __init__(self, nb_in: int, nb_out: int, hidden: int, layers: int, dropout: float):
+    def __init__(
+        self,
+        nb_in: int,
+        nb_out: int,
+        hidden: int,
+        layers: int,
+        dropout: float,
+        unidirectional: bool = False,
+    ):
         super().__init__()
         self.fc1 = nn.Linear(nb_in, hidden, bias=False)
         self.bn1 = nn.BatchNorm1d(hidden)
         self.lstm = nn.LSTM(
             hidden,
-            hidden // 2,
+            hidden if unidirectional else hidden // 2,
             num_layers=layers,
-            bidirectional=True,
+            bidirectional=not unidirectional,
             dropout=dropout if layers > 1 else 0.0,
         )
         self.fc2 = nn.Linear(2 * hidden, hidden, bias=False)
@@ -52,9 +66,12 @@ class _TargetUnmix(nn.Module):
         n, b, _ = x.shape
         return torch.tanh(self.bn1(self.fc1(x.reshape(n * b, -1))).reshape(n, b, -1))
 
-    def recur(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, B, H) -> (N, B, 2H): the LSTM output next to its input (skip connection)."""
-        return torch.cat([x, self.lstm(x)[0]], dim=-1)
+    def recur(self, x: torch.Tensor, state=None) -> tuple[torch.Tensor, tuple]:
+        """(N, B, H) -> ((N, B, 2H), (h, c)): the LSTM output next to its input (skip
+        connection), and the LSTM's state after the last frame (``state``: the one before
+        the first frame, ``None`` for zeros)."""
+        y, state = self.lstm(x, state)
+        return torch.cat([x, y], dim=-1), state
 
     def decode(self, x: torch.Tensor) -> torch.Tensor:
         """(N, B, 2H) -> (N, B, C F) logits before the output affine."""
@@ -78,6 +95,8 @@ class OpenUnmix(nn.Module):
         stats: optional ``(mean, std)``, each (nb_bins,), initialising the input
             normalisation.
         dropout: dropout between LSTM layers (Open-Unmix uses 0.4).
+        unidirectional: one forward LSTM of H units instead of the BLSTM: causal, for
+            streaming (:meth:`step`).
 
     Input ``(nb_samples, nb_channels, nb_bins, nb_frames)``, any ``nb_frames >= 1``;
     output masks ``(nb_samples, nb_targets, nb_channels, nb_bins, nb_frames)`` in [0, 1].
@@ -96,6 +115,7 @@ class OpenUnmix(nn.Module):
         max_bin: int | None = None,
         stats=None,
         dropout: float = 0.4,
+        unidirectional: bool = False,
     ):
         super().__init__()
         self.nb_bins = check_positive_int("nb_bins", nb_bins)
@@ -112,6 +132,9 @@ class OpenUnmix(nn.Module):
         self.layers = check_positive_int("layers", layers)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        if not isinstance(unidirectional, bool):
+            raise ValueError(f"unidirectional must be true or false, got {unidirectional!r}")
+        self.unidirectional = unidirectional
         self.input_norm = PerBinAffine(self.max_bin, dim=-1)
         self.nets = nn.ModuleList(
             _TargetUnmix(
@@ -120,6 +143,7 @@ class OpenUnmix(nn.Module):
                 self.hidden,
                 self.layers,
                 dropout,
+                unidirectional,
             )
             for _ in range(self.nb_targets)
         )
@@ -131,8 +155,15 @@ class OpenUnmix(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"nb_bins={self.nb_bins}, max_bin={self.max_bin}, channels={self.nb_channels}, "
-            f"targets={self.nb_targets}, hidden={self.hidden}, layers={self.layers}"
+            f"targets={self.nb_targets}, hidden={self.hidden}, layers={self.layers}, "
+            f"unidirectional={self.unidirectional}"
         )
+
+    @property
+    def causal(self) -> bool:
+        """Whether the mask of a frame depends on that frame and earlier ones only (in eval
+        mode): true for the unidirectional network, which :meth:`step` can stream."""
+        return self.unidirectional
 
     def init_from_stats(self, mean, std):
         """Initialise the input normalisation from per-bin ``mean`` and ``std`` (nb_bins,)."""
@@ -167,13 +198,49 @@ class OpenUnmix(nn.Module):
         Returns:
             (nb_samples, nb_targets, nb_channels, nb_bins, nb_frames) masks in [0, 1].
         """
+        return self._masks(x, None)[0]
+
+    def initial_state(self, nb_samples: int = 1, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The state :meth:`step` starts a stream with: ``(h, c)`` zeros, each
+        (nb_targets, layers, nb_samples, hidden) (the same as ``state=None``)."""
+        lstm = self.nets[0].lstm
+        shape = (self.nb_targets, lstm.num_layers, nb_samples, lstm.hidden_size)
+        zeros = torch.zeros(shape, device=device, dtype=self.output_scale.dtype)
+        return zeros, zeros.clone()
+
+    def step(self, x: torch.Tensor, state=None) -> tuple[torch.Tensor, tuple]:
+        """Masks for the next frames of a stream (a causal network only).
+
+        Calls on consecutive runs of frames, each with the state the previous call
+        returned, give the masks :meth:`forward` gives on all the frames at once.
+
+        Args:
+            x: (nb_samples, nb_channels, nb_bins, nb_frames) the next mixture magnitudes.
+            state: ``(h, c)``, each (nb_targets, layers, nb_samples, hidden), the LSTM
+                states after the frames before ``x``; ``None`` at the start (zeros).
+
+        Returns:
+            (masks (nb_samples, nb_targets, nb_channels, nb_bins, nb_frames), state after
+            the last frame of ``x``).
+        """
+        if not self.unidirectional:
+            raise ValueError(
+                "OpenUnmix.step needs a causal network (unidirectional=True): the "
+                "bidirectional LSTM reads every frame of the sequence"
+            )
+        return self._masks(x, state)
+
+    def _masks(self, x: torch.Tensor, state) -> tuple[torch.Tensor, tuple]:
         self._check(x)
         b, c, f, n = x.shape
         frames = self.input_norm(x[:, :, : self.max_bin].permute(3, 0, 1, 2))  # (N, B, C, K)
         frames = frames.reshape(n, b, c * self.max_bin)
         bridge = torch.stack([net.encode(frames) for net in self.nets]).mean(dim=0)
-        bridge = torch.stack([net.recur(bridge) for net in self.nets]).mean(dim=0)
+        h0 = [None] * self.nb_targets if state is None else list(zip(*state))
+        recurred, states = zip(*[net.recur(bridge, s) for net, s in zip(self.nets, h0)])
+        bridge = torch.stack(recurred).mean(dim=0)
         logits = torch.stack([net.decode(bridge) for net in self.nets], dim=2)  # (N, B, J, C F)
         logits = logits.reshape(n, b, self.nb_targets, c, f)
         logits = logits * self.output_scale[:, None] + self.output_shift[:, None]
-        return torch.sigmoid(logits.permute(1, 2, 3, 4, 0))
+        state = tuple(torch.stack(part) for part in zip(*states))  # (h, c), (J, layers, B, H)
+        return torch.sigmoid(logits.permute(1, 2, 3, 4, 0)), state

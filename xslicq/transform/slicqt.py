@@ -249,6 +249,26 @@ class SliCQT(torch.nn.Module):
     def _check_signal(self, x):
         return check_signal(x, self.backend, f"SliCQT(backend={self.backend!r})")
 
+    def _check_slices(self, slices):
+        """Validate windowed slices ``(batch, channels, slices, sllen)``; return
+        ``(xp, slices)``, half precision computed in float32 as for signals."""
+        kind = bk.backend_of(slices)
+        if kind != self.backend:
+            raise TypeError(f"SliCQT(backend={self.backend!r}) got {kind} slices")
+        xp = bk.namespace(slices)
+        if slices.ndim != 4 or slices.shape[-1] != self.sllen or 0 in tuple(slices.shape):
+            raise ValueError(
+                f"expected slices of shape (batch, channels, slices, sllen={self.sllen}), got "
+                f"shape {tuple(slices.shape)}"
+            )
+        if kind == "torch" and slices.dtype in (torch.float16, torch.bfloat16):
+            slices = slices.float()
+        elif kind != "torch" and slices.dtype == xp.float16:
+            slices = xp.astype(slices, xp.float32)
+        if not xp.isdtype(slices.dtype, "real floating"):
+            raise TypeError(f"slices must be real floating point, got dtype {slices.dtype}")
+        return xp, slices
+
     def forward(self, x) -> list:
         """Analyse a signal.
 
@@ -260,8 +280,27 @@ class SliCQT(torch.nn.Module):
             one per block, in ascending frequency.
         """
         xp, x = self._check_signal(x)
-        window, blocks = self._tables(xp, bk.array_api_compat.device(x), x.dtype)
+        window, _ = self._tables(xp, bk.array_api_compat.device(x), x.dtype)
         slices = slice_signal(xp, x, window, self.sllen, self.nb_slices(x.shape[-1]))
+        return self.analyse_slices(slices)
+
+    def analyse_slices(self, slices) -> list:
+        """Analyse slices already cut and windowed (the per-slice half of :meth:`forward`).
+
+        Every slice is transformed on its own, so a stream can analyse one slice at a time
+        (:mod:`xslicq.stream`) and get the coefficients :meth:`forward` gives for it.
+
+        Args:
+            slices: (batch, channels, slices, sllen) real array of this backend: the signal
+                cut as :func:`~xslicq.transform.slicing.slice_signal` cuts it, multiplied by
+                the slice window (the ``slice_window`` buffer).
+
+        Returns:
+            list of complex arrays ``(batch, channels, rows_in_block, slices, time_in_block)``,
+            one per block, in ascending frequency.
+        """
+        xp, slices = self._check_slices(slices)
+        _, blocks = self._tables(xp, bk.array_api_compat.device(slices), slices.dtype)
         spectrum = xp.fft.rfft(slices, axis=-1, norm="forward")
         lead = tuple(spectrum.shape[:-1])
         if self._pad:
@@ -341,9 +380,6 @@ class SliCQT(torch.nn.Module):
             coefficients are unmodified.
         """
         xp = self.check_coefs(coefs)
-        # blocks of mixed precision (complex64 and complex128) meet in one spectrum
-        dtype = xp.result_type(*[blk.dtype for blk in coefs])
-        coefs = [blk if blk.dtype == dtype else xp.astype(blk, dtype) for blk in coefs]
         slices = coefs[0].shape[3]
         longest = max_length(slices, self.sllen, self.trlen)
         if length is None:
@@ -357,6 +393,23 @@ class SliCQT(torch.nn.Module):
                 f"length must be an integer in [1, {slices * self.slice_hop}] for "
                 f"{slices} slices, got {length!r}"
             )
+        return overlap_add(xp, self.synthesise_slices(coefs), self.sllen, int(length))
+
+    def synthesise_slices(self, coefs: Sequence):
+        """The windowed time-domain slices of (possibly modified) coefficients, before they
+        are overlap-added (the per-slice half of :meth:`inverse`).
+
+        Args:
+            coefs: list of blocks as returned by :meth:`forward` or :meth:`analyse_slices`.
+
+        Returns:
+            (batch, channels, slices, sllen) real array; overlap-added ``sllen / 2`` apart
+            (:func:`~xslicq.transform.slicing.overlap_add`) they give :meth:`inverse`.
+        """
+        xp = self.check_coefs(coefs)
+        # blocks of mixed precision (complex64 and complex128) meet in one spectrum
+        dtype = xp.result_type(*[blk.dtype for blk in coefs])
+        coefs = [blk if blk.dtype == dtype else xp.astype(blk, dtype) for blk in coefs]
         _, blocks = self._tables(
             xp, bk.array_api_compat.device(coefs[0]), bk.real_dtype(xp, coefs[0].dtype)
         )
@@ -367,5 +420,4 @@ class SliCQT(torch.nn.Module):
             buf *= tab["dual"]
             buf = xp.reshape(buf, tuple(buf.shape[:-2]) + (rows * m,))
             spectrum = bk.scatter_add_last(xp, buf, tab["index"], self.frame.nf, out=spectrum)
-        slices_td = xp.fft.irfft(spectrum, n=self.sllen, axis=-1, norm="forward")
-        return overlap_add(xp, slices_td, self.sllen, int(length))
+        return xp.fft.irfft(spectrum, n=self.sllen, axis=-1, norm="forward")
