@@ -58,6 +58,7 @@ def no_separation(monkeypatch):
         raise AssertionError("the separation started before the check")
 
     monkeypatch.setattr(Separator, "separate", refuse)
+    monkeypatch.setattr(Separator, "separate_spans", refuse)  # what the CLI calls
 
 
 # ------------------------------------------------------------------- the output folder

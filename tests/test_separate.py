@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ import soundfile as sf
 import torch
 
 from xslicq import Separator
+from xslicq.separate import main, write_outputs
 from xslicq.separator import SeparationInputError
 from xslicq.train import train
 
@@ -36,6 +38,92 @@ def test_separator_shapes_rates_and_mixture_sum(checkpoint):
     assert all(s.shape == (1, audio.shape[1]) for s in mono.values())
     torch_in = sep.separate(torch.from_numpy(audio[:, :SR]), SR)
     assert torch_in["vocals"].shape == (2, SR)
+    spans = list(sep.separate_spans(audio, SR))  # the same stems, one chunk at a time
+    assert [s["vocals"].shape[-1] for s in spans] == [int(2.5 * SR)] * 2 + [2 * SR + 123]
+    for t in sep.targets:
+        np.testing.assert_array_equal(np.concatenate([s[t] for s in spans], -1), stems[t])
+
+
+class Scaling(torch.nn.Module):
+    """A stand-in trained system: target ``j`` is ``j + 1`` times the mixture."""
+
+    targets = ("vocals", "drums")
+    transform = types.SimpleNamespace(sample_rate=SR)
+
+    def __init__(self):
+        super().__init__()
+        self.unused = torch.nn.Parameter(torch.zeros(1))  # the separator reads its device
+
+    def forward(self, x):  # (B, C, L) -> (B, J, C, L)
+        return x[:, None] * torch.tensor([1.0, 2.0])[None, :, None, None]
+
+
+@pytest.mark.parametrize("channels", [2, 1])
+def test_cross_faded_chunks_add_up_to_the_whole_and_stream_in_order(channels):
+    """The fades of neighbouring chunks sum to one: a system that scales its input gives
+    the scaled input back, stretch by stretch (each final up to the next chunk's start)."""
+    sep = Separator(Scaling(), chunk_seconds=3.0, overlap_seconds=0.5)
+    audio = np.random.default_rng(2).standard_normal((channels, 7 * SR + 123)).astype(np.float32)
+    spans = list(sep.separate_spans(audio, SR))
+    step = int(2.5 * SR)  # chunks start every chunk - overlap
+    assert [s["vocals"].shape for s in spans] == [
+        (channels, step),
+        (channels, step),
+        (channels, audio.shape[1] - 2 * step),
+    ]
+    for j, t in enumerate(sep.targets):
+        whole = np.concatenate([s[t] for s in spans], -1)
+        np.testing.assert_allclose(whole, (j + 1) * audio, rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(whole, sep.separate(audio, SR)[t])
+    short = list(sep.separate_spans(audio[:, : 3 * SR], SR))  # one chunk: one stretch
+    assert len(short) == 1 and short[0]["drums"].shape == (channels, 3 * SR)
+    resampled = list(sep.separate_spans(audio, 22050))  # another rate: resampled whole
+    assert len(resampled) == 1 and resampled[0]["drums"].shape == audio.shape
+
+
+def test_stems_are_written_as_they_are_separated(tmp_path):
+    """write_outputs takes the stems stretch by stretch: each is on disk before the next is
+    asked for, and a separation that fails midway leaves no stem and no partial file."""
+    out = tmp_path / "stems"
+    on_disk = []
+
+    def spans(folder, fail=False):
+        for k in range(3):
+            yield {"vocals": np.full((2, 1000), k, np.float32), "bass": np.ones((2, 1000))}
+            partial = sorted(folder.glob(".vocals-*.wav.partial"))
+            on_disk.append(partial[0].stat().st_size - 2 * 1000 * 4 * (k + 1))
+            if fail and k == 1:
+                raise RuntimeError("the separation broke")
+
+    write_outputs(out, spans(out), SR, [], {"input": "song.wav"})
+    assert len(on_disk) == 3 and all(0 < header < 200 for header in on_disk)
+    vocals, rate = sf.read(out / "vocals.wav", dtype="float32", always_2d=True)
+    assert rate == SR and vocals.shape == (3000, 2)
+    np.testing.assert_array_equal(vocals[:, 0], np.repeat(np.arange(3, dtype=np.float32), 1000))
+    assert sf.read(out / "bass.wav")[0].shape == (3000, 2)
+
+    again = tmp_path / "again"
+    with pytest.raises(RuntimeError, match="the separation broke"):
+        write_outputs(again, spans(again, fail=True), SR, [], {"input": "song.wav"})
+    assert sorted(p.name for p in again.iterdir()) == [".xslicq-separate.json"]
+
+
+def test_cli_writes_what_the_separator_separates(checkpoint, tmp_path, capsys):
+    """The CLI streams the stems into the WAVs; they are the Separator's to the bit."""
+    song = tmp_path / "song.wav"
+    audio = 0.1 * np.random.default_rng(3).standard_normal((2, 5 * SR + 7)).astype(np.float32)
+    sf.write(song, audio.T, SR, subtype="FLOAT")
+    out = tmp_path / "stems"
+    args = ["--out", str(out), "--chunk-seconds", "2.5", "--wiener", "1", "--accompaniment"]
+    assert main([str(song), "--checkpoint", str(checkpoint), *args]) == 0, capsys.readouterr()
+    sep = Separator.from_checkpoint(checkpoint, chunk_seconds=2.5)
+    sep.system.wiener_iterations = 1
+    stems = sep.separate(audio, SR)
+    stems["accompaniment"] = stems["drums"] + stems["bass"] + stems["other"]
+    for name, stem in stems.items():
+        data, rate = sf.read(out / f"{name}.wav", dtype="float32", always_2d=True)
+        assert rate == SR
+        np.testing.assert_array_equal(data.T, stem)
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -133,33 +134,57 @@ def _write_manifest(out: Path, record: dict) -> None:
     os.replace(tmp, out / MANIFEST)
 
 
-def write_outputs(out: Path, stems: dict, rate: int, stale: list[str], source: dict) -> None:
+def write_outputs(out: Path, stems, rate: int, stale: list[str], source: dict) -> None:
     """Write ``stems`` as ``<name>.wav`` (float) into ``out``, remove ``stale`` (separate's
-    own earlier files) and record them all in the manifest. Each WAV is written to a
-    temporary file and renamed; the manifest lists a file before it is written, so a run
-    that stops midway leaves no file that a later ``--force`` would refuse to replace."""
+    own earlier files) and record them all in the manifest. ``stems`` is one
+    ``{name: (channels, samples)}`` dict or an iterable of such dicts, consecutive stretches
+    of the stems written as they come (so no whole stem need be held). Each WAV is written
+    to a temporary file and renamed; the manifest lists a file before it is written, so a
+    run that stops midway leaves no file that a later ``--force`` would refuse to replace."""
+    spans = iter([stems] if isinstance(stems, dict) else stems)
+    first = next(spans)
     out.mkdir(parents=True, exist_ok=True)
     before = read_manifest(out).get("files", {})
     files = {n: before.get(n) for n in stale}
-    files.update({f"{name}.wav": None for name in stems})
+    files.update({f"{name}.wav": None for name in first})
     _write_manifest(out, {"version": 1, **source, "files": files})
-    for name, stem in stems.items():
-        handle, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=".wav.partial", dir=out)
-        os.close(handle)
-        try:
-            try:
-                sf.write(tmp, stem.T, rate, subtype="FLOAT", format="WAV")
-            except RuntimeError as err:  # libsndfile's: a full disk, a file size limit
-                raise OutputError(f"cannot write {out / name}.wav: {err}") from None
+    tmps, writers = {}, {}
+    try:
+        for name, stem in first.items():
+            handle, tmps[name] = tempfile.mkstemp(
+                prefix=f".{name}-", suffix=".wav.partial", dir=out
+            )
+            os.close(handle)
+            writers[name] = sf.SoundFile(
+                tmps[name], "w", rate, stem.shape[0], subtype="FLOAT", format="WAV"
+            )
+        for span in itertools.chain([first], spans):
+            for name, stem in span.items():
+                try:
+                    writers[name].write(stem.T)
+                except RuntimeError as err:  # libsndfile's: a full disk, a file size limit
+                    raise OutputError(f"cannot write {out / name}.wav: {err}") from None
+        for name, tmp in tmps.items():
+            writers.pop(name).close()
             os.replace(tmp, out / f"{name}.wav")
-        finally:
+            files[f"{name}.wav"] = _sha256(out / f"{name}.wav")
+    finally:
+        for writer in writers.values():
+            writer.close()
+        for tmp in tmps.values():
             if os.path.exists(tmp):
                 os.unlink(tmp)
-        files[f"{name}.wav"] = _sha256(out / f"{name}.wav")
     for name in stale:
         (out / name).unlink(missing_ok=True)
         del files[name]
     _write_manifest(out, {"version": 1, **source, "files": files})
+
+
+def _with_accompaniment(spans):
+    """Add ``accompaniment`` (everything but vocals) to every stretch of the stems."""
+    for span in spans:
+        span["accompaniment"] = sum(v for k, v in span.items() if k != "vocals")
+        yield span
 
 
 # ---------------------------------------------------------------------- the command
@@ -197,12 +222,12 @@ def separate_file(
     stale = plan_outputs(out, [f"{n}.wav" for n in names], force)
     if wiener is not None:
         separator.system.wiener_iterations = wiener
-    stems = separator.separate(waveform, rate, progress=progress, any_rate=any_rate)
+    spans = separator.separate_spans(waveform, rate, progress=progress, any_rate=any_rate)
     if "accompaniment" in names:
-        stems["accompaniment"] = sum(v for k, v in stems.items() if k != "vocals")
+        spans = _with_accompaniment(spans)
     source = {"input": str(Path(audio).resolve()), "checkpoint": str(Path(checkpoint).resolve())}
-    write_outputs(out, stems, rate, stale, source)
-    return [out / f"{n}.wav" for n in stems]
+    write_outputs(out, spans, rate, stale, source)  # the stems, written as they are separated
+    return [out / f"{n}.wav" for n in names]
 
 
 def main(argv=None) -> int:

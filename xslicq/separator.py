@@ -174,45 +174,83 @@ class Separator(torch.nn.Module):
         :class:`SeparationInputError`. Returns ``{target: (channels, samples) float32 numpy}``
         with the input's length and channel count.
         """
-        import torchaudio
-
         x, sample_rate, mono = self._check(audio, sample_rate, any_rate)
-        n_in = x.shape[-1]
-        if sample_rate != self.sample_rate:
-            x = torchaudio.functional.resample(x, sample_rate, self.sample_rate)
-        est = self._chunked(x.to(self.device), progress)  # (J, 2, N)
-        if sample_rate != self.sample_rate:
-            est = torchaudio.functional.resample(est, self.sample_rate, sample_rate)
-        if est.shape[-1] != n_in:  # resampling may round the length
-            est = torch.nn.functional.pad(est, (0, max(0, n_in - est.shape[-1])))[..., :n_in]
-        if mono:
-            est = est.mean(1, keepdim=True)
-        return {t: est[j].cpu().numpy() for j, t in enumerate(self.targets)}
+        size = (1 if mono else 2, x.shape[-1])
+        stems = {t: np.empty(size, np.float32) for t in self.targets}
+        done = 0
+        for span in self._spans(x, sample_rate, mono, progress):
+            n = span[self.targets[0]].shape[-1]
+            for t in self.targets:
+                stems[t][:, done : done + n] = span[t]
+            done += n
+        return stems
 
-    def _chunked(self, x: torch.Tensor, progress: bool) -> torch.Tensor:
-        """(2, N) -> (J, 2, N), in cross-faded chunks of ``chunk_seconds``."""
+    def separate_spans(
+        self, audio, sample_rate: int, progress: bool = False, *, any_rate: bool = False
+    ):
+        """:meth:`separate`, one finished stretch of the stems at a time, in order: the
+        input is checked now, then each ``{target: (channels, samples) float32 numpy}``
+        is yielded as soon as its chunk is separated and cross-faded, so a caller that
+        writes the stems as they come (``python -m xslicq.separate``) never holds a whole
+        stem. Concatenated, the stretches are :meth:`separate`'s stems. Input at another
+        sample rate than the model's is resampled whole (its stems are one stretch)."""
+        x, sample_rate, mono = self._check(audio, sample_rate, any_rate)
+        return self._spans(x, sample_rate, mono, progress)
+
+    @torch.no_grad()
+    def _spans(self, x: torch.Tensor, sample_rate: int, mono: bool, progress: bool):
+        """Checked (2, N) input at ``sample_rate`` -> {target: (channels, n)} stretches."""
+        n_in = x.shape[-1]
+        if sample_rate == self.sample_rate:
+            spans = self._chunks(x.to(self.device), progress)
+        else:
+            import torchaudio
+
+            x = torchaudio.functional.resample(x, sample_rate, self.sample_rate)
+            est = torch.cat(list(self._chunks(x.to(self.device), progress)), -1)  # (J, 2, N)
+            est = torchaudio.functional.resample(est, self.sample_rate, sample_rate)
+            if est.shape[-1] != n_in:  # resampling may round the length
+                est = torch.nn.functional.pad(est, (0, max(0, n_in - est.shape[-1])))[..., :n_in]
+            spans = [est]
+        for est in spans:
+            if mono:
+                est = est.mean(1, keepdim=True)
+            est = est.cpu()
+            yield {t: est[j].numpy() for j, t in enumerate(self.targets)}
+
+    def _chunks(self, x: torch.Tensor, progress: bool):
+        """(2, N) -> (J, 2, n) finished stretches in order, from cross-faded chunks of
+        ``chunk_seconds``: each chunk's stretch up to the next chunk's start is final once
+        the previous chunk's faded tail is added."""
         n = x.shape[-1]
         chunk = int(self.chunk_seconds * self.sample_rate)
         if n <= chunk:
-            return self.system(x[None])[0]
+            yield self.system(x[None])[0]
+            return
         overlap = int(self.overlap_seconds * self.sample_rate)
         step = chunk - overlap
         starts = list(range(0, max(n - overlap, 1), step))
-        out = torch.zeros(len(self.targets), *x.shape, device=x.device)
         fade = 0.5 - 0.5 * torch.cos(
             math.pi * (torch.arange(overlap, device=x.device) + 0.5) / overlap
         )
         from tqdm import tqdm
 
+        tail = None  # the previous chunk's faded last ``overlap`` samples
         for i, start in enumerate(
             tqdm(starts, disable=not progress, desc="separating", unit="chunk")
         ):
-            piece = x[:, start : start + chunk]
+            piece = x[:, start : start + chunk]  # longer than overlap; chunk unless last
             est = self.system(piece[None])[0]
             w = torch.ones(piece.shape[-1], device=x.device)
             if i > 0:
                 w[:overlap] = fade
-            if i < len(starts) - 1 and piece.shape[-1] > overlap:
+            if i < len(starts) - 1:
                 w[-overlap:] = 1.0 - fade  # neighbours' fades sum to one
-            out[..., start : start + piece.shape[-1]] += est * w
-        return out
+            est = est * w
+            if tail is not None:
+                est[..., :overlap] += tail
+            if i == len(starts) - 1:
+                yield est
+            else:
+                tail = est[..., step:]
+                yield est[..., :step]
