@@ -26,9 +26,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
 from . import backend as bk
+from .module import Module
 from .slicing import overlap_add, slice_window_at
 
 MODES = ("interpolate", "zeropad")
@@ -70,7 +70,7 @@ def _between(xp, left, right, w):
     return _from_polar(mag, ph0[..., None] + _wrap(xp, ph1 - ph0)[..., None] * w, xp)
 
 
-class RaggedToMatrix(torch.nn.Module):
+class RaggedToMatrix(Module):
     """Turn ragged sliCQT blocks into one matrix a 2-D network can use, and back.
 
     Args:
@@ -194,8 +194,8 @@ class RaggedToMatrix(torch.nn.Module):
             slopes = xp.stack([y - xp.roll(y, 1, axis=-1), xp.roll(y, -1, axis=-1) - y], axis=-1)
             up = xp.reshape(
                 xp.broadcast_to(slopes[..., None], lead + (T, 2, r // 2)), lead + (T, r)
-            )  # the slope of each half group, copied out
-            up *= xp.asarray(offset, dtype=dtype, device=dev)
+            )  # the slope of each half group (a read-only view in NumPy when r == 2)
+            up = up * xp.asarray(offset, dtype=dtype, device=dev)
             up += y[..., None]
             return xp.reshape(up, lead + (m,))
         before = xp.asarray(1.0 + offset[offset < 0], dtype=dtype, device=dev)
