@@ -164,6 +164,21 @@ def _trace(net: MaskNetwork, example: torch.Tensor, exporter: str):
     return onnx.load_from_string(buffer.getvalue())
 
 
+def _name_output_axes(proto, system) -> None:
+    """Declare the masks' shape (batch, J, C, F, slices, T) on the graph's output, which the
+    exporters leave partly unnamed; the checks below confirm it on several shapes."""
+    fixed = (len(system.targets), system.model.nb_channels, system.r2m.nb_bins)
+    shape = ("batch", *fixed, "slices", system.r2m.T)
+    dims = proto.graph.output[0].type.tensor_type.shape.dim
+    del dims[:]
+    for value in shape:
+        dim = dims.add()
+        if isinstance(value, str):
+            dim.dim_param = value
+        else:
+            dim.dim_value = int(value)
+
+
 def onnx_bytes(system, exporter: str = "torchscript") -> bytes:
     """``system``'s network as a serialised ONNX model with the pipeline's metadata,
     checked by onnx's checker and against torch on other shapes (an :class:`ExportError`
@@ -186,6 +201,7 @@ def onnx_bytes(system, exporter: str = "torchscript") -> bytes:
                 f"the {exporter} exporter failed on {type(model).__name__} "
                 f"({type(err).__name__}: {first[:300]})"
             ) from None
+    _name_output_axes(proto, system)
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(export_metadata(system, exporter))
     try:

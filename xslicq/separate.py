@@ -234,12 +234,6 @@ def separate_file(
     return [out / f"{n}.wav" for n in stems]
 
 
-def _torch_out_of_memory() -> type:
-    import torch
-
-    return torch.cuda.OutOfMemoryError
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m xslicq.separate", description=__doc__.splitlines()[0]
@@ -285,7 +279,18 @@ def main(argv=None) -> int:
     )
     args = parser.parse_args(argv)
     # the exported model's path imports no torch; a checkpoint's catches torch's GPU errors
-    out_of_memory = () if args.model else (_torch_out_of_memory(),)
+    out_of_memory = ()
+    if args.checkpoint:
+        try:
+            import torch
+        except ImportError:
+            print(
+                "error: --checkpoint needs the training stack, and torch is not installed: "
+                "pip install 'xslicq[train]', or separate with an exported --model model.onnx",
+                file=sys.stderr,
+            )
+            return 1
+        out_of_memory = (torch.cuda.OutOfMemoryError,)
     try:
         written = separate_file(
             args.audio,
