@@ -198,9 +198,11 @@ class OnnxNetwork:
     Args:
         model: the ONNX model, a path or its serialised bytes.
         device: ``cpu``, ``cuda`` (onnxruntime-gpu) or ``auto`` (CUDA when available).
+        threads: onnxruntime's threads within an operator (``None``: its default, all
+            cores).
     """
 
-    def __init__(self, model, device: str = "cpu"):
+    def __init__(self, model, device: str = "cpu", threads: int | None = None):
         try:
             import onnxruntime as ort
         except ImportError:
@@ -210,7 +212,10 @@ class OnnxNetwork:
         source = model if isinstance(model, bytes) else str(model)
         what = "the exported model" if isinstance(model, bytes) else str(model)
         try:
-            self.session = ort.InferenceSession(source, providers=_providers(device))
+            options = ort.SessionOptions()
+            if threads is not None:
+                options.intra_op_num_threads = int(threads)
+            self.session = ort.InferenceSession(source, options, providers=_providers(device))
         except ValueError:
             raise
         except Exception as err:  # onnxruntime's own errors for an unreadable model
