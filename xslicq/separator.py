@@ -4,10 +4,13 @@
     sep = Separator.from_checkpoint("model.ckpt", device="cpu")
     stems = sep.separate(audio, sample_rate)   # audio (channels, samples) or (samples,)
                                                 # -> {"vocals": (channels, samples), ...}
+    sep = Separator.from_checkpoint("model.ckpt", engine="onnx")   # network in onnxruntime
 
 Any sample rate from 8 kHz to 384 kHz (resampled to the model's and back; others with
 ``any_rate=True``), mono (upmixed, and the stems mixed back down) and any length: long
 input is cut into overlapping chunks that are cross-faded, so memory stays bounded.
+The input checks and the chunk plan are shared with the torch-free separator of an
+exported network, :class:`xslicq.inference.OnnxSeparator`.
 """
 
 from __future__ import annotations
@@ -111,7 +114,8 @@ class Separator(torch.nn.Module):
 
         An unusable ``device`` is a :class:`~xslicq.config.DeviceError`; a missing, damaged
         or foreign checkpoint a :class:`~xslicq.train.CheckpointError` (both ValueErrors).
-        ``device="auto"`` picks CUDA when there is a GPU."""
+        ``device="auto"`` picks CUDA when there is a GPU; ``kwargs`` go to the constructor
+        (``chunk_seconds``, ``overlap_seconds``, ``engine``)."""
         from .config import check_device
         from .system import SeparationSystem
         from .train import CheckpointError, read_checkpoint
