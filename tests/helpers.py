@@ -68,6 +68,16 @@ needs_fluidsynth = pytest.mark.skipif(
 requires_cupy = pytest.mark.skipif(not cupy_available(), reason="CuPy with a CUDA GPU not usable")
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="torch CUDA not available")
 
+# a meta-path finder that makes the training stack unimportable, as in a torch-free install
+NO_TORCH = """
+import sys
+class _NoTrainingStack:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "torchaudio", "pytorch_lightning", "hydra", "omegaconf"):
+            raise ImportError(f"{name} is blocked (a torch-free install)")
+sys.meta_path.insert(0, _NoTrainingStack())
+"""
+
 
 # ------------------------------------------------------------------ MUSDB18-HQ layout
 def write_musdb_track(folder: Path, stems: dict, sample_rate: int = SR) -> None:
@@ -178,3 +188,18 @@ def tiny_train_config(out_dir, data_root, overrides=()):
     with open_dict(cfg):
         del cfg["hydra"]
     return cfg
+
+
+def fresh_checkpoint(path, overrides=()):
+    """An untrained checkpoint of the shrunk model (:data:`TINY_MODEL`, ``overrides`` on
+    the train config) in the layout :meth:`xslicq.Separator.from_checkpoint` reads (weights
+    and the config, as training writes them): seconds to make, no training run. The weights
+    are torch's seeded initialisation (seed 0)."""
+    from xslicq.system import SeparationSystem
+
+    cfg = compose_config("train", [*TINY_MODEL, *overrides])
+    torch.manual_seed(0)
+    system = SeparationSystem.from_config(cfg, training=False)
+    path = Path(path)
+    torch.save({"state_dict": system.state_dict(), "xslicq": {"config": system.config}}, path)
+    return path

@@ -14,4 +14,8 @@ def __getattr__(name):
         from .separator import Separator
 
         return Separator
+    if name == "OnnxSeparator":  # the torch-free separator of an exported network
+        from .inference import OnnxSeparator
+
+        return OnnxSeparator
     raise AttributeError(f"module 'xslicq' has no attribute {name!r}")

@@ -1,6 +1,12 @@
 """Separate a song into stems.
 
     python -m xslicq.separate song.wav --checkpoint model.ckpt --out DIR
+    python -m xslicq.separate song.wav --model model.onnx --out DIR      # no torch needed
+
+``--checkpoint`` runs a training checkpoint with torch; ``--model`` runs a network exported
+by ``python -m xslicq.export`` with onnxruntime and the sliCQT's NumPy backend
+(:class:`xslicq.inference.OnnxSeparator`), and imports no torch, Lightning or Hydra, so it
+works in the inference-only install (``pip install "xslicq[infer]"``).
 
 Reads WAV/FLAC/OGG (and MP3 with libsndfile >= 1.1) with soundfile and anything else
 (MP4/M4A, STEMS) through ffmpeg; writes ``<target>.wav`` per target (and ``accompaniment.wav`` with
@@ -188,11 +194,26 @@ def _with_accompaniment(spans):
 
 
 # ---------------------------------------------------------------------- the command
+def load_separator(checkpoint=None, model=None, device: str = "cpu", chunk_seconds=10.0):
+    """The separator of a training ``checkpoint`` (torch) or of an exported ``model``
+    (onnxruntime, no torch imported); exactly one of the two."""
+    if (checkpoint is None) == (model is None):
+        raise ValueError("give either --checkpoint (a .ckpt) or --model (an exported .onnx)")
+    if model is not None:
+        from .inference import OnnxSeparator
+
+        return OnnxSeparator.from_file(model, device=device, chunk_seconds=chunk_seconds)
+    from .separator import Separator
+
+    return Separator.from_checkpoint(checkpoint, device=device, chunk_seconds=chunk_seconds)
+
+
 def separate_file(
     audio,
-    checkpoint,
-    out,
+    checkpoint=None,
+    out=None,
     *,
+    model=None,
     force: bool = False,
     accompaniment: bool = False,
     device: str = "cpu",
@@ -201,32 +222,43 @@ def separate_file(
     any_rate: bool = False,
     progress: bool = False,
 ) -> list[Path]:
-    """Separate the song ``audio`` with ``checkpoint`` into ``out``; return the files
-    written. Every value, the output folder, the checkpoint and the audio are checked
-    before the separation starts; each problem is one ValueError or OSError naming it."""
-    from .config import check_device
-    from .separator import Separator
-
+    """Separate the song ``audio`` with ``checkpoint`` (or the exported ``model``) into
+    ``out``; return the files written. Every value, the output folder, the model and the
+    audio are checked before the separation starts; each problem is one ValueError or
+    OSError naming it."""
+    if out is None:
+        raise ValueError("no output folder given (--out)")
     out = Path(out)
-    check_device(device, "--device")
+    if model is None and checkpoint is not None:
+        from .config import check_device
+
+        check_device(device, "--device")
     if isinstance(chunk_seconds, bool) or not math.isfinite(chunk_seconds) or chunk_seconds <= 0:
         raise ValueError(f"--chunk-seconds must be a finite number > 0, got {chunk_seconds}")
     if wiener is not None and wiener < 0:
         raise ValueError(f"--wiener must be >= 0, got {wiener}")
     check_output_folder(out)
     waveform, rate = load_audio(audio)
-    separator = Separator.from_checkpoint(checkpoint, device=device, chunk_seconds=chunk_seconds)
+    separator = load_separator(checkpoint, model, device, chunk_seconds)
     names = list(separator.targets)
     if accompaniment and "vocals" in names:
         names.append("accompaniment")
     stale = plan_outputs(out, [f"{n}.wav" for n in names], force)
     if wiener is not None:
-        separator.system.wiener_iterations = wiener
-    spans = separator.separate_spans(waveform, rate, progress=progress, any_rate=any_rate)
+        owner = separator if model is not None else separator.system
+        owner.wiener_iterations = wiener
+    if hasattr(separator, "separate_spans"):  # the torch engine: stems written as they come
+        spans = separator.separate_spans(waveform, rate, progress=progress, any_rate=any_rate)
+    else:
+        spans = [separator.separate(waveform, rate, progress=progress, any_rate=any_rate)]
     if "accompaniment" in names:
         spans = _with_accompaniment(spans)
-    source = {"input": str(Path(audio).resolve()), "checkpoint": str(Path(checkpoint).resolve())}
-    write_outputs(out, spans, rate, stale, source)  # the stems, written as they are separated
+    source = {"input": str(Path(audio).resolve())}
+    if model is not None:
+        source["model"] = str(Path(model).resolve())
+    else:
+        source["checkpoint"] = str(Path(checkpoint).resolve())
+    write_outputs(out, spans, rate, stale, source)
     return [out / f"{n}.wav" for n in names]
 
 
@@ -235,7 +267,13 @@ def main(argv=None) -> int:
         prog="python -m xslicq.separate", description=__doc__.splitlines()[0]
     )
     parser.add_argument("audio", help="the song to separate")
-    parser.add_argument("--checkpoint", required=True, help="a training checkpoint (.ckpt)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="a training checkpoint (.ckpt), run with torch")
+    source.add_argument(
+        "--model",
+        help="a network exported by python -m xslicq.export (.onnx), run with onnxruntime "
+        "(no torch needed)",
+    )
     parser.add_argument("--out", required=True, help="folder for the stems")
     parser.add_argument(
         "--force",
@@ -247,7 +285,9 @@ def main(argv=None) -> int:
         action="store_true",
         help="also write accompaniment.wav (everything but vocals)",
     )
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument(
+        "--device", default="cpu", help="cpu, cuda, cuda:N or auto (--model: cpu, cuda or auto)"
+    )
     parser.add_argument(
         "--wiener",
         type=int,
@@ -266,13 +306,25 @@ def main(argv=None) -> int:
         help="separate audio at any sample rate (default: 8 kHz to 384 kHz)",
     )
     args = parser.parse_args(argv)
-    import torch
-
+    # the exported model's path imports no torch; a checkpoint's catches torch's GPU errors
+    out_of_memory = ()
+    if args.checkpoint:
+        try:
+            import torch
+        except ImportError:
+            print(
+                "error: --checkpoint needs the training stack, and torch is not installed: "
+                "pip install 'xslicq[train]', or separate with an exported --model model.onnx",
+                file=sys.stderr,
+            )
+            return 1
+        out_of_memory = (torch.cuda.OutOfMemoryError,)
     try:
         written = separate_file(
             args.audio,
             args.checkpoint,
             args.out,
+            model=args.model,
             force=args.force,
             accompaniment=args.accompaniment,
             device=args.device,
@@ -281,14 +333,15 @@ def main(argv=None) -> int:
             any_rate=args.any_rate,
             progress=True,
         )
-    except torch.cuda.OutOfMemoryError:
+    except out_of_memory:
         print(
             f"error: out of GPU memory on {args.device}; lower --chunk-seconds "
             f"(now {args.chunk_seconds:g}) or use --device cpu",
             file=sys.stderr,
         )
         return 1
-    except (ValueError, OSError) as err:  # CheckpointError, DeviceError, ... are ValueErrors
+    except (ValueError, OSError, ImportError) as err:  # CheckpointError, ModelFileError,
+        # DeviceError, ... are ValueErrors; ImportError: onnxruntime missing for --model
         message = str(err) if not isinstance(err, OSError) or not err.filename else None
         if message is None:  # an OSError from the system: name the path and the reason
             message = f"{err.filename}: {err.strerror or err}"

@@ -4,63 +4,33 @@
     sep = Separator.from_checkpoint("model.ckpt", device="cpu")
     stems = sep.separate(audio, sample_rate)   # audio (channels, samples) or (samples,)
                                                 # -> {"vocals": (channels, samples), ...}
+    sep = Separator.from_checkpoint("model.ckpt", engine="onnx")   # network in onnxruntime
 
 Any sample rate from 8 kHz to 384 kHz (resampled to the model's and back; others with
 ``any_rate=True``), mono (upmixed, and the stems mixed back down) and any length: long
 input is cut into overlapping chunks that are cross-faded, so memory stays bounded.
+The input checks and the chunk plan are shared with the torch-free separator of an
+exported network, :class:`xslicq.inference.OnnxSeparator`.
 """
 
 from __future__ import annotations
 
-import math
-import numbers
 from pathlib import Path
 
 import numpy as np
 import torch
 
-# the sample rates separate() takes without ``any_rate=True``: below is a rate given in kHz
-# or a boolean (True is 1 Hz, upsampled 44,100x), above is no audio rate in use
-SAMPLE_RATE_RANGE = (8_000, 384_000)
+from .inference import (
+    SAMPLE_RATE_RANGE,
+    SeparationInputError,
+    check_chunking,
+    check_sample_rate,
+    chunk_plan,
+)
 
+__all__ = ["ENGINES", "SAMPLE_RATE_RANGE", "SeparationInputError", "Separator", "check_sample_rate"]
 
-class SeparationInputError(ValueError):
-    """The audio given to the separator is not usable; the message says why."""
-
-
-def _seconds(value, name: str) -> float:
-    """``value`` if it is a finite number of seconds, else a ValueError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number of seconds, got {value!r}")
-    return float(value)
-
-
-def check_sample_rate(sample_rate, any_rate: bool = False) -> int:
-    """``sample_rate`` as an int if it is a whole number of Hz (``44100`` or ``44100.0``) in
-    :data:`SAMPLE_RATE_RANGE` (``any_rate``: any positive one), else a
-    :class:`SeparationInputError` naming the value and what is allowed."""
-    low, high = SAMPLE_RATE_RANGE
-    whole = (
-        isinstance(sample_rate, numbers.Real)
-        and not isinstance(sample_rate, (bool, np.bool_))
-        and math.isfinite(sample_rate)
-        and float(sample_rate).is_integer()
-    )
-    if not whole:
-        raise SeparationInputError(
-            f"sample_rate must be a whole number of Hz such as 44100, got {sample_rate!r} "
-            f"({type(sample_rate).__name__})"
-        )
-    rate = int(sample_rate)
-    if rate <= 0:
-        raise SeparationInputError(f"sample_rate must be positive, got {sample_rate!r}")
-    if not any_rate and not low <= rate <= high:
-        hint = f" (a rate in kHz? {rate} kHz is {rate * 1000} Hz)"
-        raise SeparationInputError(
-            f"sample_rate={rate} Hz is outside {low}..{high} Hz{hint if rate < low else ''}; "
-            "pass any_rate=True (separate: --any-rate) to resample from it anyway"
-        )
-    return rate
+ENGINES = ("torch", "onnx", "tensorrt")  # what runs the network (the rest is torch)
 
 
 def _torch_device(device) -> str:
@@ -71,6 +41,42 @@ def _torch_device(device) -> str:
     return "cuda" if device == "gpu" else str(device)
 
 
+def engine_network(system, engine: str, max_samples: int = 441_000):
+    """What runs ``system``'s network for ``engine``: ``None`` for torch (the system's own
+    model), else a callable matrix (B, C, F, S, T) -> masks (B, J, C, F, S, T) on torch
+    tensors that runs the network exported to ONNX (:func:`xslicq.export.onnx_bytes`) with
+    onnxruntime (on the CPU) or as a TensorRT engine (on the system's CUDA device, built for
+    chunks of up to ``max_samples``)."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if engine == "torch":
+        return None
+    if engine == "tensorrt":
+        from .tensorrt import check_tensorrt
+
+        check_tensorrt()  # before the export: one clear error where it cannot run
+    from .export import onnx_bytes
+
+    model = onnx_bytes(system)
+    if engine == "tensorrt":
+        from .tensorrt import TensorRTNetwork
+
+        return TensorRTNetwork.from_onnx(
+            model,
+            device=next(system.parameters()).device,
+            max_slices=system.transform.nb_slices(max_samples),
+        )
+    from .inference import OnnxNetwork
+
+    network = OnnxNetwork(model, device="cpu")
+
+    def run(matrix: torch.Tensor) -> torch.Tensor:
+        masks = network(matrix.detach().float().cpu().numpy())
+        return torch.from_numpy(masks).to(matrix.device)
+
+    return run
+
+
 class Separator(torch.nn.Module):
     """A trained :class:`~xslicq.system.SeparationSystem` wrapped for inference.
 
@@ -78,21 +84,29 @@ class Separator(torch.nn.Module):
         system: the trained system (transform, matrix form, network).
         chunk_seconds: length of the chunks long input is cut into.
         overlap_seconds: cross-fade between neighbouring chunks.
+        engine: what runs the network: ``torch`` (the system's model), ``onnx`` (the
+            network exported to ONNX, run by onnxruntime on the CPU) or ``tensorrt`` (a
+            TensorRT engine built from that ONNX network; needs the tensorrt package and
+            the system on a CUDA GPU). The transform, masks, Wiener-EM and inverse stay in
+            torch. For separation without torch see :class:`xslicq.inference.OnnxSeparator`.
     """
 
-    def __init__(self, system, chunk_seconds: float = 10.0, overlap_seconds: float = 1.0):
+    def __init__(
+        self,
+        system,
+        chunk_seconds: float = 10.0,
+        overlap_seconds: float = 1.0,
+        engine: str = "torch",
+    ):
         super().__init__()
-        chunk_seconds = _seconds(chunk_seconds, "chunk_seconds")
-        overlap_seconds = _seconds(overlap_seconds, "overlap_seconds")
-        if not chunk_seconds > 2 * overlap_seconds > 0:
-            raise ValueError(
-                f"need chunk_seconds > 2 * overlap_seconds > 0, got "
-                f"{chunk_seconds} and {overlap_seconds}"
-            )
+        chunk_seconds, overlap_seconds = check_chunking(chunk_seconds, overlap_seconds)
         self.system = system.eval()
         self.targets = tuple(system.targets)
         self.sample_rate = int(system.transform.sample_rate)
         self.chunk_seconds, self.overlap_seconds = chunk_seconds, overlap_seconds
+        self.engine = engine
+        chunk = int(chunk_seconds * self.sample_rate)
+        self.network = engine_network(self.system, engine, chunk)
 
     @classmethod
     def from_checkpoint(cls, path, device: str = "cpu", **kwargs) -> Separator:
@@ -100,7 +114,8 @@ class Separator(torch.nn.Module):
 
         An unusable ``device`` is a :class:`~xslicq.config.DeviceError`; a missing, damaged
         or foreign checkpoint a :class:`~xslicq.train.CheckpointError` (both ValueErrors).
-        ``device="auto"`` picks CUDA when there is a GPU."""
+        ``device="auto"`` picks CUDA when there is a GPU; ``kwargs`` go to the constructor
+        (``chunk_seconds``, ``overlap_seconds``, ``engine``)."""
         from .config import check_device
         from .system import SeparationSystem
         from .train import CheckpointError, read_checkpoint
@@ -185,6 +200,12 @@ class Separator(torch.nn.Module):
             done += n
         return stems
 
+    def _run(self, mixture: torch.Tensor) -> torch.Tensor:
+        """(B, C, L) -> (B, J, C, L) with the engine's network (torch: the system's own)."""
+        if self.network is None:
+            return self.system(mixture)
+        return self.system.separate(mixture, network=self.network)[0]
+
     def separate_spans(
         self, audio, sample_rate: int, progress: bool = False, *, any_rate: bool = False
     ):
@@ -219,38 +240,21 @@ class Separator(torch.nn.Module):
             yield {t: est[j].numpy() for j, t in enumerate(self.targets)}
 
     def _chunks(self, x: torch.Tensor, progress: bool):
-        """(2, N) -> (J, 2, n) finished stretches in order, from cross-faded chunks of
-        ``chunk_seconds``: each chunk's stretch up to the next chunk's start is final once
-        the previous chunk's faded tail is added."""
-        n = x.shape[-1]
-        chunk = int(self.chunk_seconds * self.sample_rate)
-        if n <= chunk:
-            yield self.system(x[None])[0]
-            return
-        overlap = int(self.overlap_seconds * self.sample_rate)
-        step = chunk - overlap
-        starts = list(range(0, max(n - overlap, 1), step))
-        fade = 0.5 - 0.5 * torch.cos(
-            math.pi * (torch.arange(overlap, device=x.device) + 0.5) / overlap
-        )
+        """(2, N) -> (J, 2, n) finished stretches in order, from the cross-faded chunks of
+        :func:`~xslicq.inference.chunk_plan`: each chunk's stretch up to the next chunk's
+        start is final once the previous chunk's faded tail is added."""
         from tqdm import tqdm
 
-        tail = None  # the previous chunk's faded last ``overlap`` samples
-        for i, start in enumerate(
-            tqdm(starts, disable=not progress, desc="separating", unit="chunk")
-        ):
-            piece = x[:, start : start + chunk]  # longer than overlap; chunk unless last
-            est = self.system(piece[None])[0]
-            w = torch.ones(piece.shape[-1], device=x.device)
-            if i > 0:
-                w[:overlap] = fade
-            if i < len(starts) - 1:
-                w[-overlap:] = 1.0 - fade  # neighbours' fades sum to one
-            est = est * w
-            if tail is not None:
-                est[..., :overlap] += tail
-            if i == len(starts) - 1:
-                yield est
-            else:
-                tail = est[..., step:]
-                yield est[..., :step]
+        chunk = int(self.chunk_seconds * self.sample_rate)
+        overlap = int(self.overlap_seconds * self.sample_rate)
+        plan = chunk_plan(x.shape[-1], chunk, overlap)
+        held, held_start = None, 0  # the last chunk's weighted estimate, not yet final
+        for start, w in tqdm(plan, disable=not progress, desc="separating", unit="chunk"):
+            est = self._run(x[None, :, start : start + len(w)])[0]
+            est = est * torch.from_numpy(w).to(x.device)
+            if held is not None:
+                shared = held_start + held.shape[-1] - start  # samples both chunks cover
+                est[..., :shared] += held[..., start - held_start :]
+                yield held[..., : start - held_start]
+            held, held_start = est, start
+        yield held

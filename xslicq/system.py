@@ -291,15 +291,21 @@ class SeparationSystem(pl.LightningModule):
         return self.r2m.T * self.transform.sample_rate / self.transform.slice_hop
 
     # ------------------------------------------------------------ separation
-    def masks(self, mags: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Mixture magnitudes (ragged) -> per-target masks (B, J, C, rows, S, M) per block."""
+    def masks(self, mags: list[torch.Tensor], network=None) -> list[torch.Tensor]:
+        """Mixture magnitudes (ragged) -> per-target masks (B, J, C, rows, S, M) per block.
+
+        ``network``: another runner of the model (an ONNX or TensorRT engine,
+        :func:`xslicq.separator.engine_network`) that maps the matrix (B, C, F, S, T) to
+        masks (B, J, C, F, S, T) whatever the model's input form; ``None``: the model."""
         j = len(self.targets)
-        if self.form == "ragged":
+        if self.form == "ragged" and network is None:
             masks = self.model(mags)
         else:
             matrix = self.r2m(mags)  # (B, C, F, S, T)
             b, c, f, s, t = matrix.shape
-            if self.form == "frames":
+            if network is not None:
+                out = network(matrix)
+            elif self.form == "frames":
                 out = self.model(self.r2m.flatten(matrix)).reshape(b, j, c, f, s, t)
             else:
                 out = self.model(matrix)  # (B, J, C, F, S, T)
@@ -309,15 +315,16 @@ class SeparationSystem(pl.LightningModule):
             masks = [m / m.sum(1, keepdim=True).clamp_min(1e-8) for m in masks]
         return masks
 
-    def separate(self, mixture: torch.Tensor):
-        """(B, C, L) mixture -> (estimates (B, J, C, L), estimate coefficients, masks)."""
-        return self._separate(mixture)[:3]
+    def separate(self, mixture: torch.Tensor, network=None):
+        """(B, C, L) mixture -> (estimates (B, J, C, L), estimate coefficients, masks);
+        ``network``: see :meth:`masks`."""
+        return self._separate(mixture, network)[:3]
 
-    def _separate(self, mixture: torch.Tensor):
+    def _separate(self, mixture: torch.Tensor, network=None):
         """:meth:`separate`'s three results and the mixture magnitudes (ragged)."""
         coefs = self.transform(mixture)
         mags = [c.abs() for c in coefs]
-        masks = self.masks(mags)
+        masks = self.masks(mags, network)
         est = apply_masks(coefs, masks)
         if self.wiener_iterations:
             from .filtering import wiener

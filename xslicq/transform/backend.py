@@ -35,6 +35,11 @@ def check_backend(backend: str) -> None:
     """Raise a clear error if ``backend`` is unknown or cannot run here."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "torch":
+        from .module import TORCH_MISSING, torch_available
+
+        if not torch_available():
+            raise RuntimeError(f"backend='torch' cannot run: {TORCH_MISSING}")
     if backend == "cupy" and not cupy_available():
         raise RuntimeError(
             "backend='cupy' needs CuPy (pip install 'xslicq[gpu]') and a working CUDA GPU; "

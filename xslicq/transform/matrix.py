@@ -26,10 +26,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from . import backend as bk
+from .module import Module
 from .slicing import overlap_add, slice_window_at
 
 MODES = ("interpolate", "zeropad")
@@ -71,6 +70,9 @@ def _torch_lerp(x, r: int, centred: bool):
     - x[g])``, n r outputs. ``centred=True``: output n sits at input position
     ``(n + 1/2) / r - 1/2`` (the centres of the groups :meth:`RaggedToMatrix.forward`
     averages), n r outputs."""
+    import torch
+    import torch.nn.functional as F
+
     lead, n = tuple(x.shape[:-1]), x.shape[-1]
     flat = x.reshape(-1, 1, n)
     if centred:  # one wrapped column on each side; crop the r outputs each one adds
@@ -98,7 +100,7 @@ def _between(xp, left, right, w):
     return _from_polar(mag, ph0[..., None] + _wrap(xp, ph1 - ph0)[..., None] * w, xp)
 
 
-class RaggedToMatrix(torch.nn.Module):
+class RaggedToMatrix(Module):
     """Turn ragged sliCQT blocks into one matrix a 2-D network can use, and back.
 
     Args:
@@ -168,6 +170,8 @@ class RaggedToMatrix(torch.nn.Module):
         if m == T:
             return x
         if m > T and _torch_real(x):  # average groups of r coefficients
+            import torch.nn.functional as F
+
             pooled = F.avg_pool1d(x.reshape(-1, 1, m), m // T, m // T)
             return pooled.reshape(lead + (T,))
         if m > T:
@@ -229,7 +233,7 @@ class RaggedToMatrix(torch.nn.Module):
             slopes = xp.stack([y - xp.roll(y, 1, axis=-1), xp.roll(y, -1, axis=-1) - y], axis=-1)
             up = xp.reshape(
                 xp.broadcast_to(slopes[..., None], lead + (T, 2, r // 2)), lead + (T, r)
-            )  # the slope of each half group (NumPy: a read-only view)
+            )  # the slope of each half group (a read-only view in NumPy when r == 2)
             up = up * xp.asarray(offset, dtype=dtype, device=dev) + y[..., None]
             return xp.reshape(up, lead + (m,))
         before = xp.asarray(1.0 + offset[offset < 0], dtype=dtype, device=dev)

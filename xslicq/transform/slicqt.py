@@ -18,12 +18,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
 from . import backend as bk
 from .budget import plan_tables
 from .checks import SAMPLE_RATE_RANGE, check_sample_rate, check_signal
 from .frames import SliceFrame, build_slice_frame
+from .module import Module, torch
 from .scales import FrequencyScale
 from .slicing import (
     check_slicing,
@@ -36,7 +36,7 @@ from .slicing import (
 )
 
 
-class SliCQT(torch.nn.Module):
+class SliCQT(Module):
     """Sliced constant-Q transform: ragged complex coefficients with an exact inverse.
 
     Args:
@@ -133,8 +133,9 @@ class SliCQT(torch.nn.Module):
                     f"dual_{i}": b.dual,
                 }
             )
-        for name, host in self._host.items():
-            self.register_buffer(name, torch.as_tensor(host), persistent=False)
+        for name, host in self._host.items():  # plain NumPy tables without torch
+            table = host if torch is None else torch.as_tensor(host)
+            self.register_buffer(name, table, persistent=False)
         self._cache: dict = {}
 
     # ----------------------------------------------------------------- geometry

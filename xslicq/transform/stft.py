@@ -26,9 +26,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
 from .checks import SAMPLE_RATE_RANGE, check_sample_rate, check_signal
+from .module import TORCH_MISSING, Module, torch
 
 # The overlap-added squared windows may fall no lower than this fraction of their peak
 # (NOLA); below it the inverse divides by almost nothing and float32 loses its digits.
@@ -47,7 +47,7 @@ def overlap_envelope(window: np.ndarray, hop: int) -> np.ndarray:
     return squared.reshape(-1, hop).sum(axis=0)
 
 
-class STFT(torch.nn.Module):
+class STFT(Module):
     """Short-time Fourier transform (periodic Hann window, centred frames) in ragged form.
 
     Args:
@@ -72,6 +72,8 @@ class STFT(torch.nn.Module):
         sample_rate_range: tuple[float, float] = SAMPLE_RATE_RANGE,
     ):
         super().__init__()
+        if torch is None:
+            raise RuntimeError(f"the STFT runs on torch only: {TORCH_MISSING}")
         if not (_is_int(n_fft) and n_fft >= 2):
             raise ValueError(f"n_fft must be an integer >= 2, got n_fft={n_fft!r}")
         if not (_is_int(hop_length) and hop_length >= 1):

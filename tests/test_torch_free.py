@@ -1,0 +1,77 @@
+"""The inference-only install: ``pip install "xslicq[infer]"`` into a fresh virtual
+environment without torch, then ``python -m xslicq.separate --model model.onnx`` there gives
+the torch engine's stems. Builds the environment from PyPI (or the pip cache): minutes."""
+
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from xslicq import Separator
+from xslicq.export import run
+
+from helpers import ROOT, SR, fresh_checkpoint
+
+PARITY = 1e-4  # relative L2 error of every stem
+
+
+def _source_copy(dest):
+    """The files a build of the package reads, copied (a build in the repository would leave
+    build/ and *.egg-info there)."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("xslicq", "hydra_plugins"):
+        shutil.copytree(ROOT / name, dest / name, ignore=ignore)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, dest / name)
+    return dest
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_separate_with_an_exported_model_in_a_venv_without_torch(tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    python = str(venv / "bin" / "python")
+    source = _source_copy(tmp_path / "src")
+    install = subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+        + ["-c", str(ROOT / "constraints.txt"), f"{source}[infer]"],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert install.returncode == 0, install.stderr[-3000:]
+    no_torch = subprocess.run([python, "-c", "import torch"], capture_output=True, text=True)
+    assert no_torch.returncode == 1 and "No module named 'torch'" in no_torch.stderr
+
+    ckpt = fresh_checkpoint(tmp_path / "model.ckpt", ["system.wiener_iterations=1"])
+    (model,) = run({"checkpoint": str(ckpt), "format": "onnx"})
+    audio = (0.1 * np.random.default_rng(0).standard_normal((2, int(4.5 * SR)))).astype(np.float32)
+    sf.write(tmp_path / "song.wav", audio.T, SR, subtype="FLOAT")
+    separate = subprocess.run(
+        [python, "-m", "xslicq.separate", str(tmp_path / "song.wav"), "--model", str(model)]
+        + ["--out", str(tmp_path / "stems"), "--chunk-seconds", "3"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,  # not the repository: the venv's own copy of xslicq is imported
+        timeout=600,
+    )
+    assert separate.returncode == 0, separate.stderr[-3000:]
+    ref = Separator.from_checkpoint(ckpt, chunk_seconds=3.0).separate(audio, SR)
+    for name, stem in ref.items():
+        got, rate = sf.read(tmp_path / "stems" / f"{name}.wav", dtype="float32")
+        assert rate == SR and got.T.shape == stem.shape
+        assert np.linalg.norm(got.T - stem) / np.linalg.norm(stem) < PARITY, name
+    refused = subprocess.run(
+        [python, "-m", "xslicq.separate", str(tmp_path / "song.wav"), "--checkpoint", str(ckpt)]
+        + ["--out", str(tmp_path / "other")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("error: --checkpoint needs the training stack, and torch")

@@ -1,0 +1,354 @@
+"""Separation without the training stack: an exported network (ONNX) around the sliCQT's
+NumPy backend. Imports no torch, Lightning or Hydra.
+
+    from xslicq.inference import OnnxSeparator
+    sep = OnnxSeparator.from_file("model.onnx")     # written by python -m xslicq.export
+    stems = sep.separate(audio, sample_rate)         # (channels, samples) -> {target: ...}
+
+Data flow of :meth:`OnnxSeparator.separate_mixture`, the same stages as
+:meth:`xslicq.system.SeparationSystem.separate` (``B`` batch, ``J`` targets, ``C``
+channels, ``L`` samples)::
+
+    mixture (B, C, L) float32
+      -> SliCQT(backend="numpy")    ragged complex blocks (B, C, rows, S, M)
+      -> |.|, RaggedToMatrix         (B, C, F, S, T) magnitudes
+      -> network (onnxruntime)       masks (B, J, C, F, S, T) in [0, 1]
+      -> RaggedToMatrix.inverse      masks on every block's grid (B, J, C, rows, S, M)
+      -> mask * mixture              (optionally sum-to-one masks, Wiener-EM refinement)
+      -> SliCQT.inverse              estimates (B, J, C, L)
+
+The ONNX file holds the network only; everything else is rebuilt from the JSON the
+exporter stores in the model's ``metadata_props`` under :data:`METADATA_KEY` (transform
+parameters, matrix form, targets, mask and Wiener settings, :data:`FORMAT_VERSION`).
+:meth:`OnnxSeparator.separate` takes the same input as :meth:`xslicq.Separator.separate`
+(any rate from 8 kHz to 384 kHz, mono or stereo, any length in cross-faded chunks) and
+gives the same stems to float tolerance. This module also holds the input checks and the
+chunk plan both separators share.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .filtering_numpy import wiener
+from .resample import resample
+
+# the sample rates separate() takes without ``any_rate=True``: below is a rate given in kHz
+# or a boolean (True is 1 Hz, upsampled 44,100x), above is no audio rate in use
+SAMPLE_RATE_RANGE = (8_000, 384_000)
+METADATA_KEY = "xslicq"  # the metadata_props entry that holds the pipeline's JSON
+FORMAT_VERSION = 1  # of that JSON; a reader refuses other versions
+MATRIX_INPUT, MASK_OUTPUT = "magnitudes", "masks"  # the network's input and output names
+DEVICES = ("cpu", "cuda", "auto")  # where the ONNX network runs (onnxruntime provider)
+
+
+class SeparationInputError(ValueError):
+    """The audio given to the separator is not usable; the message says why."""
+
+
+class ModelFileError(ValueError):
+    """An exported model file is missing, unreadable, or not xslicq's; the message says why."""
+
+
+# ---------------------------------------------------------------------- input checks
+def check_seconds(value, name: str) -> float:
+    """``value`` if it is a finite number of seconds, else a ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number of seconds, got {value!r}")
+    return float(value)
+
+
+def check_chunking(chunk_seconds, overlap_seconds) -> tuple[float, float]:
+    """``(chunk_seconds, overlap_seconds)`` as floats if ``chunk > 2 * overlap > 0``."""
+    chunk_seconds = check_seconds(chunk_seconds, "chunk_seconds")
+    overlap_seconds = check_seconds(overlap_seconds, "overlap_seconds")
+    if not chunk_seconds > 2 * overlap_seconds > 0:
+        raise ValueError(
+            f"need chunk_seconds > 2 * overlap_seconds > 0, got "
+            f"{chunk_seconds} and {overlap_seconds}"
+        )
+    return chunk_seconds, overlap_seconds
+
+
+def check_sample_rate(sample_rate, any_rate: bool = False) -> int:
+    """``sample_rate`` as an int if it is a whole number of Hz (``44100`` or ``44100.0``) in
+    :data:`SAMPLE_RATE_RANGE` (``any_rate``: any positive one), else a
+    :class:`SeparationInputError` naming the value and what is allowed."""
+    low, high = SAMPLE_RATE_RANGE
+    whole = (
+        isinstance(sample_rate, numbers.Real)
+        and not isinstance(sample_rate, (bool, np.bool_))
+        and math.isfinite(sample_rate)
+        and float(sample_rate).is_integer()
+    )
+    if not whole:
+        raise SeparationInputError(
+            f"sample_rate must be a whole number of Hz such as 44100, got {sample_rate!r} "
+            f"({type(sample_rate).__name__})"
+        )
+    rate = int(sample_rate)
+    if rate <= 0:
+        raise SeparationInputError(f"sample_rate must be positive, got {sample_rate!r}")
+    if not any_rate and not low <= rate <= high:
+        hint = f" (a rate in kHz? {rate} kHz is {rate * 1000} Hz)"
+        raise SeparationInputError(
+            f"sample_rate={rate} Hz is outside {low}..{high} Hz{hint if rate < low else ''}; "
+            "pass any_rate=True (separate: --any-rate) to resample from it anyway"
+        )
+    return rate
+
+
+def check_audio(audio) -> tuple[np.ndarray, bool]:
+    """``audio`` (channels, samples) or (samples,) as float32 stereo ``(2, samples)`` and
+    whether it was mono; unusable audio is a :class:`SeparationInputError` saying why
+    (the messages of :meth:`xslicq.Separator.separate`)."""
+    x = np.asarray(audio)
+    if x.ndim == 1:
+        x = x[None]
+    if x.ndim != 2:
+        raise SeparationInputError(
+            f"expected audio of shape (channels, samples) or (samples,), got shape {x.shape}"
+        )
+    if x.shape[0] > 2:
+        raise SeparationInputError(
+            f"expected mono or stereo audio, got {x.shape[0]} "
+            "channels (is the array (samples, channels)?)"
+        )
+    if x.shape[1] == 0:
+        raise SeparationInputError("the audio is empty")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise SeparationInputError(f"audio must be floating point, got {x.dtype}")
+    if not np.isfinite(x).all():
+        raise SeparationInputError("the audio contains NaN or inf samples")
+    if float(np.abs(x).max()) == 0.0:
+        raise SeparationInputError("the audio is silent (all samples are zero)")
+    mono = x.shape[0] == 1
+    return np.ascontiguousarray(np.repeat(x, 2, 0) if mono else x, np.float32), mono
+
+
+# ------------------------------------------------------------------------ chunk plan
+def chunk_plan(n: int, chunk: int, overlap: int) -> list[tuple[int, np.ndarray]]:
+    """How ``n`` samples are cut into chunks of ``chunk`` samples that overlap by
+    ``overlap``: ``[(start, weights), ...]``, ``weights`` (piece length,) float32 that
+    fade in over the first ``overlap`` samples (but the first chunk's) and out over the last
+    (but the last chunk's), so neighbours' weights sum to one. One chunk of ones when
+    ``n <= chunk``."""
+    if n <= chunk:
+        return [(0, np.ones(n, np.float32))]
+    step = chunk - overlap
+    starts = list(range(0, max(n - overlap, 1), step))
+    fade = (0.5 - 0.5 * np.cos(math.pi * (np.arange(overlap) + 0.5) / overlap)).astype(np.float32)
+    plan = []
+    for i, start in enumerate(starts):
+        length = min(chunk, n - start)
+        w = np.ones(length, np.float32)
+        if i > 0:
+            w[:overlap] = fade
+        if i < len(starts) - 1 and length > overlap:
+            w[-overlap:] = 1.0 - fade
+        plan.append((start, w))
+    return plan
+
+
+# ------------------------------------------------------------------------ the network
+def check_metadata(meta, source) -> dict:
+    """``meta`` (the exporter's JSON, parsed) if it describes a pipeline this version
+    rebuilds, else a :class:`ModelFileError` naming ``source`` and what is wrong."""
+    if not isinstance(meta, dict):
+        raise ModelFileError(f"{source}: its {METADATA_KEY!r} metadata is not a JSON object")
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ModelFileError(
+            f"{source} has xslicq model format {version!r}; this xslicq ({__version__}) reads "
+            f"format {FORMAT_VERSION}: export it again with this version"
+        )
+    missing = [k for k in ("transform", "matrix", "targets", "channels") if k not in meta]
+    if missing:
+        raise ModelFileError(f"{source}: its metadata lacks {', '.join(missing)}")
+    return meta
+
+
+def _providers(device: str) -> list[str]:
+    import onnxruntime as ort
+
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+    available = ort.get_available_providers()
+    cuda = "CUDAExecutionProvider" in available
+    if device == "cuda" and not cuda:
+        raise ValueError(
+            f"device=cuda needs onnxruntime's CUDAExecutionProvider (the onnxruntime-gpu "
+            f"package and a GPU); this onnxruntime has {', '.join(available)}: use device=cpu"
+        )
+    if device == "cuda" or (device == "auto" and cuda):
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+class OnnxNetwork:
+    """An exported network run by onnxruntime: matrix magnitudes (B, C, F, S, T) float32
+    -> masks (B, J, C, F, S, T) float32, any B and S.
+
+    Args:
+        model: the ONNX model, a path or its serialised bytes.
+        device: ``cpu``, ``cuda`` (onnxruntime-gpu) or ``auto`` (CUDA when available).
+        threads: onnxruntime's threads within an operator (``None``: its default, all
+            cores).
+    """
+
+    def __init__(self, model, device: str = "cpu", threads: int | None = None):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise ModuleNotFoundError(
+                "the ONNX engine needs onnxruntime: pip install 'xslicq[infer]'"
+            ) from None
+        source = model if isinstance(model, bytes) else str(model)
+        what = "the exported model" if isinstance(model, bytes) else str(model)
+        try:
+            options = ort.SessionOptions()
+            if threads is not None:
+                options.intra_op_num_threads = int(threads)
+            self.session = ort.InferenceSession(source, options, providers=_providers(device))
+        except ValueError:
+            raise
+        except Exception as err:  # onnxruntime's own errors for an unreadable model
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ModelFileError(f"cannot load {what} with onnxruntime ({first})") from None
+        props = self.session.get_modelmeta().custom_metadata_map
+        if METADATA_KEY not in props:
+            raise ModelFileError(
+                f"{what} is not an xslicq model (no {METADATA_KEY!r} metadata): export one "
+                "with python -m xslicq.export checkpoint=model.ckpt format=onnx"
+            )
+        try:
+            meta = json.loads(props[METADATA_KEY])
+        except ValueError as err:
+            raise ModelFileError(
+                f"{what}: its {METADATA_KEY!r} metadata is damaged ({err})"
+            ) from None
+        self.metadata = check_metadata(meta, what)
+        self.input_name = self.session.get_inputs()[0].name
+        self.providers = self.session.get_providers()
+
+    def __call__(self, matrix: np.ndarray) -> np.ndarray:
+        feed = {self.input_name: np.ascontiguousarray(matrix, np.float32)}
+        return self.session.run(None, feed)[0]
+
+
+# ------------------------------------------------------------------------ the separator
+class OnnxSeparator:
+    """The separator of an exported network, in NumPy and onnxruntime only.
+
+    Args:
+        network: a callable matrix (B, C, F, S, T) -> masks (B, J, C, F, S, T) on NumPy
+            arrays (an :class:`OnnxNetwork`).
+        metadata: the pipeline the network belongs to (:func:`check_metadata`).
+        chunk_seconds, overlap_seconds: long input is cut into chunks of ``chunk_seconds``
+            cross-faded over ``overlap_seconds`` (as :class:`xslicq.Separator`).
+
+    Attributes:
+        targets, sample_rate, transform (the NumPy :class:`~xslicq.transform.SliCQT`),
+        r2m, wiener_iterations (settable), mask_sum_to_one.
+    """
+
+    def __init__(
+        self, network, metadata: dict, chunk_seconds: float = 10.0, overlap_seconds: float = 1.0
+    ):
+        from .transform import RaggedToMatrix, SliCQT
+
+        self.chunk_seconds, self.overlap_seconds = check_chunking(chunk_seconds, overlap_seconds)
+        meta = check_metadata(metadata, "the model")
+        self.network, self.metadata = network, meta
+        self.transform = SliCQT(**meta["transform"], backend="numpy")
+        matrix = meta["matrix"]
+        self.r2m = RaggedToMatrix(self.transform, mode=matrix["mode"], T=matrix["T"])
+        self.targets = tuple(meta["targets"])
+        self.channels = int(meta["channels"])
+        self.sample_rate = int(self.transform.sample_rate)
+        self.wiener_iterations = int(meta.get("wiener_iterations", 0))
+        self.mask_sum_to_one = bool(meta.get("mask_sum_to_one", False))
+
+    @classmethod
+    def from_file(cls, path, device: str = "cpu", **kwargs) -> OnnxSeparator:
+        """The separator of an ONNX file written by ``python -m xslicq.export``; a missing
+        or foreign file is a :class:`ModelFileError` naming it."""
+        path = Path(str(path))
+        if path.is_dir():
+            raise ModelFileError(f"model {path} is a folder, not an .onnx file")
+        if not path.is_file():
+            raise ModelFileError(f"model {path} does not exist")
+        network = OnnxNetwork(path, device=device)
+        return cls(network, network.metadata, **kwargs)
+
+    # ------------------------------------------------------------------ stages
+    def masks(self, mags: list) -> list:
+        """Mixture magnitudes (ragged) -> per-target masks (B, J, C, rows, S, M) per block."""
+        matrix = self.r2m(mags)  # (B, C, F, S, T)
+        b, c, f, s, t = matrix.shape
+        out = self.network(matrix)  # (B, J, C, F, S, T)
+        j = len(self.targets)
+        if out.shape != (b, j, c, f, s, t):
+            raise ModelFileError(
+                f"the network returned masks of shape {out.shape}, expected {(b, j, c, f, s, t)}"
+            )
+        ragged = self.r2m.inverse(out.reshape(b * j, c, f, s, t))
+        masks = [m.reshape((b, j) + m.shape[1:]) for m in ragged]
+        if self.mask_sum_to_one:
+            masks = [m / np.maximum(m.sum(1, keepdims=True), 1e-8) for m in masks]
+        return masks
+
+    def separate_mixture(self, mixture: np.ndarray) -> np.ndarray:
+        """(B, C, L) float32 mixture -> (B, J, C, L) float32 estimates, in one piece."""
+        coefs = self.transform(mixture)
+        masks = self.masks([np.abs(c) for c in coefs])
+        est = [c[:, None] * m for c, m in zip(coefs, masks)]
+        if self.wiener_iterations:
+            est = wiener(est, coefs, self.wiener_iterations)
+        b, j = mixture.shape[0], len(self.targets)
+        flat = [e.reshape((b * j,) + e.shape[2:]) for e in est]
+        waves = self.transform.inverse(flat, length=mixture.shape[-1])
+        return waves.reshape((b, j) + mixture.shape[1:]).astype(np.float32, copy=False)
+
+    def separate(
+        self, audio, sample_rate: int, progress: bool = False, *, any_rate: bool = False
+    ) -> dict[str, np.ndarray]:
+        """Separate ``audio`` (channels, samples) at ``sample_rate`` into the model's targets.
+
+        As :meth:`xslicq.Separator.separate`: returns ``{target: (channels, samples)
+        float32}`` with the input's length and channel count; unusable audio or rates are a
+        :class:`SeparationInputError`."""
+        sample_rate = check_sample_rate(sample_rate, any_rate)
+        x, mono = check_audio(audio)
+        n_in = x.shape[-1]
+        if sample_rate != self.sample_rate:
+            x = resample(x, sample_rate, self.sample_rate)
+        est = self._chunked(x, progress)  # (J, 2, N)
+        if sample_rate != self.sample_rate:
+            est = resample(est, self.sample_rate, sample_rate)
+        if est.shape[-1] != n_in:  # resampling may round the length
+            est = np.pad(est, ((0, 0), (0, 0), (0, max(0, n_in - est.shape[-1]))))[..., :n_in]
+        if mono:
+            est = est.mean(1, keepdims=True)
+        return {t: np.ascontiguousarray(est[j]) for j, t in enumerate(self.targets)}
+
+    def _chunked(self, x: np.ndarray, progress: bool) -> np.ndarray:
+        """(2, N) -> (J, 2, N), in cross-faded chunks of ``chunk_seconds``."""
+        chunk = int(self.chunk_seconds * self.sample_rate)
+        overlap = int(self.overlap_seconds * self.sample_rate)
+        plan = chunk_plan(x.shape[-1], chunk, overlap)
+        if len(plan) == 1:
+            return self.separate_mixture(x[None])[0]
+        from tqdm import tqdm
+
+        out = np.zeros((len(self.targets),) + x.shape, np.float32)
+        for start, w in tqdm(plan, disable=not progress, desc="separating", unit="chunk"):
+            stop = start + len(w)
+            out[..., start:stop] += self.separate_mixture(x[None, :, start:stop])[0] * w
+        return out
