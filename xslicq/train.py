@@ -115,6 +115,16 @@ def validate_transform(cfg: DictConfig, transform) -> None:
                 f"{transform.sllen / transform.sample_rate:.2f} s): raise data.seq_dur or "
                 "lower transform.sllen"
             )
+    backend = getattr(transform, "backend", "torch")
+    accelerator = str((cfg.get("trainer") or {}).get("accelerator", "auto"))
+    wanted = {"numpy": ("cpu",), "cupy": ("gpu", "cuda")}.get(backend)
+    if wanted and accelerator != "auto" and accelerator not in wanted:
+        fix = "trainer=cpu" if backend == "numpy" else "trainer=gpu"
+        raise ConfigError(
+            f"transform.backend={backend} computes on the "
+            f"{'CPU' if backend == 'numpy' else 'GPU'} but trainer.accelerator={accelerator}: "
+            f"use {fix}, or transform.backend=torch (either device)"
+        )
     if transform.sample_rate != cfg.data.sample_rate:
         raise ConfigError(
             f"transform.sample_rate={transform.sample_rate} differs from "

@@ -67,14 +67,17 @@ def max_length(slices: int, sllen: int, trlen: int) -> int:
 
 
 def slice_signal(xp, x, window, sllen: int, slices: int):
-    """Cut ``x`` (..., samples) into windowed slices (..., slices, sllen)."""
+    """Cut ``x`` (..., samples) into windowed slices (..., slices, sllen); ``window=None``
+    leaves them unwindowed (a view where the library has one): the adjoint of
+    :func:`overlap_add`."""
     hop = sllen // 2
     lead = tuple(x.shape[:-1])
     dev = array_api_compat.device(x)
     front = xp.zeros(lead + (hop,), dtype=x.dtype, device=dev)
     back = xp.zeros(lead + ((slices + 1) * hop - hop - x.shape[-1],), dtype=x.dtype, device=dev)
     padded = xp.concat([front, x, back], axis=-1)
-    return bk.frames(xp, padded, sllen, hop) * window
+    framed = bk.frames(xp, padded, sllen, hop)
+    return framed if window is None else framed * window
 
 
 def overlap_add(xp, slices, sllen: int, length: int):

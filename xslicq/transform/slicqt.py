@@ -11,6 +11,11 @@ Data flow of :meth:`SliCQT.forward`, one line per step (shapes with
 
 :meth:`SliCQT.inverse` runs the same steps backwards with the canonical dual
 windows and a scatter-add, which makes it an exact left inverse.
+
+Both have their adjoints here too (:meth:`SliCQT.forward_adjoint`: synthesis with the
+analysis windows; :meth:`SliCQT.inverse_adjoint`: analysis with the dual windows), which
+is what :mod:`xslicq.transform.bridge` runs as the backward pass when torch tensors go
+through a ``numpy`` or ``cupy`` transform inside autograd.
 """
 
 from __future__ import annotations
@@ -53,7 +58,11 @@ class SliCQT(Module):
         trlen: length of the slice window's transitions (even, ``sllen > 2 * trlen``).
             ``None`` picks a quarter slice.
         gamma: extra bandwidth in Hz of every ``vqlog`` bin.
-        backend: ``torch`` (differentiable, CPU and CUDA), ``numpy`` (CPU) or ``cupy`` (GPU).
+        backend: ``torch`` (CPU and CUDA), ``numpy`` (CPU) or ``cupy`` (GPU). Every backend
+            takes its own arrays; the ``numpy`` and ``cupy`` transforms also take torch
+            tensors (CPU and CUDA respectively) and return torch tensors, through the DLPack
+            bridge of :mod:`xslicq.transform.bridge`, which makes them differentiable: the
+            backward pass is the frame's adjoint computed on the same backend.
         max_table_bytes: the most host memory the tables may take; ``None`` for
             ``budget.MAX_TABLE_BYTES`` (4 GiB). The tables are estimated before they are
             built (:mod:`xslicq.transform.budget`) and a larger configuration, or one
@@ -137,6 +146,7 @@ class SliCQT(Module):
             table = host if torch is None else torch.as_tensor(host)
             self.register_buffer(name, table, persistent=False)
         self._cache: dict = {}
+        self._adjoint_host_tables: dict | None = None
 
     # ----------------------------------------------------------------- geometry
     @property
@@ -215,6 +225,29 @@ class SliCQT(Module):
         self._cache = {}
         return self
 
+    def _adjoint_host(self) -> dict:
+        """Host (float64) windows of the two adjoints, built on first use (only autograd
+        through a non-torch backend, and the tests, need them).
+
+        * ``adjoint_i`` (buffer order, like ``dual_i``): the analysis window times
+          ``M / (N * a[j])`` with ``a = (1, 2, ..., 2, 1)`` the weights of a one-sided
+          spectrum, so that the synthesis code computes ``Re(A^H c)`` for the analysis
+          ``A`` (rfft and ifft with ``norm="forward"``, see :meth:`forward_adjoint`).
+        * ``dual_segment_i`` (segment order, like ``segment_window_i``): the dual window
+          times ``N * a[j] / M``, so that the analysis code computes ``S^H x`` for the
+          synthesis ``S`` (:meth:`inverse_adjoint`).
+        """
+        if self._adjoint_host_tables is None:
+            n = self.sllen
+            a = np.full(self.frame.nf, 2.0)
+            a[0] = a[-1] = 1.0  # DC and Nyquist (sllen is a multiple of 4, so even)
+            tables = {}
+            for i, b in enumerate(self.frame.blocks):
+                tables[f"adjoint_{i}"] = b.m * b.window / (n * a[b.index])
+                tables[f"dual_segment_{i}"] = np.roll(n * a[b.index] * b.dual / b.m, b.m // 2, 1)
+            self._adjoint_host_tables = tables
+        return self._adjoint_host_tables
+
     def _tables(self, xp, device, dtype):
         """Slice window and per-block (index, window, dual) on ``device`` in real ``dtype``."""
         key = (xp.__name__, str(device), str(dtype))
@@ -246,6 +279,27 @@ class SliCQT(Module):
             self._cache[key] = tables
         return tables
 
+    def _adjoint_tables_on(self, xp, device, dtype) -> list[dict]:
+        """Per-block ``adjoint`` and ``dual_segment`` windows (:meth:`_adjoint_host`) on
+        ``device`` in real ``dtype``, next to the ordinary tables of :meth:`_tables`."""
+        key = ("adjoint", xp.__name__, str(device), str(dtype))
+        tables = self._cache.get(key)
+        if tables is None:
+            host = self._adjoint_host()
+            _, blocks = self._tables(xp, device, dtype)
+            tables = [
+                {
+                    **tab,
+                    "adjoint": xp.asarray(host[f"adjoint_{i}"], dtype=dtype, device=device),
+                    "dual_segment": xp.asarray(
+                        host[f"dual_segment_{i}"], dtype=dtype, device=device
+                    ),
+                }
+                for i, tab in enumerate(blocks)
+            ]
+            self._cache[key] = tables
+        return tables
+
     # ------------------------------------------------------------- transforms
     def _check_signal(self, x):
         return check_signal(x, self.backend, f"SliCQT(backend={self.backend!r})")
@@ -274,16 +328,30 @@ class SliCQT(Module):
         """Analyse a signal.
 
         Args:
-            x: (batch, channels, samples) real float32/float64 array of this backend.
+            x: (batch, channels, samples) real float32/float64 array of this backend, or,
+                for a ``numpy`` or ``cupy`` transform, a torch tensor on the backend's device
+                (CPU or CUDA): it goes through the DLPack bridge
+                (:func:`xslicq.transform.bridge.analysis`) and autograd flows through it.
 
         Returns:
             list of complex arrays ``(batch, channels, rows_in_block, slices, time_in_block)``,
-            one per block, in ascending frequency.
+            one per block, in ascending frequency (torch tensors for a torch input).
         """
+        if self.backend != "torch" and torch is not None and isinstance(x, torch.Tensor):
+            from .bridge import analysis
+
+            return analysis(self, x)
         xp, x = self._check_signal(x)
+        return self._analyse(xp, x, self.nb_slices(x.shape[-1]), adjoint=False)
+
+    def _analyse(self, xp, x, slices: int, adjoint: bool) -> list:
+        """The analysis of a checked signal ``x`` (batch, channels, samples) into ``slices``
+        slices: with the slice window and the analysis windows (the transform), or, with
+        ``adjoint``, without slice window and with the scaled dual windows (the adjoint of
+        the synthesis, :meth:`inverse_adjoint`)."""
         window, _ = self._tables(xp, bk.array_api_compat.device(x), x.dtype)
-        slices = slice_signal(xp, x, window, self.sllen, self.nb_slices(x.shape[-1]))
-        return self.analyse_slices(slices)
+        framed = slice_signal(xp, x, None if adjoint else window, self.sllen, slices)
+        return self._analyse_framed(xp, framed, adjoint)
 
     def analyse_slices(self, slices) -> list:
         """Analyse slices already cut and windowed (the per-slice half of :meth:`forward`).
@@ -301,8 +369,17 @@ class SliCQT(Module):
             one per block, in ascending frequency.
         """
         xp, slices = self._check_slices(slices)
-        _, blocks = self._tables(xp, bk.array_api_compat.device(slices), slices.dtype)
-        spectrum = xp.fft.rfft(slices, axis=-1, norm="forward")
+        return self._analyse_framed(xp, slices, adjoint=False)
+
+    def _analyse_framed(self, xp, framed, adjoint: bool) -> list:
+        """Cut and (unless ``adjoint``) windowed slices (batch, channels, slices, sllen) ->
+        blocks, with the analysis windows or, with ``adjoint``, the scaled dual windows."""
+        device = bk.array_api_compat.device(framed)
+        if adjoint:
+            blocks = self._adjoint_tables_on(xp, device, framed.dtype)
+        else:
+            _, blocks = self._tables(xp, device, framed.dtype)
+        spectrum = xp.fft.rfft(framed, axis=-1, norm="forward")
         lead = tuple(spectrum.shape[:-1])
         if self._pad:
             zeros = xp.zeros(
@@ -314,7 +391,7 @@ class SliCQT(Module):
         out = []
         for tab, (_, m) in zip(blocks, self.block_shapes):
             buf = bk.runs(xp, spectrum, m, tab["start"])  # (B, C, S, rows, M)
-            buf *= tab["window"]  # in place: the runs are a fresh copy
+            buf *= tab["dual_segment" if adjoint else "window"]  # in place: the runs are a copy
             coefs = xp.fft.ifft(buf, axis=-1, norm="forward")
             coefs *= tab["sign"]  # (-1)^n: demodulate to the centre, not the run's start
             out.append(xp.permute_dims(coefs, (0, 1, 3, 2, 4)))
@@ -325,7 +402,8 @@ class SliCQT(Module):
 
         Raises an error that names the expected and the given block shapes when they
         differ; ``complex_only=False`` also admits real blocks (magnitudes, masks), all of
-        one kind.
+        one kind. A ``numpy`` or ``cupy`` transform also admits torch blocks (what it returns
+        for torch input, :mod:`xslicq.transform.bridge`).
         """
         if not isinstance(coefs, (list, tuple)) or len(coefs) != len(self.block_shapes):
             got = len(coefs) if isinstance(coefs, (list, tuple)) else type(coefs).__name__
@@ -334,8 +412,11 @@ class SliCQT(Module):
             )
         first = coefs[0]
         kind = bk.backend_of(first)
-        if kind != self.backend:
+        if kind not in (self.backend, "torch"):
             raise TypeError(f"SliCQT(backend={self.backend!r}) got {kind} coefficients")
+        if any(bk.backend_of(blk) != kind for blk in coefs):
+            kinds = sorted({bk.backend_of(blk) for blk in coefs})
+            raise TypeError(f"coefficient blocks of one kind of array expected, got {kinds}")
         xp = bk.namespace(first)
         if first.ndim != 5:
             raise ValueError(
@@ -372,15 +453,29 @@ class SliCQT(Module):
 
         Args:
             coefs: list of blocks as returned by :meth:`forward`; blocks of different
-                complex precisions are all computed in the highest one.
+                complex precisions are all computed in the highest one. A ``numpy`` or
+                ``cupy`` transform also takes torch blocks (through the DLPack bridge,
+                differentiable, :func:`xslicq.transform.bridge.synthesis`).
             length: number of samples to return; ``None`` gives the longest signal the
                 slices cover.
 
         Returns:
             (batch, channels, length) real array; equal to the analysed signal when the
-            coefficients are unmodified.
+            coefficients are unmodified (a torch tensor for torch blocks).
         """
         xp = self.check_coefs(coefs)
+        if self.backend != "torch" and bk.backend_of(coefs[0]) == "torch":
+            from .bridge import synthesis
+
+            return synthesis(self, coefs, length)
+        coefs, length = self._check_synthesis(xp, coefs, length)
+        return self._synthesise(xp, coefs, length, adjoint=False)
+
+    def _check_synthesis(self, xp, coefs, length):
+        """Blocks of one (the highest) complex precision and a checked ``length``."""
+        # blocks of mixed precision (complex64 and complex128) meet in one spectrum
+        dtype = xp.result_type(*[blk.dtype for blk in coefs])
+        coefs = [blk if blk.dtype == dtype else xp.astype(blk, dtype) for blk in coefs]
         slices = coefs[0].shape[3]
         longest = max_length(slices, self.sllen, self.trlen)
         if length is None:
@@ -394,7 +489,13 @@ class SliCQT(Module):
                 f"length must be an integer in [1, {slices * self.slice_hop}] for "
                 f"{slices} slices, got {length!r}"
             )
-        return overlap_add(xp, self.synthesise_slices(coefs), self.sllen, int(length))
+        return coefs, int(length)
+
+    def _synthesise(self, xp, coefs, length: int, adjoint: bool):
+        """The synthesis of checked blocks into ``length`` samples: with the dual windows
+        (the inverse), or, with ``adjoint``, with the scaled analysis windows and the slice
+        window (the adjoint of the analysis, :meth:`forward_adjoint`)."""
+        return overlap_add(xp, self._synthesise_framed(xp, coefs, adjoint), self.sllen, length)
 
     def synthesise_slices(self, coefs: Sequence):
         """The windowed time-domain slices of (possibly modified) coefficients, before they
@@ -411,14 +512,61 @@ class SliCQT(Module):
         # blocks of mixed precision (complex64 and complex128) meet in one spectrum
         dtype = xp.result_type(*[blk.dtype for blk in coefs])
         coefs = [blk if blk.dtype == dtype else xp.astype(blk, dtype) for blk in coefs]
-        _, blocks = self._tables(
-            xp, bk.array_api_compat.device(coefs[0]), bk.real_dtype(xp, coefs[0].dtype)
-        )
+        return self._synthesise_framed(xp, coefs, adjoint=False)
+
+    def _synthesise_framed(self, xp, coefs, adjoint: bool):
+        """Blocks of one precision -> time-domain slices (batch, channels, slices, sllen),
+        with the dual windows or, with ``adjoint``, the scaled analysis windows and the
+        slice window."""
+        device, dtype = bk.array_api_compat.device(coefs[0]), bk.real_dtype(xp, coefs[0].dtype)
+        window, blocks = self._tables(xp, device, dtype)
+        if adjoint:
+            blocks = self._adjoint_tables_on(xp, device, dtype)
         spectrum = None
         for blk, tab, (rows, m) in zip(coefs, blocks, self.block_shapes):
             # the FFT of centre-demodulated coefficients is the buffer in rotated order
             buf = xp.fft.fft(xp.permute_dims(blk, (0, 1, 3, 2, 4)), axis=-1, norm="forward")
-            buf *= tab["dual"]
+            buf *= tab["adjoint" if adjoint else "dual"]
             buf = xp.reshape(buf, tuple(buf.shape[:-2]) + (rows * m,))
             spectrum = bk.scatter_add_last(xp, buf, tab["index"], self.frame.nf, out=spectrum)
-        return xp.fft.irfft(spectrum, n=self.sllen, axis=-1, norm="forward")
+        slices_td = xp.fft.irfft(spectrum, n=self.sllen, axis=-1, norm="forward")
+        if adjoint:
+            slices_td = slices_td * window  # the slice window's adjoint: itself
+        return slices_td
+
+    # ---------------------------------------------------------------- adjoints
+    def forward_adjoint(self, coefs: Sequence, length: int):
+        """The adjoint of the analysis: ``Re(A^H c)`` for blocks ``c`` shaped like the
+        output of :meth:`forward` for a ``length``-sample signal, i.e. the gradient that a
+        loss with gradient ``c`` with respect to the coefficients has with respect to the
+        (real) signal. A synthesis with the analysis windows (the inverse uses the duals),
+        the slice window and the weights of a one-sided spectrum; arrays of this backend.
+
+        Returns:
+            (batch, channels, length) real array; ``<A x, c> = <x, A^H c>`` (real parts).
+        """
+        xp = self.check_coefs(coefs)
+        coefs, length = self._check_synthesis(xp, coefs, length)
+        return self._synthesise(xp, coefs, length, adjoint=True)
+
+    def inverse_adjoint(self, x, slices: int) -> list:
+        """The adjoint ``S^H x`` of the synthesis :meth:`inverse` (as a map of the complex
+        coefficients of ``slices`` slices to a real signal): an analysis of ``x`` (batch,
+        channels, length) with the dual windows, no slice window and the one-sided spectrum
+        weights; torch's gradient of the coefficients for a signal gradient ``x``. Arrays of
+        this backend.
+
+        Returns:
+            list of complex blocks ``(batch, channels, rows, slices, M)``.
+        """
+        xp, x = self._check_signal(x)
+        if (
+            isinstance(slices, bool)
+            or not isinstance(slices, (int, np.integer))
+            or not x.shape[-1] <= slices * self.slice_hop
+        ):
+            raise ValueError(
+                f"slices must be an integer with slices * {self.slice_hop} >= "
+                f"{x.shape[-1]} samples, got {slices!r}"
+            )
+        return self._analyse(xp, x, int(slices), adjoint=True)
