@@ -57,8 +57,8 @@ def _from_polar(mag, phase, xp):
 
 
 def _torch_real(x) -> bool:
-    """Whether ``x`` is a real torch tensor: torch's pooling and interpolation kernels then
-    do in one pass what the array-API path does in several (same values)."""
+    """Whether ``x`` is a real torch tensor: torch's interpolation kernel then does in one
+    pass what the array-API path does in several (same values)."""
     return bk.array_api_compat.is_torch_array(x) and not x.is_complex()
 
 
@@ -169,12 +169,7 @@ class RaggedToMatrix(Module):
             return xp.concat([x, pad], axis=-1)
         if m == T:
             return x
-        if m > T and _torch_real(x):  # average groups of r coefficients
-            import torch.nn.functional as F
-
-            pooled = F.avg_pool1d(x.reshape(-1, 1, m), m // T, m // T)
-            return pooled.reshape(lead + (T,))
-        if m > T:
+        if m > T:  # average groups of r coefficients
             groups = xp.reshape(x, lead + (T, m // T))
             if not _is_complex(xp, x):
                 return xp.mean(groups, axis=-1)
