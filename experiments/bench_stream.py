@@ -1,8 +1,8 @@
 """Benchmark: streaming separation, real-time factor and latency on the CPU.
 
     .venv/bin/python experiments/bench_stream.py [--seconds 30] [--threads 2 1]
-        [--policies PASSIVE ACTIVE] [--block 1024] [--checkpoint model.ckpt]
-        [--override model.hidden=128 ...]
+        [--policies PASSIVE ACTIVE] [--engines torch onnx] [--block 1024]
+        [--checkpoint model.ckpt] [--override model.hidden=128 ...]
 
 Streams a ``--seconds`` stereo song (tones, a chirp and noise: the cost of a slice does not
 depend on the content) through the causal configuration (``experiment=stream``: bark
@@ -10,7 +10,10 @@ sliCQT with 6400-sample slices, unidirectional Open-Unmix, hidden 256; weights u
 unless ``--checkpoint`` is given, speed does not depend on them) in input blocks of
 ``--block`` samples, as ``python -m xslicq.stream`` does, with ``torch.set_num_threads(n)``
 for every ``n`` of ``--threads`` and every OpenMP wait policy of ``--policies``, each in a
-fresh process. Reports the algorithmic latency, the real-time factor
+fresh process; with ``onnx`` in ``--engines``, also through the network exported as a
+stream step (:func:`xslicq.export.onnx_bytes`) in :class:`xslicq.stream.OnnxStreamEngine`
+(NumPy sliCQT, onnxruntime with ``n`` intra-op threads that do not spin), as
+``--model model.onnx`` runs it. Reports the algorithmic latency, the real-time factor
 (processing time / audio duration) and the time of every slice step against the hop (a
 step must be done before the next hop of input has arrived), and checks that the streamed
 stems equal the offline separation of the whole song. Writes experiments/results/stream.md.
@@ -59,15 +62,30 @@ def build_system(checkpoint: str | None, overrides=()):
     return SeparationSystem.from_config(cfg, training=False).eval()
 
 
-def measure(checkpoint, seconds: float, block: int, threads: int, overrides=()) -> dict:
-    """Stream the song in blocks of ``block`` samples on ``threads`` torch threads, in this
-    process; the step times, the total and the largest difference from offline."""
-    from xslicq.stream import Streamer, TorchEngine
+def make_engine(system, kind: str, threads: int):
+    """The stream engine ``kind`` (``torch`` or ``onnx``) of ``system`` on ``threads``."""
+    from xslicq.stream import OnnxStreamEngine, TorchEngine
+
+    if kind == "torch":
+        return TorchEngine(system)
+    from xslicq.export import onnx_bytes
+    from xslicq.inference import OnnxNetwork
+
+    return OnnxStreamEngine(OnnxNetwork(onnx_bytes(system), threads=threads, spinning=False))
+
+
+def measure(
+    checkpoint, seconds: float, block: int, threads: int, overrides=(), kind: str = "torch"
+) -> dict:
+    """Stream the song in blocks of ``block`` samples through the ``kind`` engine on
+    ``threads`` threads, in this process; the step times, the total and the largest
+    difference from offline."""
+    from xslicq.stream import Streamer
 
     torch.set_num_threads(threads)
     system = build_system(checkpoint, overrides)
     x = song(seconds)
-    engine = TorchEngine(system)
+    engine = make_engine(system, kind, threads)
     steps = []
     step = engine.step
 
@@ -93,6 +111,7 @@ def measure(checkpoint, seconds: float, block: int, threads: int, overrides=()) 
         reference = system(torch.from_numpy(x)[None])[0].numpy()
     out = np.concatenate(parts, axis=-1)
     return {
+        "engine": kind,
         "threads": threads,
         "total": total,
         "steps": steps,
@@ -123,11 +142,11 @@ def describe(checkpoint, overrides=()) -> dict:
     }
 
 
-def run_child(args, threads: int, policy: str) -> dict:
+def run_child(args, threads: int, policy: str, kind: str = "torch") -> dict:
     """One row, measured in a fresh process (the OpenMP wait policy is read at start)."""
     env = {**os.environ, "OMP_WAIT_POLICY": policy}
     cmd = [sys.executable, __file__, "--child", str(threads), "--seconds", str(args.seconds)]
-    cmd += ["--block", str(args.block)]
+    cmd += ["--block", str(args.block), "--engines", kind]
     if args.checkpoint:
         cmd += ["--checkpoint", args.checkpoint]
     if args.override:
@@ -136,11 +155,24 @@ def run_child(args, threads: int, policy: str) -> dict:
     return {**json.loads(r.stdout.splitlines()[-1]), "policy": policy}
 
 
+def rows_to_measure(args) -> list[tuple[int, str, str]]:
+    """(threads, OMP_WAIT_POLICY, engine) of every row: torch under every policy,
+    onnxruntime (whose own threads do not read it) under the first."""
+    rows = []
+    for kind in args.engines:
+        policies = args.policies if kind == "torch" else args.policies[:1]
+        rows += [(n, policy, kind) for n in args.threads for policy in policies]
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--threads", type=int, nargs="+", default=[2, 1])
     parser.add_argument("--policies", nargs="+", default=["PASSIVE", "ACTIVE"])
+    parser.add_argument(
+        "--engines", nargs="+", choices=("torch", "onnx"), default=["torch", "onnx"]
+    )
     parser.add_argument("--block", type=int, default=1024)
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument(
@@ -149,13 +181,15 @@ def main(argv=None) -> int:
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child is not None:
-        run = measure(args.checkpoint, args.seconds, args.block, args.child, args.override)
+        run = measure(
+            args.checkpoint, args.seconds, args.block, args.child, args.override, args.engines[0]
+        )
         print(json.dumps(run))
         return 0
 
     load = os.getloadavg()
     info = describe(args.checkpoint, args.override)
-    rows = [run_child(args, n, policy) for n in args.threads for policy in args.policies]
+    rows = [run_child(args, n, policy, kind) for n, policy, kind in rows_to_measure(args)]
     load_end = os.getloadavg()
     hop_ms = 1000 * info["hop"] / SR
     config = " ".join(["experiment=stream", *args.override])
@@ -194,16 +228,19 @@ def main(argv=None) -> int:
         "time). A slice step (analysis, network, inverse of one slice) runs once per hop of "
         f"{hop_ms:.1f} ms and must finish within it. `OMP_WAIT_POLICY`: how torch's idle "
         "threads wait (`python -m xslicq.stream` sets PASSIVE unless the environment says "
-        "otherwise; ACTIVE spins, the OpenMP default).",
+        "otherwise; ACTIVE spins, the OpenMP default). Engine `torch`: the checkpoint "
+        "(`--model model.ckpt`); `onnx`: the network exported as a stream step, with the "
+        "sliCQT's NumPy backend and onnxruntime (`--model model.onnx`, no torch; threads = "
+        "onnxruntime's intra-op threads, which do not spin; the policy is irrelevant to them).",
         "",
-        "| torch threads | OMP_WAIT_POLICY | processing time | real-time factor | step median "
-        "| step p95 | step max | steps over the hop |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| engine | threads | OMP_WAIT_POLICY | processing time | real-time factor "
+        "| step median | step p95 | step max | steps over the hop |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         s = 1000 * np.array(r["steps"])
         lines.append(
-            f"| {r['threads']} | {r['policy']} | {r['total']:.2f} s "
+            f"| {r['engine']} | {r['threads']} | {r['policy']} | {r['total']:.2f} s "
             f"| {r['total'] / args.seconds:.3f} | {np.median(s):.1f} ms "
             f"| {np.percentile(s, 95):.1f} ms | {s.max():.1f} ms "
             f"| {int((s > hop_ms).sum())} of {len(s)} |"
@@ -212,7 +249,9 @@ def main(argv=None) -> int:
     lines += [
         "",
         "Streamed stems vs the offline separation of the whole song by the same system: "
-        f"max |difference| / max |stem| = {err:.1e} (tests/test_stream.py holds it to 1e-5).",
+        f"max |difference| / max |stem| = {err:.1e} (tests/test_stream.py holds the torch "
+        "engine to 1e-5, tests/test_stream_onnx.py the ONNX engine to 1e-4 of the torch "
+        "stream).",
         "",
     ]
     RESULTS.mkdir(exist_ok=True)

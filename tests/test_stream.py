@@ -356,7 +356,7 @@ def test_bad_input_is_one_clear_error(checkpoint, tmp_path, capsys, stdin):
     assert not (tmp_path / "o").exists()  # nothing written by a refused stream
 
     for model, message in [
-        (tmp_path / "m.onnx", "ONNX models are not available yet in this build"),
+        (tmp_path / "m.onnx", f"model {tmp_path / 'm.onnx'} does not exist"),
         (tmp_path / "m.pt", "--model must be a training checkpoint (.ckpt) or an ONNX model"),
         (tmp_path / "m.ckpt", "does not exist"),
     ]:

@@ -6,7 +6,13 @@
 
 Only the network is exported: matrix magnitudes ``(batch, channels, nb_bins, slices, T)``
 -> masks ``(batch, targets, channels, nb_bins, slices, T)``, with ``batch`` and ``slices``
-dynamic (any length of audio). The transform, the matrix form, the masks' application,
+dynamic (any length of audio). A causal network (``model.causal``: ``experiment=stream``) is
+exported as the step of a stream: it also takes its recurrent state before the first slice
+(:data:`xslicq.inference.STATE_INPUTS`, ``(h, c)``, each ``(targets, layers, batch,
+hidden)``) and returns the state after the last one (:data:`~xslicq.inference.STATE_OUTPUTS`),
+and the metadata has a ``stream`` entry; ``python -m xslicq.stream --model model.onnx`` runs
+it one slice at a time (:class:`xslicq.stream.OnnxStreamEngine`), and from zero state it is
+the whole-song network too. The transform, the matrix form, the masks' application,
 Wiener-EM and the inverse are rebuilt from the JSON stored in the model's ``metadata_props``
 (:data:`xslicq.inference.METADATA_KEY`) by :class:`xslicq.inference.OnnxSeparator`, which needs
 only NumPy, soundfile and onnxruntime (``pip install "xslicq[infer]"``).
@@ -36,7 +42,14 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from . import __version__
-from .inference import FORMAT_VERSION, MASK_OUTPUT, MATRIX_INPUT, METADATA_KEY
+from .inference import (
+    FORMAT_VERSION,
+    MASK_OUTPUT,
+    MATRIX_INPUT,
+    METADATA_KEY,
+    STATE_INPUTS,
+    STATE_OUTPUTS,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +82,45 @@ class MaskNetwork(torch.nn.Module):
         return self.model(matrix)
 
 
+class StepNetwork(torch.nn.Module):
+    """A causal system's network as the exported stream step sees it: the next slices'
+    matrix magnitudes (B, C, F, S, T) and the recurrent state ``(h, c)`` after the slices
+    before them -> masks (B, J, C, F, S, T) and the state after the last slice (the
+    network's ``step``; a ``frames`` network reads the slices side by side)."""
+
+    def __init__(self, model: torch.nn.Module, form: str, targets: int):
+        super().__init__()
+        self.model, self.form, self.targets = model, form, targets
+
+    def forward(self, matrix: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
+        b, ch, f, s, t = matrix.shape
+        x = matrix.reshape(b, ch, f, s * t) if self.form == "frames" else matrix
+        out, (h, c) = self.model.step(x, (h, c))
+        return out.reshape(b, self.targets, ch, f, s, t), h, c
+
+
+def is_causal(system) -> bool:
+    """Whether ``system``'s network streams: causal (``model.causal``) with a
+    ``step(x, state)`` and an ``initial_state(nb_samples)``."""
+    model = system.model
+    return bool(getattr(model, "causal", False)) and all(
+        hasattr(model, name) for name in ("step", "initial_state")
+    )
+
+
+def state_shape(model) -> list:
+    """The shape of each part of a causal network's state, ``"batch"`` on the batch axis
+    (the axis that differs between ``initial_state(1)`` and ``initial_state(2)``)."""
+    one, two = model.initial_state(1), model.initial_state(2)
+    if len(one) != len(STATE_INPUTS):
+        raise ExportError(
+            f"the causal network {type(model).__name__} has a state of {len(one)} tensors; "
+            f"the stream step exports {len(STATE_INPUTS)} (h, c)"
+        )
+    a, b = tuple(one[0].shape), tuple(two[0].shape)
+    return ["batch" if x != y else int(x) for x, y in zip(a, b)]
+
+
 def check_exportable(system) -> None:
     """An :class:`ExportError` unless the torch-free pipeline can rebuild ``system``: a sliCQT
     front end (the NumPy backend has no STFT) and a network on the matrix form."""
@@ -87,11 +139,15 @@ def check_exportable(system) -> None:
         )
 
 
-def export_metadata(system, exporter: str) -> dict:
+def export_metadata(system, exporter: str, stream: bool | None = None) -> dict:
     """The JSON stored with the network: all :class:`xslicq.inference.OnnxSeparator`
-    needs to rebuild the rest of ``system``."""
+    needs to rebuild the rest of ``system``, and for a causal network the ``stream`` entry
+    :class:`xslicq.stream.OnnxStreamEngine` reads (slice lengths, matrix columns per slice,
+    look-ahead, the state's names and shape; ``stream``: whether the network is exported
+    as a stream step, by default when it is causal)."""
     t = system.transform
-    return {
+    stream = is_causal(system) if stream is None else stream
+    meta = {
         "format_version": FORMAT_VERSION,
         "xslicq_version": __version__,
         "transform": {
@@ -117,6 +173,22 @@ def export_metadata(system, exporter: str) -> dict:
             "exporter": exporter,
         },
     }
+    if stream:
+        meta["network"]["input"] = [MATRIX_INPUT, *STATE_INPUTS]
+        meta["network"]["output"] = [MASK_OUTPUT, *STATE_OUTPUTS]
+        meta["stream"] = {
+            "causal": True,
+            "sllen": t.sllen,
+            "trlen": t.trlen,
+            "columns_per_slice": system.r2m.T,
+            "lookahead": 0,
+            "state": {
+                "inputs": list(STATE_INPUTS),
+                "outputs": list(STATE_OUTPUTS),
+                "shape": state_shape(system.model),
+            },
+        }
+    return meta
 
 
 def _example(system, batch: int, slices: int) -> torch.Tensor:
@@ -126,63 +198,86 @@ def _example(system, batch: int, slices: int) -> torch.Tensor:
     return torch.rand(shape, generator=generator)
 
 
-def _trace(net: MaskNetwork, example: torch.Tensor, exporter: str):
-    """The ONNX ModelProto of ``net`` traced at ``example``, batch and slices dynamic."""
+def _example_state(system, batch: int) -> tuple[torch.Tensor, ...]:
+    """A recurrent state (h, c) of ``batch`` streams to trace and check a causal network
+    with: not zeros, so that a graph that ignores its state input disagrees."""
+    generator = torch.Generator().manual_seed(7 + batch)
+    return tuple(
+        0.5 * torch.randn(s.shape, generator=generator) for s in system.model.initial_state(batch)
+    )
+
+
+def _trace(net: torch.nn.Module, examples: tuple, exporter: str, batch_axis: int | None):
+    """The ONNX ModelProto of ``net`` traced at ``examples`` (the magnitudes, then for a
+    stream step the state, whose batch axis is ``batch_axis``), batch and slices dynamic."""
     import onnx
 
+    stream = len(examples) > 1
+    inputs = [MATRIX_INPUT, *STATE_INPUTS] if stream else [MATRIX_INPUT]
+    outputs = [MASK_OUTPUT, *STATE_OUTPUTS] if stream else [MASK_OUTPUT]
     if exporter == "dynamo":
         batch = torch.export.Dim("batch", min=1, max=4096)
         slices = torch.export.Dim("slices", min=1, max=1 << 20)
+        shapes = ({0: batch, 3: slices},) + ({batch_axis: batch},) * (len(examples) - 1)
         program = torch.onnx.export(
             net,
-            (example,),
+            examples,
             dynamo=True,
-            dynamic_shapes=({0: batch, 3: slices},),
-            input_names=[MATRIX_INPUT],
-            output_names=[MASK_OUTPUT],
+            dynamic_shapes=shapes,
+            input_names=inputs,
+            output_names=outputs,
             verbose=False,
         )
         return program.model_proto
+    axes = {MATRIX_INPUT: {0: "batch", 3: "slices"}, MASK_OUTPUT: {0: "batch", 4: "slices"}}
+    if stream:
+        axes.update({name: {batch_axis: "batch"} for name in STATE_INPUTS + STATE_OUTPUTS})
     buffer = io.BytesIO()
     with warnings.catch_warnings():  # the models' shape checks are Python, run at trace time
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", message=".*LSTM.*batch_size.*")
+        warnings.filterwarnings("ignore", message=".*batch_size.*LSTM.*")
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export")
         torch.onnx.export(
             net,
-            (example,),
+            examples,
             buffer,
             dynamo=False,
             opset_version=OPSET,
-            input_names=[MATRIX_INPUT],
-            output_names=[MASK_OUTPUT],
-            dynamic_axes={
-                MATRIX_INPUT: {0: "batch", 3: "slices"},
-                MASK_OUTPUT: {0: "batch", 4: "slices"},
-            },
+            input_names=inputs,
+            output_names=outputs,
+            dynamic_axes=axes,
         )
     return onnx.load_from_string(buffer.getvalue())
 
 
-def _name_output_axes(proto, system) -> None:
-    """Declare the masks' shape (batch, J, C, F, slices, T) on the graph's output, which the
-    exporters leave partly unnamed; the checks below confirm it on several shapes."""
+def _name_output_axes(proto, system, stream: bool) -> None:
+    """Declare the masks' shape (batch, J, C, F, slices, T) on the graph's output (and a
+    stream step's state shapes on its state outputs), which the exporters leave partly
+    unnamed; the checks below confirm them on several shapes."""
     fixed = (len(system.targets), system.model.nb_channels, system.r2m.nb_bins)
-    shape = ("batch", *fixed, "slices", system.r2m.T)
-    dims = proto.graph.output[0].type.tensor_type.shape.dim
-    del dims[:]
-    for value in shape:
-        dim = dims.add()
-        if isinstance(value, str):
-            dim.dim_param = value
-        else:
-            dim.dim_value = int(value)
+    shapes = [("batch", *fixed, "slices", system.r2m.T)]
+    if stream:
+        shapes += [state_shape(system.model)] * len(STATE_OUTPUTS)
+    for output, shape in zip(proto.graph.output, shapes):
+        dims = output.type.tensor_type.shape.dim
+        del dims[:]
+        for value in shape:
+            dim = dims.add()
+            if isinstance(value, str):
+                dim.dim_param = value
+            else:
+                dim.dim_value = int(value)
 
 
-def onnx_bytes(system, exporter: str = "torchscript") -> bytes:
+def onnx_bytes(system, exporter: str = "torchscript", stream: bool | None = None) -> bytes:
     """``system``'s network as a serialised ONNX model with the pipeline's metadata,
     checked by onnx's checker and against torch on other shapes (an :class:`ExportError`
-    when it disagrees or cannot be exported)."""
+    when it disagrees or cannot be exported).
+
+    ``stream``: export the stream step (:class:`StepNetwork`, the recurrent state in and
+    out) rather than the whole-song network (:class:`MaskNetwork`); ``None``: when the
+    network is causal. TensorRT takes the whole-song network only."""
     import onnx
 
     from .inference import OnnxNetwork
@@ -191,19 +286,32 @@ def onnx_bytes(system, exporter: str = "torchscript") -> bytes:
         raise ExportError(f"unknown exporter {exporter!r}; choose one of {', '.join(EXPORTERS)}")
     check_exportable(system)
     model = copy.deepcopy(system.model).float().cpu().eval()
-    net = MaskNetwork(model, system.form, len(system.targets)).eval()
+    if stream and not is_causal(system):
+        raise ExportError(
+            f"the network {type(system.model).__name__} is not causal, so it has no stream "
+            "step to export; train a causal one with python -m xslicq.train experiment=stream"
+        )
+    stream = is_causal(system) if stream is None else bool(stream)
+    kind = StepNetwork if stream else MaskNetwork
+    net = kind(model, system.form, len(system.targets)).eval()
+    batch_axis = state_shape(model).index("batch") if stream else None
+
+    def examples(batch, slices):
+        x = _example(system, batch, slices)
+        return (x, *_example_state(system, batch)) if stream else (x,)
+
     with torch.no_grad():
         try:
-            proto = _trace(net, _example(system, 1, EXAMPLE_SLICES), exporter)
+            proto = _trace(net, examples(1, EXAMPLE_SLICES), exporter, batch_axis)
         except Exception as err:  # the exporters raise many kinds
             first = str(err).strip().splitlines()[0] if str(err).strip() else ""
             raise ExportError(
                 f"the {exporter} exporter failed on {type(model).__name__} "
                 f"({type(err).__name__}: {first[:300]})"
             ) from None
-    _name_output_axes(proto, system)
+    _name_output_axes(proto, system, stream)
     entry = proto.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, json.dumps(export_metadata(system, exporter))
+    entry.key, entry.value = METADATA_KEY, json.dumps(export_metadata(system, exporter, stream))
     try:
         onnx.checker.check_model(proto, full_check=True)
     except onnx.checker.ValidationError as err:
@@ -212,23 +320,30 @@ def onnx_bytes(system, exporter: str = "torchscript") -> bytes:
     runner = OnnxNetwork(data)
     with torch.no_grad():
         for batch, slices in VERIFY_SHAPES:
-            x = _example(system, batch, slices)
+            x, *state = examples(batch, slices)
             try:
-                got = runner(x.numpy())
+                if stream:
+                    masks, state_out = runner.step(x.numpy(), [s.numpy() for s in state])
+                    got = [masks, *state_out]
+                else:
+                    got = [runner(x.numpy())]
             except Exception as err:  # onnxruntime's: a shape baked into the graph
                 first = str(err).strip().splitlines()[0][:300]
                 raise ExportError(
                     f"the {exporter} export of {type(model).__name__} does not run on "
                     f"batch={batch}, slices={slices} ({first})"
                 ) from None
-            want = net(x).numpy()
-            gap = float(np.abs(got - want).max()) if got.shape == want.shape else np.inf
-            if not gap <= VERIFY_TOLERANCE:
-                raise ExportError(
-                    f"the {exporter} export of {type(model).__name__} disagrees with torch "
-                    f"on batch={batch}, slices={slices} (shape {got.shape}, largest mask "
-                    f"difference {gap:.3g} > {VERIFY_TOLERANCE:g})"
-                )
+            want = net(x, *state)
+            want = [w.numpy() for w in (want if stream else [want])]
+            names = ["mask", *[f"{n} state" for n in STATE_OUTPUTS]]
+            for name, g, w in zip(names, got, want):
+                gap = float(np.abs(g - w).max()) if g.shape == w.shape else np.inf
+                if not gap <= VERIFY_TOLERANCE:
+                    raise ExportError(
+                        f"the {exporter} export of {type(model).__name__} disagrees with "
+                        f"torch on batch={batch}, slices={slices} (shape {g.shape}, largest "
+                        f"{name} difference {gap:.3g} > {VERIFY_TOLERANCE:g})"
+                    )
     return data
 
 
@@ -266,7 +381,8 @@ def run(cfg) -> list[Path]:
     if out.is_dir():
         raise ExportError(f"out={out} is a folder; give a file name such as {out / 'model.onnx'}")
     separator = Separator.from_checkpoint(checkpoint, device="cpu")
-    data = onnx_bytes(separator.system, exporter)
+    # a causal network exports as a stream step, but TensorRT builds the whole-song network
+    data = onnx_bytes(separator.system, exporter, stream=False if fmt == "tensorrt" else None)
     out.parent.mkdir(parents=True, exist_ok=True)
     onnx_path = out if fmt == "onnx" else out.with_suffix(".onnx")
     onnx_path.write_bytes(data)

@@ -45,6 +45,10 @@ SAMPLE_RATE_RANGE = (8_000, 384_000)
 METADATA_KEY = "xslicq"  # the metadata_props entry that holds the pipeline's JSON
 FORMAT_VERSION = 1  # of that JSON; a reader refuses other versions
 MATRIX_INPUT, MASK_OUTPUT = "magnitudes", "masks"  # the network's input and output names
+# a causal (streaming) network's recurrent state: the state before the input's first slice
+# in, the state after its last slice out (the ``stream`` entry of the metadata)
+STATE_INPUTS = ("state_h", "state_c")
+STATE_OUTPUTS = ("next_state_h", "next_state_c")
 DEVICES = ("cpu", "cuda", "auto")  # where the ONNX network runs (onnxruntime provider)
 
 
@@ -171,6 +175,13 @@ def check_metadata(meta, source) -> dict:
     missing = [k for k in ("transform", "matrix", "targets", "channels") if k not in meta]
     if missing:
         raise ModelFileError(f"{source}: its metadata lacks {', '.join(missing)}")
+    stream = meta.get("stream")
+    if stream is not None and not (
+        isinstance(stream, dict)
+        and isinstance(stream.get("state"), dict)
+        and "shape" in stream["state"]
+    ):
+        raise ModelFileError(f"{source}: its metadata's stream entry lacks the state's shape")
     return meta
 
 
@@ -195,14 +206,22 @@ class OnnxNetwork:
     """An exported network run by onnxruntime: matrix magnitudes (B, C, F, S, T) float32
     -> masks (B, J, C, F, S, T) float32, any B and S.
 
+    The network of a causal model (exported as a stream step, ``streaming``) also takes
+    and returns its recurrent state: :meth:`step` carries it from call to call, and a call
+    on the whole song starts from :meth:`initial_state` (zeros), as the torch network does.
+
     Args:
         model: the ONNX model, a path or its serialised bytes.
         device: ``cpu``, ``cuda`` (onnxruntime-gpu) or ``auto`` (CUDA when available).
         threads: onnxruntime's threads within an operator (``None``: its default, all
             cores).
+        spinning: whether idle onnxruntime threads spin for the next operator (its
+            default); off for small repeated calls on a shared machine (the stream).
     """
 
-    def __init__(self, model, device: str = "cpu", threads: int | None = None):
+    def __init__(
+        self, model, device: str = "cpu", threads: int | None = None, spinning: bool = True
+    ):
         try:
             import onnxruntime as ort
         except ImportError:
@@ -215,6 +234,8 @@ class OnnxNetwork:
             options = ort.SessionOptions()
             if threads is not None:
                 options.intra_op_num_threads = int(threads)
+            if not spinning:
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             self.session = ort.InferenceSession(source, options, providers=_providers(device))
         except ValueError:
             raise
@@ -236,8 +257,43 @@ class OnnxNetwork:
         self.metadata = check_metadata(meta, what)
         self.input_name = self.session.get_inputs()[0].name
         self.providers = self.session.get_providers()
+        self.streaming = "stream" in self.metadata
+
+    @classmethod
+    def from_file(cls, path, device: str = "cpu", **kwargs) -> OnnxNetwork:
+        """The network of an ONNX file (``kwargs``: ``threads``, ``spinning``); a missing
+        path or a folder is a :class:`ModelFileError` naming it."""
+        path = Path(str(path))
+        if path.is_dir():
+            raise ModelFileError(f"model {path} is a folder, not an .onnx file")
+        if not path.is_file():
+            raise ModelFileError(f"model {path} does not exist")
+        return cls(path, device=device, **kwargs)
+
+    def initial_state(self, batch: int = 1) -> tuple[np.ndarray, ...]:
+        """A causal network's state before the first slice: zeros of the exported state
+        shapes (``"batch"`` -> ``batch``), one per :data:`STATE_INPUTS`."""
+        if not self.streaming:
+            raise ValueError("the network is not causal: it has no recurrent state")
+        shape = [
+            batch if d == "batch" else int(d) for d in self.metadata["stream"]["state"]["shape"]
+        ]
+        return tuple(np.zeros(shape, np.float32) for _ in STATE_INPUTS)
+
+    def step(self, matrix: np.ndarray, state) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        """A causal network on the next slices: ``matrix`` (B, C, F, S, T) and the state
+        after the slices before them -> (masks (B, J, C, F, S, T), the state after the last
+        slice of ``matrix``)."""
+        feed = {self.input_name: np.ascontiguousarray(matrix, np.float32)}
+        feed.update(
+            {name: np.ascontiguousarray(x, np.float32) for name, x in zip(STATE_INPUTS, state)}
+        )
+        masks, *state = self.session.run([MASK_OUTPUT, *STATE_OUTPUTS], feed)
+        return masks, tuple(state)
 
     def __call__(self, matrix: np.ndarray) -> np.ndarray:
+        if self.streaming:  # the whole input from the start: the state before it is zeros
+            return self.step(matrix, self.initial_state(matrix.shape[0]))[0]
         feed = {self.input_name: np.ascontiguousarray(matrix, np.float32)}
         return self.session.run(None, feed)[0]
 
@@ -279,20 +335,20 @@ class OnnxSeparator:
     def from_file(cls, path, device: str = "cpu", **kwargs) -> OnnxSeparator:
         """The separator of an ONNX file written by ``python -m xslicq.export``; a missing
         or foreign file is a :class:`ModelFileError` naming it."""
-        path = Path(str(path))
-        if path.is_dir():
-            raise ModelFileError(f"model {path} is a folder, not an .onnx file")
-        if not path.is_file():
-            raise ModelFileError(f"model {path} does not exist")
-        network = OnnxNetwork(path, device=device)
+        network = OnnxNetwork.from_file(path, device=device)
         return cls(network, network.metadata, **kwargs)
 
     # ------------------------------------------------------------------ stages
     def masks(self, mags: list) -> list:
         """Mixture magnitudes (ragged) -> per-target masks (B, J, C, rows, S, M) per block."""
         matrix = self.r2m(mags)  # (B, C, F, S, T)
-        b, c, f, s, t = matrix.shape
-        out = self.network(matrix)  # (B, J, C, F, S, T)
+        return self.ragged_masks(self.network(matrix), matrix.shape)
+
+    def ragged_masks(self, out: np.ndarray, shape: tuple) -> list:
+        """The network's masks ``out`` (B, J, C, F, S, T) for a matrix of ``shape``
+        (B, C, F, S, T) -> masks on every block's grid (B, J, C, rows, S, M), summing to one
+        over the targets with ``mask_sum_to_one``."""
+        b, c, f, s, t = shape
         j = len(self.targets)
         if out.shape != (b, j, c, f, s, t):
             raise ModelFileError(

@@ -57,7 +57,7 @@ def engine_network(system, engine: str, max_samples: int = 441_000):
         check_tensorrt()  # before the export: one clear error where it cannot run
     from .export import onnx_bytes
 
-    model = onnx_bytes(system)
+    model = onnx_bytes(system, stream=False)  # the whole-song network, even of a causal one
     if engine == "tensorrt":
         from .tensorrt import TensorRTNetwork
 

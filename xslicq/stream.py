@@ -1,6 +1,7 @@
 """Stream a separation block by block, with a causal model.
 
     python -m xslicq.stream --model model.ckpt song.wav out/
+    python -m xslicq.stream --model model.onnx song.wav out/    # exported: no torch needed
     ... | python -m xslicq.stream --model model.ckpt --raw --rate 44100 --channels 2 \\
               --format f32le - out/ --stdout vocals | ...
 
@@ -28,7 +29,10 @@ the algorithmic latency is ``N - (N / 4 - trlen / 2)`` samples (:func:`algorithm
 Wiener-EM is not causal (it estimates over the whole song) and is left out.
 
 The engine (one slice in, stem slices out) is the only part that needs a framework: the
-stream, the readers and the writers are numpy and soundfile.
+stream, the readers and the writers are numpy and soundfile. :class:`TorchEngine` runs a
+training checkpoint; :class:`OnnxStreamEngine` runs the network of one exported by
+``python -m xslicq.export checkpoint=... format=onnx`` (a stream step: magnitudes and
+recurrent state in, masks and state out) with the sliCQT's NumPy backend and onnxruntime.
 """
 
 from __future__ import annotations
@@ -177,19 +181,95 @@ class TorchEngine:
         return slices.cpu().numpy(), state
 
 
-def open_engine(model, device: str = "cpu") -> StreamEngine:
-    """The engine for ``--model``: a training checkpoint (``.ckpt``) runs with torch."""
+class OnnxStreamEngine:
+    """The :class:`StreamEngine` of a causal network exported by ``python -m xslicq.export
+    checkpoint=... format=onnx``, without torch: the sliCQT's NumPy backend and
+    onnxruntime, the same stages as :meth:`TorchEngine.step_tensors`::
+
+        frame (C, N) * slice window -> SliCQT.analyse_slices   (1, C, rows, 1, M) per block
+          -> |.|, RaggedToMatrix                                (1, C, F, 1, T)
+          -> network step (onnxruntime), state (h, c) carried   masks (1, J, C, F, 1, T)
+          -> RaggedToMatrix.inverse, * mixture coefficients     (1, J, C, rows, 1, M)
+          -> SliCQT.synthesise_slices                           (J, C, N)
+
+    Args:
+        network: an :class:`xslicq.inference.OnnxNetwork` exported as a stream step (its
+            metadata has a ``stream`` entry); a whole-song network is a :class:`StreamError`.
+        source: how that error names the model.
+    """
+
+    def __init__(self, network, source: str = "the ONNX model"):
+        from .inference import OnnxSeparator
+        from .transform.slicing import slice_window
+
+        meta = network.metadata
+        if not network.streaming:
+            name = meta.get("network", {}).get("class", "?")
+            raise StreamError(
+                f"{source} was exported from a non-causal model ({name}): its masks "
+                "depend on the whole song, so it cannot stream; separate whole files with "
+                "python -m xslicq.separate --model model.onnx, or train a causal model "
+                "(python -m xslicq.train experiment=stream) and export its checkpoint "
+                "(python -m xslicq.export checkpoint=last.ckpt format=onnx)"
+            )
+        self.network = network
+        self.separator = OnnxSeparator(network, meta)  # the transform, matrix form, masks
+        self.transform = self.separator.transform
+        self.sample_rate = self.separator.sample_rate
+        self.channels = self.separator.channels
+        self.targets = self.separator.targets
+        self.sllen, self.trlen = int(self.transform.sllen), int(self.transform.trlen)
+        self.lookahead = int(meta["stream"].get("lookahead", 0))
+        self.skipped_wiener = int(meta.get("wiener_iterations", 0))
+        self._window = slice_window(self.sllen, self.trlen).astype(np.float32)
+
+    @classmethod
+    def from_file(cls, path, device: str = "cpu", threads: int | None = None):
+        """The engine of an ``.onnx`` file; onnxruntime's idle threads do not spin between
+        slices (a slice is a few milliseconds of work on a shared machine)."""
+        from .inference import OnnxNetwork
+
+        try:
+            network = OnnxNetwork.from_file(path, device=device, threads=threads, spinning=False)
+        except ModuleNotFoundError as err:  # onnxruntime is not installed
+            raise StreamError(str(err)) from None
+        return cls(network, source=str(path))
+
+    def initial_state(self):
+        return self.network.initial_state(1)
+
+    def step(self, frame: np.ndarray, state) -> tuple[np.ndarray, object]:
+        sep = self.separator
+        x = np.asarray(frame, np.float32) * self._window
+        coefs = self.transform.analyse_slices(x[None, :, None])  # (1, C, rows, 1, M) per block
+        matrix = sep.r2m([np.abs(c) for c in coefs])  # (1, C, F, 1, T)
+        out, state = self.network.step(matrix, state)
+        masks = sep.ragged_masks(out, matrix.shape)  # (1, J, C, rows, 1, M) per block
+        est = [c[0, None] * m[0] for c, m in zip(coefs, masks)]  # (J, C, rows, 1, M)
+        slices = self.transform.synthesise_slices(est)  # (J, C, 1, N)
+        return np.asarray(slices[:, :, 0], np.float32), state
+
+
+def open_engine(model, device: str = "cpu", threads: int | None = None) -> StreamEngine:
+    """The engine for ``--model``: a training checkpoint (``.ckpt``) runs with torch
+    (``threads``: torch's CPU threads, process-wide), an exported causal network
+    (``.onnx``) with NumPy and onnxruntime (``threads``: its threads within an operator)."""
     path = Path(str(model))
     suffix = path.suffix.lower()
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+    ):
+        raise StreamError(f"--threads must be >= 1, got {threads!r}")
     if suffix == ".onnx":
-        raise StreamError(
-            f"ONNX models are not available yet in this build (--model {model}); stream "
-            "from a training checkpoint (.ckpt)"
-        )
+        return OnnxStreamEngine.from_file(path, device=device, threads=threads)
     if suffix != ".ckpt":
         raise StreamError(
             f"--model must be a training checkpoint (.ckpt) or an ONNX model (.onnx), got {model}"
         )
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     return TorchEngine.from_checkpoint(path, device=device)
 
 
@@ -430,14 +510,16 @@ def stream_file(
     stdout_target: str | None = None,
     force: bool = False,
     device: str = "cpu",
+    threads: int | None = None,
     stdin=None,
     stdout=None,
     log=None,
 ) -> dict:
     """Stream ``source`` (an audio file; ``raw``: headerless PCM, ``"-"``: from ``stdin``)
-    through ``model`` into ``out`` (a folder for ``<target>.wav``) and/or ``stdout_target``'s
-    raw PCM to ``stdout``. Every value, the model, the output and the input's layout are
-    checked before the first block; each problem is one :class:`StreamError` (or OSError).
+    through ``model`` (:func:`open_engine`) into ``out`` (a folder for ``<target>.wav``)
+    and/or ``stdout_target``'s raw PCM to ``stdout``. Every value, the model, the output and
+    the input's layout are checked before the first block; each problem is one
+    :class:`StreamError` (or OSError).
     Returns the numbers of the run: samples, seconds, processing time, latency."""
     out = None if out is None else Path(out)
     if out is None and stdout_target is None:
@@ -448,7 +530,7 @@ def stream_file(
     raw = raw or str(source) == "-"
     if raw and (isinstance(channels, bool) or not isinstance(channels, int) or channels < 1):
         raise StreamError(f"--channels must be a whole number >= 1, got {channels!r}")
-    engine = open_engine(model, device=device)
+    engine = open_engine(model, device=device, threads=threads)
     if stdout_target is not None and stdout_target not in engine.targets:
         raise StreamError(
             f"--stdout must name one of the model's targets ({', '.join(engine.targets)}), "
@@ -522,7 +604,9 @@ def main(argv=None) -> int:
     parser.add_argument("input", help="an audio file, or - for raw PCM on stdin")
     parser.add_argument("out", nargs="?", default=None, help="folder for <target>.wav")
     parser.add_argument(
-        "--model", required=True, help="a causal model: a training checkpoint (.ckpt)"
+        "--model",
+        required=True,
+        help="a causal model: a training checkpoint (.ckpt) or its ONNX export (.onnx, no torch)",
     )
     parser.add_argument(
         "--raw", action="store_true", help="the input is headerless PCM (always for -)"
@@ -543,20 +627,18 @@ def main(argv=None) -> int:
         "--stdout", default=None, metavar="TARGET", help="also write TARGET as raw PCM to stdout"
     )
     parser.add_argument("--force", action="store_true", help="replace <target>.wav in out")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (cpu)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--device", default="cpu", help="cpu, cuda or cuda:N (.onnx: cpu, cuda or auto) (cpu)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="CPU threads (torch's, or onnxruntime's)"
+    )
     args = parser.parse_args(argv)
     # torch's OpenMP threads wait for work passively, unless told otherwise: a slice is a
     # few milliseconds of work, and threads spinning between slices on a shared machine
     # take the cores other processes (and the next slice) need (experiments/results/stream.md)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
-        if args.threads is not None:
-            if args.threads < 1:
-                raise StreamError(f"--threads must be >= 1, got {args.threads}")
-            import torch
-
-            torch.set_num_threads(args.threads)
         run = stream_file(
             args.model,
             args.input,
@@ -569,6 +651,7 @@ def main(argv=None) -> int:
             stdout_target=args.stdout,
             force=args.force,
             device=args.device,
+            threads=args.threads,
             log=sys.stderr,
         )
     except (ValueError, OSError) as err:  # StreamError, CheckpointError, ... are ValueErrors
