@@ -125,6 +125,11 @@ def export_onnx(checkpoint: Path, threads: int) -> Path | str:
     return model
 
 
+def unavailable(path_or_reason: str) -> bool:
+    """Whether a model path of ``paths`` is the reason there is none (not a file)."""
+    return not Path(path_or_reason).is_file()
+
+
 # ---------------------------------------------------------------------- the engines
 def engines(paths: dict) -> dict:
     """name -> (build, separate) for every system of table 1; ``paths`` holds the song, the
@@ -146,7 +151,7 @@ def engines(paths: dict) -> dict:
 
     def onnx_engine(key):
         def build():
-            if isinstance(paths[key], str):
+            if unavailable(paths[key]):
                 raise RuntimeError(paths[key])
             from xslicq.inference import OnnxSeparator
 
@@ -156,7 +161,7 @@ def engines(paths: dict) -> dict:
 
     def stream_engine():
         def build():
-            if isinstance(paths["stream"], str):
+            if unavailable(paths["stream"]):
                 raise RuntimeError(paths["stream"])
             from xslicq.stream import stream_file
 
@@ -291,7 +296,7 @@ def long_song_table(paths, minutes, threads) -> list[str]:
             (
                 f"separate --model (onnxruntime), {label}",
                 model
-                if isinstance(model, str)
+                if unavailable(model)
                 else [py, "-m", "xslicq.separate", long, "--model", model],
             )
         )
@@ -299,7 +304,7 @@ def long_song_table(paths, minutes, threads) -> list[str]:
         (
             "stream (experiment=stream model)",
             stream_ck
-            if isinstance(stream_ck, str)
+            if unavailable(stream_ck)
             else [py, "-m", "xslicq.stream", "--model", stream_ck, long],
         )
     )
