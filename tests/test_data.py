@@ -16,6 +16,7 @@ import pytest
 import soundfile as sf
 import torch
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from xslicq.data import SOURCES
 from xslicq.data.checks import DataConfigError
@@ -227,6 +228,7 @@ def test_missing_musdb_root_is_one_clear_error_and_creates_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+MUSDB_RECIPES = {"musdb_xumx_matrix", "xumx_slicq_v2"}  # experiment/ recipes on the real set
 # every preset that may be combined with a data choice
 PRESETS = [
     (group, p.stem)
@@ -251,9 +253,13 @@ def test_presets_keep_the_chosen_data_source(group, option, tmp_path):
     with pytest.raises(DatasetError, match=f"data.root={root} does not exist"):
         dm.prepare_data()
     assert list(tmp_path.iterdir()) == []
-    # without a data= choice, the preset may pick a synthetic set (a size, not a source)
+    # without a data= choice, a preset may pick a synthetic set (a size, not a source); the
+    # MUSDB18-HQ recipes choose data=musdb themselves and demand data.root
     cfg = compose_config("train", [f"{group}={option}", f"paths.data_dir={tmp_path}"])
-    assert cfg.data.synthetic is not None
+    if option in MUSDB_RECIPES:
+        assert cfg.data.synthetic is None and OmegaConf.is_missing(cfg.data, "root")
+    else:
+        assert cfg.data.synthetic is not None
 
 
 def _snapshot(folder):
