@@ -23,6 +23,7 @@ import torch
 from .inference import (
     SAMPLE_RATE_RANGE,
     SeparationInputError,
+    check_audio,
     check_chunking,
     check_sample_rate,
     chunk_plan,
@@ -153,30 +154,14 @@ class Separator(torch.nn.Module):
         return next(self.system.parameters()).device
 
     def _check(self, audio, sample_rate, any_rate: bool) -> tuple[torch.Tensor, int, bool]:
+        """Checked ``(stereo float32 audio (2, samples), rate, mono)``: the checks and
+        messages of :func:`~xslicq.inference.check_audio`, shared with the ONNX engine."""
         sample_rate = check_sample_rate(sample_rate, any_rate)
-        x = torch.as_tensor(np.asarray(audio) if not torch.is_tensor(audio) else audio)
-        if x.ndim == 1:
-            x = x[None]
-        if x.ndim != 2:
-            raise SeparationInputError(
-                f"expected audio of shape (channels, samples) or "
-                f"(samples,), got shape {tuple(x.shape)}"
-            )
-        if x.shape[0] > 2:
-            raise SeparationInputError(
-                f"expected mono or stereo audio, got {x.shape[0]} "
-                "channels (is the array (samples, channels)?)"
-            )
-        if x.shape[1] == 0:
-            raise SeparationInputError("the audio is empty")
-        if not x.is_floating_point():
-            raise SeparationInputError(f"audio must be floating point, got {x.dtype}")
-        if not torch.isfinite(x).all():
-            raise SeparationInputError("the audio contains NaN or inf samples")
-        if float(x.abs().max()) == 0.0:
-            raise SeparationInputError("the audio is silent (all samples are zero)")
-        mono = x.shape[0] == 1
-        return (x.repeat(2, 1) if mono else x).float(), sample_rate, mono
+        if torch.is_tensor(audio):  # NumPy has no bfloat16
+            audio = audio.detach().cpu()
+            audio = (audio.float() if audio.dtype == torch.bfloat16 else audio).numpy()
+        x, mono = check_audio(audio)
+        return torch.from_numpy(x), sample_rate, mono
 
     @torch.no_grad()
     def separate(
