@@ -23,6 +23,7 @@ from xslicq.losses import (
     SDRMixLoss,
     SISDRLoss,
     bss_decomposition,
+    combination_energies,
     complex_nmse,
     magnitude_nmse,
     mask_sum_penalty,
@@ -191,6 +192,28 @@ def test_sdr_mix_averages_noisy_combinations():
     # a single target reduces to the plain negative SDR
     loss1, _ = SDRMixLoss(weight_freq=0.0)(est[:, :1], ref[:, :1])
     assert abs(float(loss1) + float(sdr(est[:, 0], ref[:, 0], EPS).mean())) < 1e-9
+
+
+def test_combination_energies_equal_the_energies_of_the_summed_signals():
+    x = noise(B, J, C, T, seed=3, dtype=torch.float32)
+    combos = SDRMixLoss.combination_matrix(J, torch.float64)
+    got = combination_energies(x, combos)
+    expected = torch.tensor(
+        [[energy(x[b, list(c)].sum(0)) for c in SDRMixLoss.combinations(J)] for b in range(B)],
+        dtype=torch.float64,
+    )
+    assert got.dtype == torch.float64 and got.shape == (B, 14)
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=0)
+    # errors that cancel in a sum (target 2 = -target 0) give a zero energy, not a
+    # negative one from rounding the Gram matrix
+    d = noise(1, 2, C, T, seed=4)
+    y = torch.cat([d, -d[:, :1]], dim=1)  # (1, 3, C, T)
+    e = combination_energies(y, SDRMixLoss.combination_matrix(3, torch.float64))
+    k = SDRMixLoss.combinations(3).index((0, 2))
+    assert 0 <= float(e[0, k]) <= 1e-12 * energy(d[0, 0])
+    assert torch.autograd.gradcheck(
+        lambda z: combination_energies(z, combos), noise(1, J, 1, 6, seed=5).requires_grad_()
+    )
 
 
 def test_nmse_sums_every_block_per_item_and_target():

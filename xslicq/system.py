@@ -30,7 +30,7 @@ import torch
 
 from .data import SOURCES
 from .transform import RaggedToMatrix
-from .transform.backend import multiply
+from .transform.backend import magnitude, multiply
 
 # A media event of the default config (10 s validation clip, 4 targets, cqlog) measured
 # 9.44 MB: 9 mono 16-bit WAV clips of 0.88 MB and a 1024 x 1024 PNG of 1.50 MB (the STFT's:
@@ -323,7 +323,7 @@ class SeparationSystem(pl.LightningModule):
     def _separate(self, mixture: torch.Tensor, network=None):
         """:meth:`separate`'s three results and the mixture magnitudes (ragged)."""
         coefs = self.transform(mixture)
-        mags = [c.abs() for c in coefs]
+        mags = [magnitude(c) for c in coefs]
         masks = self.masks(mags, network)
         est = apply_masks(coefs, masks)
         if self.wiener_iterations:
@@ -364,7 +364,7 @@ class SeparationSystem(pl.LightningModule):
         validation).
         """
         if self.loss.magnitudes_only and not self.wiener_iterations:
-            est_coefs = [(m * a[:, None]).abs() for m, a in zip(masks, mags)]
+            est_coefs = [m * a[:, None] for m, a in zip(masks, mags)]  # the loss takes |.|
         penalised = self.loss.mask_sum > 0 or not torch.is_grad_enabled()
         loss, parts = self.loss(
             estimates, references, est_coefs, ref_coefs, masks if penalised else None
@@ -598,7 +598,7 @@ class SeparationSystem(pl.LightningModule):
             return False
         values = []
         for mixture, _ in batches:
-            matrix = self.r2m([c.abs() for c in self.transform(mixture)])  # (B, C, F, S, T)
+            matrix = self.r2m([magnitude(c) for c in self.transform(mixture)])  # (B, C, F, S, T)
             values.append(matrix.transpose(0, 2).reshape(matrix.shape[2], -1))
         values = torch.cat(values, dim=1)
         self.model.init_from_stats(values.mean(1), values.std(1).clamp_min(1e-8))

@@ -3,6 +3,7 @@
 * :mod:`~xslicq.losses.base` -- the input format every loss takes, its checks, the
   mask-sum regulariser (:func:`mask_sum_penalty`) and the base class.
 * :mod:`~xslicq.losses.waveform` -- waveforms by SDR: :func:`sdr`, :func:`sisdr`,
+  :func:`combination_energies` (energies of sums of targets from their Gram matrix),
   :class:`SDRMixLoss` (``sdr_mix``, CrossNet-Open-Unmix's mixture combinations plus a
   magnitude term in dB), :class:`SISDRLoss` (``sisdr``).
 * :mod:`~xslicq.losses.spectral` -- transform coefficients as relative errors:
@@ -24,11 +25,12 @@ from __future__ import annotations
 from .base import _Loss, mask_sum_penalty
 from .bss import BSSMixLoss, bss_decomposition
 from .spectral import ComplexMSELoss, MSELoss, complex_nmse, magnitude_nmse
-from .waveform import SDRMixLoss, SISDRLoss, sdr, sisdr
+from .waveform import SDRMixLoss, SISDRLoss, combination_energies, sdr, sisdr
 
 __all__ = [
     "sdr",
     "sisdr",
+    "combination_energies",
     "magnitude_nmse",
     "complex_nmse",
     "mask_sum_penalty",

@@ -33,6 +33,8 @@ from collections.abc import Sequence
 
 import torch
 
+from ..transform.backend import squared_magnitude
+
 Blocks = Sequence[torch.Tensor] | torch.Tensor
 
 __all__ = ["Blocks", "mask_sum_penalty"]
@@ -124,7 +126,7 @@ def _per_target_energy(blocks: list[torch.Tensor], name: str) -> torch.Tensor:
                 f"loss {name!r}: block {i} must be (batch, targets, ...), got shape "
                 f"{tuple(b.shape)}"
             )
-    return sum(_squared_abs(b).reshape(b.shape[0], b.shape[1], -1).sum(-1) for b in blocks)
+    return sum(squared_magnitude(b).reshape(b.shape[0], b.shape[1], -1).sum(-1) for b in blocks)
 
 
 def _relative_energy(
@@ -135,13 +137,6 @@ def _relative_energy(
     constant, exactly 0 for a zero error (also for an all-silent batch)."""
     den = torch.maximum(reference, floor * reference.mean())
     return error / den.clamp_min(torch.finfo(den.dtype).tiny)
-
-
-def _squared_abs(x: torch.Tensor) -> torch.Tensor:
-    # |x|^2 without a square root, so the gradient is smooth at zero
-    if x.is_complex():
-        return x.real.square() + x.imag.square()
-    return x.square()
 
 
 # --------------------------------------------------------------------- regulariser
@@ -210,7 +205,7 @@ def mask_sum_penalty(masks: Blocks, weights: Blocks | None = None) -> torch.Tens
                     f"mask_sum: weight block {i} has shape {tuple(w.shape)}; mask block "
                     f"{i} of shape {tuple(m.shape)} needs {expected} (no target axis)"
                 )
-    return _weighted_block_mean([_squared_abs(m.sum(dim=1) - 1) for m in blocks], weights)
+    return _weighted_block_mean([squared_magnitude(m.sum(dim=1) - 1) for m in blocks], weights)
 
 
 # ------------------------------------------------------------------------ base class
@@ -263,7 +258,8 @@ class _Loss(torch.nn.Module):
     name = "loss"
     in_db = False
     # True when the loss reads only the magnitudes of ``est_coefs``: a caller may then pass
-    # real magnitudes instead of complex coefficients (the system passes |mask| |mixture|)
+    # real values whose absolute values are the magnitudes instead of complex coefficients
+    # (the system passes mask * |mixture|)
     magnitudes_only = False
 
     def __init__(self, mask_sum: float = 0.0, eps: float = 1e-8):
@@ -308,7 +304,7 @@ class _Loss(torch.nn.Module):
             weights = None
             if ref_coefs is not None:
                 # the mixture's energy per coefficient: the references add up to it
-                weights = [_squared_abs(r.detach().sum(dim=1)) for r in _as_blocks(ref_coefs)]
+                weights = [squared_magnitude(r.detach().sum(dim=1)) for r in _as_blocks(ref_coefs)]
             penalty = mask_sum_penalty(masks, weights)
             if self.mask_sum > 0:
                 term = 10.0 * torch.log10(penalty + self.eps) if self.in_db else penalty

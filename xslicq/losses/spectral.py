@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch
 
+from ..transform.backend import magnitude
 from .base import (
     SILENCE_FLOOR,
     Blocks,
@@ -67,7 +68,8 @@ def magnitude_nmse(
         2021: the same on the sliCQT.
     """
     est, ref = _check_coefs(est, ref, name)
-    error = _per_target_energy([e.abs() - r.abs() for e, r in zip(est, ref)], name)
+    ref = [magnitude(r) for r in ref]
+    error = _per_target_energy([magnitude(e) - r for e, r in zip(est, ref)], name)
     return _relative_energy(error, _per_target_energy(ref, name), floor)
 
 

@@ -94,6 +94,29 @@ def multiply(a, b):
     return a * b
 
 
+def squared_magnitude(a):
+    """``|a| ** 2``, smooth and differentiable everywhere (no square root): for a complex
+    torch tensor ``re * re + im * im`` on the two parts, which is about three times faster
+    on the CPU than torch's complex ``abs``; real tensors give ``a * a``."""
+    if backend_of(a) != "torch":
+        return abs(a) ** 2
+    if not a.is_complex():
+        return a.square()
+    import torch
+
+    return torch.addcmul(a.real.square(), a.imag, a.imag)
+
+
+def magnitude(a):
+    """``|a|``; for a complex torch tensor that needs no gradient, the square root of
+    :func:`squared_magnitude` (the same values to float rounding, three to four times
+    faster than ``a.abs()`` on the CPU). With a gradient it is ``a.abs()``, whose gradient
+    is defined at zero."""
+    if backend_of(a) == "torch" and a.is_complex() and not a.requires_grad:
+        return squared_magnitude(a).sqrt_()
+    return abs(a)
+
+
 def scatter_add_last(xp, values, index, size: int, out=None):
     """``out[..., index[p]] += values[..., p]``, into zeros of shape
     ``values.shape[:-1] + (size,)`` when ``out`` is None; returns the sum.
