@@ -75,10 +75,18 @@ def _torch_lerp(x, r: int, centred: bool):
 
     lead, n = tuple(x.shape[:-1]), x.shape[-1]
     flat = x.reshape(-1, 1, n)
-    if centred:  # one wrapped column on each side; crop the r outputs each one adds
-        padded = torch.cat([flat[..., -1:], flat, flat[..., :1]], dim=-1)
-        up = F.interpolate(padded, size=(n + 2) * r, mode="linear", align_corners=False)
-        up = up[..., r : r + n * r]
+    if centred:
+        # align_corners=False puts output i at input position (i + 1/2) / r - 1/2, the
+        # centred grid itself; only the r / 2 outputs at each end lie beyond the first or
+        # last column, where torch holds the end value and the slice wraps around: they
+        # are redone on the wrapped pair (x[n - 1], x[0]), whose 2 r outputs from h on
+        # sit at offsets (k + 1/2) / r past x[n - 1]
+        up = F.interpolate(flat, size=n * r, mode="linear", align_corners=False)
+        h = r // 2
+        pair = torch.cat([flat[..., -1:], flat[..., :1]], dim=-1)
+        wrap = F.interpolate(pair, size=2 * r, mode="linear", align_corners=False)
+        up[..., n * r - h :] = wrap[..., h:r]
+        up[..., :h] = wrap[..., r : r + h]
     else:  # the first column again after the last; align_corners puts output k r on x[k]
         padded = torch.cat([flat, flat[..., :1]], dim=-1)
         up = F.interpolate(padded, size=n * r + 1, mode="linear", align_corners=True)
