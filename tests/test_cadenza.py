@@ -9,7 +9,6 @@ import math
 import subprocess
 import sys
 import types
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,8 +32,15 @@ from xslicq.cadenza import (  # noqa: E402
 from xslicq.data import SOURCES  # noqa: E402
 from xslicq.signals import music_like, noise  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-SR = 44100
+from helpers import (  # noqa: E402
+    ROOT,
+    SR,
+    compose_config,
+    make_dataset,
+    tiny_train_config,
+    write_musdb_track,
+)
+
 CFS = [250, 500, 1000, 2000, 3000, 4000, 6000, 8000]
 
 
@@ -278,13 +284,6 @@ def test_process_song_bad_inputs(change, match):
 
 
 # ----------------------------------------------------------------------- the pipeline
-def write_track(root, name, stems):
-    folder = root / "test" / name
-    folder.mkdir(parents=True)
-    for stem, audio in {**stems, "mixture": sum(stems.values())}.items():
-        sf.write(folder / f"{stem}.wav", np.asarray(audio, np.float32).T, SR, subtype="FLOAT")
-
-
 class FakeSeparator:
     """Returns the reference stems of the song plus white noise at 0.3 x their RMS."""
 
@@ -304,15 +303,6 @@ class FakeSeparator:
         return out
 
 
-def _compose(overrides):
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose("cadenza", overrides=overrides)
-
-
 def test_run_writes_one_row_per_song_listener_stem_ear(tmp_path, monkeypatch):
     """run(cfg): the real config and data reading, a stand-in separator, two listeners, two
     worker processes and ``seconds`` cutting a 1.5 s song to 0.5 s."""
@@ -320,7 +310,7 @@ def test_run_writes_one_row_per_song_listener_stem_ear(tmp_path, monkeypatch):
 
     stems = song_stems(1.5, seed=4)
     data = tmp_path / "musdb"
-    write_track(data, "song_a", stems)
+    write_musdb_track(data / "test" / "song_a", stems)
     listeners = save_listeners(load_listeners()[2:], tmp_path / "listeners.json")
     calls = []
 
@@ -335,7 +325,8 @@ def test_run_writes_one_row_per_song_listener_stem_ear(tmp_path, monkeypatch):
     ckpt.write_bytes(b"not read by the stand-in")
     out = tmp_path / "out"
     summary = run(
-        _compose(
+        compose_config(
+            "cadenza",
             [
                 f"checkpoint={ckpt}",
                 "data=musdb",
@@ -345,7 +336,7 @@ def test_run_writes_one_row_per_song_listener_stem_ear(tmp_path, monkeypatch):
                 "seconds=0.5",
                 f"out={out}",
                 "save_remix=true",
-            ]
+            ],
         )
     )
     assert calls == [str(ckpt)]
@@ -395,7 +386,7 @@ def test_pipeline_errors_name_the_problem(tmp_path):
 def test_config_defaults_and_run_checks():
     from xslicq.cadenza import run
 
-    cfg = _compose([])
+    cfg = compose_config("cadenza")
     assert cfg.split == "test" and cfg.workers == 2 and cfg.compressor is False
     assert cfg.listeners is None and cfg.seconds is None and cfg.reference == "cad1"
     assert cfg.data.synthetic is not None
@@ -504,14 +495,10 @@ def test_callback_errors_and_config():
         HAAQICallback(every_n_epochs=0)
     with pytest.raises(CadenzaError, match="seconds must be positive"):
         HAAQICallback(seconds=0)
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
     from hydra.utils import instantiate
 
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        default = compose("train").callbacks
-        cfg = compose("train", overrides=["callbacks=haaqi"]).callbacks
+    default = compose_config("train").callbacks
+    cfg = compose_config("train", ["callbacks=haaqi"]).callbacks
     assert set(cfg) == set(default) | {"haaqi"}
     callback = instantiate(cfg.haaqi)
     assert isinstance(callback, HAAQICallback) and callback.listener.id == "example_mild"
@@ -523,8 +510,6 @@ def test_tiny_training_run_logs_val_haaqi_and_cli_scores_its_checkpoint(tmp_path
     """A real (tiny) training run with callbacks=haaqi logs val/haaqi; the CLI then scores
     its checkpoint on the test song (0.5 s, one listener, two workers)."""
     from xslicq.train import train
-
-    from helpers import make_dataset, tiny_train_config
 
     data_root = make_dataset(tmp_path / "ds", train=2, test=1, valid=1, seconds=3.0)
     cfg = tiny_train_config(

@@ -3,11 +3,9 @@
 import math
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from xslicq.data import SOURCES
 from xslicq.data.tracks import find_tracks
@@ -16,8 +14,8 @@ from xslicq.oracle import oracle_estimates, oracle_scores, run_oracles
 from xslicq.signals import music_like
 from xslicq.transform import STFT, SliCQT
 
-ROOT = Path(__file__).resolve().parents[1]
-SR = 44100
+from helpers import ROOT, SR, write_musdb_track
+
 SECONDS = 3.0
 
 TRANSFORMS = {
@@ -26,30 +24,18 @@ TRANSFORMS = {
 }
 
 
-def write_track(root: Path, name: str, stems: dict) -> None:
-    """One track in MUSDB18-HQ layout; missing stems are silent, mixture = sum of stems."""
-    folder = root / "test" / name
-    folder.mkdir(parents=True, exist_ok=True)
-    n = int(SECONDS * SR)
-    stems = {s: np.asarray(stems.get(s, np.zeros((2, n))), np.float32) for s in SOURCES}
-    stems["mixture"] = sum(stems[s] for s in SOURCES)
-    for stem, audio in stems.items():
-        sf.write(folder / f"{stem}.wav", audio.T, SR, subtype="FLOAT")
-
-
 @pytest.fixture(scope="module")
 def lone_source(tmp_path_factory):
     root = tmp_path_factory.mktemp("lone")
-    write_track(root, "lone", {"vocals": 0.8 * music_like(SECONDS, seed=2)})
+    write_musdb_track(root / "test" / "lone", {"vocals": 0.8 * music_like(SECONDS, seed=2)})
     return find_tracks(root, "test")
 
 
 @pytest.fixture(scope="module")
 def two_sources(tmp_path_factory):
     root = tmp_path_factory.mktemp("two")
-    write_track(
-        root,
-        "two",
+    write_musdb_track(
+        root / "test" / "two",
         {
             "vocals": 0.5 * music_like(SECONDS, seed=1, tempo=97),
             "bass": 0.5 * music_like(SECONDS, seed=7, tempo=83),

@@ -31,10 +31,8 @@ from xslicq.data.synthetic.midi import stem_midi
 from xslicq.data.synthetic.mix import mix_stems
 from xslicq.data.synthetic.wav import write_float_wav
 
-from helpers import needs_fluidsynth
+from helpers import ROOT, SR, needs_fluidsynth
 
-ROOT = Path(__file__).resolve().parents[1]
-SR = 44100
 SECONDS = 4.0
 FILES = ("mixture",) + tuple(SOURCES)
 
