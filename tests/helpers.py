@@ -8,6 +8,8 @@ module imports another one.
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +79,20 @@ class _NoTrainingStack:
             raise ImportError(f"{name} is blocked (a torch-free install)")
 sys.meta_path.insert(0, _NoTrainingStack())
 """
+
+
+# ------------------------------------------------------------------------ command lines
+def run_module(module: str, *args, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
+    """``python -m <module> <args>`` in a subprocess from the repository root, stdout and
+    stderr captured as text; ``kwargs`` go to :func:`subprocess.run` (``env``, ``input``)."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout,
+        **kwargs,
+    )
 
 
 # ------------------------------------------------------------------ MUSDB18-HQ layout

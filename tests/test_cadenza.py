@@ -37,6 +37,7 @@ from helpers import (  # noqa: E402
     SR,
     compose_config,
     make_dataset,
+    run_module,
     tiny_train_config,
     write_musdb_track,
 )
@@ -395,28 +396,12 @@ def test_config_defaults_and_run_checks():
 
 
 def test_cli_help_and_missing_checkpoint(tmp_path):
-    r = subprocess.run(
-        [sys.executable, "-m", "xslicq.cadenza", "--help"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-    )
+    r = run_module("xslicq.cadenza", "--help", timeout=120)
     assert r.returncode == 0, r.stderr
     assert "listeners" in r.stdout and "compressor" in r.stdout and "seconds" in r.stdout
     missing = tmp_path / "missing.ckpt"
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "xslicq.cadenza",
-            f"checkpoint={missing}",
-            f"out={tmp_path / 'out'}",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
+    r = run_module(
+        "xslicq.cadenza", f"checkpoint={missing}", f"out={tmp_path / 'out'}", timeout=120
     )
     assert r.returncode != 0
     assert f"checkpoint {missing} does not exist" in r.stderr and "Traceback" not in r.stderr
@@ -521,23 +506,15 @@ def test_tiny_training_run_logs_val_haaqi_and_cli_scores_its_checkpoint(tmp_path
     assert 0.0 <= metrics["val/haaqi"] <= 1.0
     listeners = save_listeners(load_listeners()[:1], tmp_path / "one.json")
     out = tmp_path / "cadenza"
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "xslicq.cadenza",
-            f"checkpoint={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}",
-            "data=musdb",
-            f"data.root={data_root}",
-            f"listeners={listeners}",
-            "seconds=0.5",
-            "workers=2",
-            f"out={out}",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=600,
+    r = run_module(
+        "xslicq.cadenza",
+        f"checkpoint={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}",
+        "data=musdb",
+        f"data.root={data_root}",
+        f"listeners={listeners}",
+        "seconds=0.5",
+        "workers=2",
+        f"out={out}",
     )
     assert r.returncode == 0, r.stderr[-3000:]
     with open(out / "scores.csv", newline="") as f:

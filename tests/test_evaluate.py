@@ -2,7 +2,6 @@
 and the CLI."""
 
 import json
-import subprocess
 import sys
 
 import numpy as np
@@ -23,7 +22,7 @@ from xslicq.evaluation import (
 )
 from xslicq.signals import music_like
 
-from helpers import ROOT, SR, compose_config, write_musdb_track
+from helpers import SR, compose_config, run_module, write_musdb_track
 
 
 def music_stems(seconds: float, seed: int) -> dict:
@@ -324,28 +323,12 @@ def test_config_composes_and_run_checks_paths(tmp_path):
 
 
 def test_cli_help_and_missing_checkpoint(tmp_path):
-    r = subprocess.run(
-        [sys.executable, "-m", "xslicq.evaluate", "--help"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-    )
+    r = run_module("xslicq.evaluate", "--help", timeout=120)
     assert r.returncode == 0, r.stderr
     assert "checkpoint" in r.stdout and "metric" in r.stdout
     missing = tmp_path / "missing.ckpt"
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "xslicq.evaluate",
-            f"checkpoint={missing}",
-            f"out={tmp_path / 'out'}",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
+    r = run_module(
+        "xslicq.evaluate", f"checkpoint={missing}", f"out={tmp_path / 'out'}", timeout=120
     )
     assert r.returncode != 0
     assert f"checkpoint {missing} does not exist" in r.stderr

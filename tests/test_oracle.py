@@ -1,8 +1,6 @@
 """Oracle masks of a transform: known answers for the IRM and the mixture-phase oracle."""
 
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,7 +12,7 @@ from xslicq.oracle import oracle_estimates, oracle_scores, run_oracles
 from xslicq.signals import music_like
 from xslicq.transform import STFT, SliCQT
 
-from helpers import ROOT, SR, write_musdb_track
+from helpers import SR, run_module, write_musdb_track
 
 SECONDS = 3.0
 
@@ -125,47 +123,27 @@ def test_oracle_writes_tables_and_checks_its_input(two_sources, tmp_path):
 
 def test_oracle_cli(two_sources, tmp_path):
     root = two_sources[0].folder.parents[1]
-    r = subprocess.run(
-        [sys.executable, "-m", "xslicq.oracle", "--help"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-    )
+    r = run_module("xslicq.oracle", "--help", timeout=120)
     assert r.returncode == 0, r.stderr
     out = tmp_path / "out"
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "xslicq.oracle",
-            "transform=stft",
-            "data=musdb",
-            f"data.root={root}",
-            "workers=0",
-            "targets=[vocals,bass]",
-            f"out={out}",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
+    r = run_module(
+        "xslicq.oracle",
+        "transform=stft",
+        "data=musdb",
+        f"data.root={root}",
+        "workers=0",
+        "targets=[vocals,bass]",
+        f"out={out}",
         timeout=300,
     )
     assert r.returncode == 0, r.stderr
     assert "| irm |" in r.stdout and "| mixphase |" in r.stdout
     assert (out / "irm" / "summary.md").exists() and (out / "summary.md").exists()
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "xslicq.oracle",
-            "data=musdb",
-            f"data.root={tmp_path / 'missing'}",
-            f"out={out}",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
+    r = run_module(
+        "xslicq.oracle",
+        "data=musdb",
+        f"data.root={tmp_path / 'missing'}",
+        f"out={out}",
         timeout=120,
     )
     assert r.returncode != 0 and f"dataset folder {tmp_path / 'missing'} does not exist" in r.stderr
