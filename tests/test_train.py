@@ -10,7 +10,7 @@ from omegaconf import open_dict
 
 from xslicq.train import ConfigError, train
 
-from helpers import CONF, compose_config, run_module, tiny_train_config
+from helpers import CONF, TINY_DATA, TINY_MODEL, compose_config, run_module, tiny_train_config
 
 GROUPS = {
     g: sorted(p.stem for p in (CONF / g).glob("*.yaml"))
@@ -149,14 +149,8 @@ def test_cli_runs(tmp_path, tiny_musdb):
         "xslicq.train",
         "trainer=debug",
         f"data.root={tiny_musdb}",
-        "data.synthetic=null",
-        "data.num_workers=0",
-        "data.batch_size=2",
-        "data.samples_per_track=2",
-        "data.val_seq_dur=2.0",
-        "transform=bark",
-        "model.hidden=8",
-        "system.columns_per_second=220",
+        *TINY_DATA,
+        *TINY_MODEL,
         "log_media=false",
         f"hydra.run.dir={tmp_path}",
     )
@@ -201,14 +195,8 @@ def test_optuna_sweep_with_a_failing_trial(tmp_path, tiny_musdb):
         "hparams_search=test_sweep",
         "trainer=debug",
         f"data.root={tiny_musdb}",
-        "data.synthetic=null",
-        "data.num_workers=0",
-        "data.batch_size=2",
-        "data.samples_per_track=2",
-        "data.val_seq_dur=2.0",
-        "transform=bark",
-        "system.columns_per_second=220",
-        "model.hidden=8",
+        *TINY_DATA,
+        *TINY_MODEL,
         "log_media=false",
         f"hydra.sweep.dir={tmp_path / 'sweep'}",
         timeout=900,
