@@ -179,17 +179,26 @@ TINY_DATA = (
 TINY_MODEL = ("transform=bark", "model.hidden=8", "system.columns_per_second=220")
 
 
-def tiny_train_config(out_dir, data_root, overrides=()):
-    """The real train config, shrunk (``trainer=debug``, :data:`TINY_DATA`,
-    :data:`TINY_MODEL`), writing into ``out_dir``, registered as the current Hydra run (as
-    ``python -m xslicq.train`` would) and without its ``hydra`` node."""
+def train_run_config(overrides=()):
+    """The train config with ``overrides`` (``hydra.runtime.output_dir=...`` among them for
+    a run's folder), registered as the current Hydra run (as ``python -m xslicq.train``
+    would) and without its ``hydra`` node: what :func:`xslicq.train.train` takes."""
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    cfg = compose_config(
-        "train",
-        return_hydra_config=True,
-        overrides=[
+    cfg = compose_config("train", overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
+
+
+def tiny_train_config(out_dir, data_root, overrides=()):
+    """The real train config, shrunk (``trainer=debug``, :data:`TINY_DATA`,
+    :data:`TINY_MODEL`), writing into ``out_dir``, registered as the current Hydra run
+    (:func:`train_run_config`)."""
+    return train_run_config(
+        [
             "trainer=debug",
             f"data.root={data_root}",
             *TINY_DATA,
@@ -198,12 +207,8 @@ def tiny_train_config(out_dir, data_root, overrides=()):
             f"hydra.runtime.output_dir={out_dir}",
             "log_media=true",
             *overrides,
-        ],
+        ]
     )
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg
 
 
 def fresh_checkpoint(path, overrides=()):
