@@ -211,6 +211,14 @@ def tiny_train_config(out_dir, data_root, overrides=()):
     )
 
 
+def save_checkpoint(system, path):
+    """``system``'s weights and config in the layout training writes and
+    :meth:`xslicq.Separator.from_checkpoint` reads; returns ``path`` as a :class:`Path`."""
+    path = Path(path)
+    torch.save({"state_dict": system.state_dict(), "xslicq": {"config": system.config}}, path)
+    return path
+
+
 def fresh_checkpoint(path, overrides=()):
     """An untrained checkpoint of the shrunk model (:data:`TINY_MODEL`, ``overrides`` on
     the train config) in the layout :meth:`xslicq.Separator.from_checkpoint` reads (weights
@@ -221,6 +229,40 @@ def fresh_checkpoint(path, overrides=()):
     cfg = compose_config("train", [*TINY_MODEL, *overrides])
     torch.manual_seed(0)
     system = SeparationSystem.from_config(cfg, training=False)
-    path = Path(path)
-    torch.save({"state_dict": system.state_dict(), "xslicq": {"config": system.config}}, path)
-    return path
+    return save_checkpoint(system, path)
+
+
+# ------------------------------------------------------------------------ streaming
+def perturbed_system(overrides=(), seed=0):
+    """The system of the train config with ``overrides``, in eval mode, its weights moved
+    away from torch's initialisation (seeded with ``seed``) by 0.3 x a standard normal, so
+    that every stage (a carried LSTM state included) matters."""
+    from xslicq.system import SeparationSystem
+
+    torch.manual_seed(seed)
+    system = SeparationSystem.from_config(compose_config("train", overrides), training=False)
+    with torch.no_grad():
+        for p in system.model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return system.eval()
+
+
+def tones_and_noise(seconds, seed=0, channels=2):
+    """(channels, samples) float32 at :data:`SR`: two tones (one gliding up) and noise, a
+    different mix per channel."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SR)
+    t = np.arange(n) / SR
+    x = 0.3 * np.sin(2 * np.pi * 220 * t) + 0.2 * np.sin(2 * np.pi * 1760 * t * (1 + t / 10))
+    x = x + 0.05 * rng.standard_normal((channels, n))
+    return (x * np.linspace(0.6, 1.0, channels)[:, None]).astype(np.float32)
+
+
+def stream_blocks(engine, x, block):
+    """``x`` (channels, samples) pushed through a :class:`xslicq.stream.Streamer` on
+    ``engine`` in blocks of ``block`` samples, then finished: the streamed stems."""
+    from xslicq.stream import Streamer
+
+    streamer = Streamer(engine)
+    parts = [streamer.push(x[:, a : a + block]) for a in range(0, x.shape[1], block)]
+    return np.concatenate(parts + [streamer.finish()], axis=-1)
