@@ -95,6 +95,26 @@ def run_module(module: str, *args, timeout: float = 600, **kwargs) -> subprocess
     )
 
 
+def stand_in_separator(monkeypatch, path, separator) -> list:
+    """Replace ``xslicq.separator`` (as the entry points import it lazily) by a stand-in whose
+    ``Separator.from_checkpoint`` returns ``separator`` and reads nothing, and write a
+    placeholder checkpoint file at ``path``; returns the list of ``(path, device)`` it is
+    called with."""
+    import types
+
+    calls = []
+
+    class StandIn:
+        @staticmethod
+        def from_checkpoint(path, device="cpu"):
+            calls.append((path, device))
+            return separator
+
+    monkeypatch.setitem(sys.modules, "xslicq.separator", types.SimpleNamespace(Separator=StandIn))
+    Path(path).write_bytes(b"not read by the stand-in")
+    return calls
+
+
 # ------------------------------------------------------------------ MUSDB18-HQ layout
 def write_musdb_track(folder: Path, stems: dict, sample_rate: int = SR) -> None:
     """One track in MUSDB18-HQ layout: ``stems`` maps some of vocals, drums, bass, other to

@@ -38,6 +38,7 @@ from helpers import (  # noqa: E402
     compose_config,
     make_dataset,
     run_module,
+    stand_in_separator,
     tiny_train_config,
     write_musdb_track,
 )
@@ -313,17 +314,8 @@ def test_run_writes_one_row_per_song_listener_stem_ear(tmp_path, monkeypatch):
     data = tmp_path / "musdb"
     write_musdb_track(data / "test" / "song_a", stems)
     listeners = save_listeners(load_listeners()[2:], tmp_path / "listeners.json")
-    calls = []
-
-    class StandIn:
-        @staticmethod
-        def from_checkpoint(path, device="cpu"):
-            calls.append(path)
-            return FakeSeparator(stems)
-
-    monkeypatch.setitem(sys.modules, "xslicq.separator", types.SimpleNamespace(Separator=StandIn))
     ckpt = tmp_path / "model.ckpt"
-    ckpt.write_bytes(b"not read by the stand-in")
+    calls = stand_in_separator(monkeypatch, ckpt, FakeSeparator(stems))
     out = tmp_path / "out"
     summary = run(
         compose_config(
@@ -340,7 +332,7 @@ def test_run_writes_one_row_per_song_listener_stem_ear(tmp_path, monkeypatch):
             ],
         )
     )
-    assert calls == [str(ckpt)]
+    assert calls == [(str(ckpt), "cpu")]
     with open(out / "scores.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert tuple(rows[0]) == CSV_COLUMNS

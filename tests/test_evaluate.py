@@ -22,7 +22,7 @@ from xslicq.evaluation import (
 )
 from xslicq.signals import music_like
 
-from helpers import SR, compose_config, run_module, write_musdb_track
+from helpers import SR, compose_config, run_module, stand_in_separator, write_musdb_track
 
 
 def music_stems(seconds: float, seed: int) -> dict:
@@ -338,21 +338,11 @@ def test_cli_help_and_missing_checkpoint(tmp_path):
 def test_run_wires_config_separator_and_data(dataset, tmp_path, monkeypatch):
     """run(cfg) loads the checkpoint with Separator.from_checkpoint (a stand-in module here,
     so this test does not depend on the real separator) and evaluates the configured split."""
-    import types
-
     from xslicq.evaluate import run
 
-    calls = []
-
-    class StandIn:
-        @staticmethod
-        def from_checkpoint(path, device="cpu"):
-            calls.append((path, device))
-            return FakeSeparator(dataset, targets=("vocals", "drums"), noise=0.2)
-
-    monkeypatch.setitem(sys.modules, "xslicq.separator", types.SimpleNamespace(Separator=StandIn))
     ckpt = tmp_path / "model.ckpt"
-    ckpt.write_bytes(b"not read by the stand-in")
+    separator = FakeSeparator(dataset, targets=("vocals", "drums"), noise=0.2)
+    calls = stand_in_separator(monkeypatch, ckpt, separator)
     out = tmp_path / "out"
     summary = run(
         compose_config(
