@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from benchutil import RESULTS, write_results
 
 
 def main() -> None:
@@ -101,9 +101,7 @@ def main() -> None:
     else:
         lines.append("Run experiments/bench_training.py first to compare with the training rate.")
     lines.append("")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "data.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_results("data.md", lines)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import torch
-from benchutil import median_time
+from benchutil import median_time, write_results
 from hydra import compose, initialize_config_dir
 
 from xslicq import signals
@@ -31,7 +31,6 @@ from xslicq.separator import Separator
 from xslicq.system import SeparationSystem
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "experiments" / "results"
 SR = 44100
 CHUNK_SECONDS = 10.0
 SONG_SECONDS = 30.0
@@ -180,9 +179,7 @@ def main() -> None:
         "bound the tests hold is 1e-4).",
         "",
     ]
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "engines.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_results("engines.md", lines)
 
 
 if __name__ == "__main__":

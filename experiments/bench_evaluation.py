@@ -22,8 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-RESULTS = Path(__file__).resolve().parent / "results"
+from benchutil import write_results
 
 
 def main() -> None:
@@ -122,11 +121,7 @@ def main() -> None:
         "estimate - reference; the filters only enter SIR, SAR and ISR).",
         "",
     ]
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "evaluation.md"
-    out.write_text("\n".join(lines))
-    print("\n".join(lines))
-    print(f"written to {out}")
+    write_results("evaluation.md", lines)
 
 
 if __name__ == "__main__":

@@ -23,11 +23,10 @@ import argparse
 import os
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
+from benchutil import write_results
 
-RESULTS = Path(__file__).resolve().parent / "results"
 SR = 44100
 
 
@@ -140,11 +139,7 @@ def main() -> None:
         f"on average) costs about {slope * 240 * 8 / 60:.0f} min per listener; use "
         "`seconds=` for quick looks.",
     ]
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "haaqi.md"
-    out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-    print(f"\nwritten to {out}")
+    write_results("haaqi.md", [*lines, ""])
 
 
 if __name__ == "__main__":

@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from benchutil import write_results
 
-RESULTS = Path(__file__).resolve().parent / "results"
 CONF = Path(__file__).resolve().parents[1] / "conf"
 SR = 44100
 
@@ -254,9 +254,7 @@ def main(argv=None) -> int:
         "stream).",
         "",
     ]
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "stream.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_results("stream.md", lines)
     return 0
 
 

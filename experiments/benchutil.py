@@ -1,8 +1,11 @@
-"""Timing helper shared by the benchmark scripts."""
+"""Helpers shared by the benchmark and experiment scripts: timing and writing the results."""
 
 import time
+from pathlib import Path
 
 import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"  # experiments/results
 
 
 def median_time(fn, repeats: int = 5) -> float:
@@ -14,3 +17,15 @@ def median_time(fn, repeats: int = 5) -> float:
         fn()
         times.append(time.perf_counter() - t0)
     return float(np.median(times))
+
+
+def write_results(name: str, lines: list[str]) -> Path:
+    """Write ``lines`` joined by newlines (no newline added at the end) to
+    ``experiments/results/<name>``, print them and the path; returns the path."""
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / name
+    text = "\n".join(lines)
+    out.write_text(text)
+    print(text)
+    print(f"written to {out}")
+    return out

@@ -36,9 +36,10 @@ import sys
 import time
 from pathlib import Path
 
+from benchutil import RESULTS, write_results
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-RESULTS = HERE / "results"
 OUT = ROOT / "outputs" / "compare_frontends"
 CONFIGS = {
     "cqlog": ("(a) sliCQT cqlog (default) + xumx_matrix", []),
@@ -408,11 +409,7 @@ def main() -> None:
             f"{results[(n, s, 'steps')]['haaqi']:.3f} |"
         )
     lines.append("")
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "frontends.md"
-    out.write_text("\n".join(lines))
-    print("\n".join(lines))
-    print(f"written to {out}")
+    write_results("frontends.md", lines)
 
 
 if __name__ == "__main__":

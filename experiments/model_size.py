@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 
 import torch
+from benchutil import write_results
 
-RESULTS = Path(__file__).resolve().parent / "results"
 CONF = Path(__file__).resolve().parents[1] / "conf"
 SR = 44100
 
@@ -108,9 +108,7 @@ def main() -> None:
         approx = "~" if "published" in source else ""
         gmacs = "n/a" if macs is None else f"{macs / 1e9:.2f}"
         lines.append(f"| {name} | {approx}{params:,} | {gmacs} | {source} |")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "models.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("models.md", [*lines, ""])
 
 
 if __name__ == "__main__":

@@ -22,9 +22,10 @@ import platform
 import time
 from pathlib import Path
 
+from benchutil import write_results
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-RESULTS = HERE / "results"
 TRANSFORMS = ("stft", "stft 8192/2048", "cqlog", "oct", "mel", "bark", "vqlog", "tuned")
 """Configs in conf/transform, and the best STFT of the transform search's family."""
 KINDS = ("mixphase", "irm")
@@ -240,11 +241,7 @@ def main() -> None:
         "main process.",
         "",
     ]
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "oracle.md"
-    out.write_text("\n".join(lines))
-    print("\n".join(lines))
-    print(f"written to {out}")
+    write_results("oracle.md", lines)
 
 
 if __name__ == "__main__":

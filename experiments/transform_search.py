@@ -33,9 +33,10 @@ import time
 import warnings
 from pathlib import Path
 
+from benchutil import RESULTS, write_results
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-RESULTS = HERE / "results"
 OUT = ROOT / "outputs" / "transform_search"
 KINDS = ("mixphase", "irm")
 DIRECTIONS = ("maximize", "minimize")
@@ -534,11 +535,8 @@ def main() -> None:
                 f"| {best.values[0]:.2f} | {describe(best.user_attrs['transform'])} |"
             )
     lines.append("")
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "transform_search.md"
-    out.write_text("\n".join(lines))
-    print("\n".join(lines))
-    print(f"written to {out} and {png}")
+    write_results("transform_search.md", lines)
+    print(f"and the figure to {png}")
 
 
 if __name__ == "__main__":

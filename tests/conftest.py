@@ -22,6 +22,16 @@ def _seed():
     np.random.seed(0)
 
 
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for the test (the stream tests: their slices are small, and on a
+    loaded machine threads that wait for each other cost more than they give)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # ---------------------------------------------------------------------- tiny training
 @pytest.fixture(scope="session")
 def tiny_musdb(tmp_path_factory):

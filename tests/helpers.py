@@ -8,6 +8,8 @@ module imports another one.
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +79,40 @@ class _NoTrainingStack:
             raise ImportError(f"{name} is blocked (a torch-free install)")
 sys.meta_path.insert(0, _NoTrainingStack())
 """
+
+
+# ------------------------------------------------------------------------ command lines
+def run_module(module: str, *args, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
+    """``python -m <module> <args>`` in a subprocess from the repository root, stdout and
+    stderr captured as text; ``kwargs`` go to :func:`subprocess.run` (``env``, ``input``)."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout,
+        **kwargs,
+    )
+
+
+def stand_in_separator(monkeypatch, path, separator) -> list:
+    """Replace ``xslicq.separator`` (as the entry points import it lazily) by a stand-in whose
+    ``Separator.from_checkpoint`` returns ``separator`` and reads nothing, and write a
+    placeholder checkpoint file at ``path``; returns the list of ``(path, device)`` it is
+    called with."""
+    import types
+
+    calls = []
+
+    class StandIn:
+        @staticmethod
+        def from_checkpoint(path, device="cpu"):
+            calls.append((path, device))
+            return separator
+
+    monkeypatch.setitem(sys.modules, "xslicq.separator", types.SimpleNamespace(Separator=StandIn))
+    Path(path).write_bytes(b"not read by the stand-in")
+    return calls
 
 
 # ------------------------------------------------------------------ MUSDB18-HQ layout
@@ -163,17 +199,26 @@ TINY_DATA = (
 TINY_MODEL = ("transform=bark", "model.hidden=8", "system.columns_per_second=220")
 
 
-def tiny_train_config(out_dir, data_root, overrides=()):
-    """The real train config, shrunk (``trainer=debug``, :data:`TINY_DATA`,
-    :data:`TINY_MODEL`), writing into ``out_dir``, registered as the current Hydra run (as
-    ``python -m xslicq.train`` would) and without its ``hydra`` node."""
+def train_run_config(overrides=()):
+    """The train config with ``overrides`` (``hydra.runtime.output_dir=...`` among them for
+    a run's folder), registered as the current Hydra run (as ``python -m xslicq.train``
+    would) and without its ``hydra`` node: what :func:`xslicq.train.train` takes."""
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    cfg = compose_config(
-        "train",
-        return_hydra_config=True,
-        overrides=[
+    cfg = compose_config("train", overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
+
+
+def tiny_train_config(out_dir, data_root, overrides=()):
+    """The real train config, shrunk (``trainer=debug``, :data:`TINY_DATA`,
+    :data:`TINY_MODEL`), writing into ``out_dir``, registered as the current Hydra run
+    (:func:`train_run_config`)."""
+    return train_run_config(
+        [
             "trainer=debug",
             f"data.root={data_root}",
             *TINY_DATA,
@@ -182,12 +227,16 @@ def tiny_train_config(out_dir, data_root, overrides=()):
             f"hydra.runtime.output_dir={out_dir}",
             "log_media=true",
             *overrides,
-        ],
+        ]
     )
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg
+
+
+def save_checkpoint(system, path):
+    """``system``'s weights and config in the layout training writes and
+    :meth:`xslicq.Separator.from_checkpoint` reads; returns ``path`` as a :class:`Path`."""
+    path = Path(path)
+    torch.save({"state_dict": system.state_dict(), "xslicq": {"config": system.config}}, path)
+    return path
 
 
 def fresh_checkpoint(path, overrides=()):
@@ -200,6 +249,40 @@ def fresh_checkpoint(path, overrides=()):
     cfg = compose_config("train", [*TINY_MODEL, *overrides])
     torch.manual_seed(0)
     system = SeparationSystem.from_config(cfg, training=False)
-    path = Path(path)
-    torch.save({"state_dict": system.state_dict(), "xslicq": {"config": system.config}}, path)
-    return path
+    return save_checkpoint(system, path)
+
+
+# ------------------------------------------------------------------------ streaming
+def perturbed_system(overrides=(), seed=0):
+    """The system of the train config with ``overrides``, in eval mode, its weights moved
+    away from torch's initialisation (seeded with ``seed``) by 0.3 x a standard normal, so
+    that every stage (a carried LSTM state included) matters."""
+    from xslicq.system import SeparationSystem
+
+    torch.manual_seed(seed)
+    system = SeparationSystem.from_config(compose_config("train", overrides), training=False)
+    with torch.no_grad():
+        for p in system.model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return system.eval()
+
+
+def tones_and_noise(seconds, seed=0, channels=2):
+    """(channels, samples) float32 at :data:`SR`: two tones (one gliding up) and noise, a
+    different mix per channel."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SR)
+    t = np.arange(n) / SR
+    x = 0.3 * np.sin(2 * np.pi * 220 * t) + 0.2 * np.sin(2 * np.pi * 1760 * t * (1 + t / 10))
+    x = x + 0.05 * rng.standard_normal((channels, n))
+    return (x * np.linspace(0.6, 1.0, channels)[:, None]).astype(np.float32)
+
+
+def stream_blocks(engine, x, block):
+    """``x`` (channels, samples) pushed through a :class:`xslicq.stream.Streamer` on
+    ``engine`` in blocks of ``block`` samples, then finished: the streamed stems."""
+    from xslicq.stream import Streamer
+
+    streamer = Streamer(engine)
+    parts = [streamer.push(x[:, a : a + block]) for a in range(0, x.shape[1], block)]
+    return np.concatenate(parts + [streamer.finish()], axis=-1)

@@ -9,7 +9,6 @@ import math
 import subprocess
 import sys
 import types
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,8 +32,17 @@ from xslicq.cadenza import (  # noqa: E402
 from xslicq.data import SOURCES  # noqa: E402
 from xslicq.signals import music_like, noise  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-SR = 44100
+from helpers import (  # noqa: E402
+    ROOT,
+    SR,
+    compose_config,
+    make_dataset,
+    run_module,
+    stand_in_separator,
+    tiny_train_config,
+    write_musdb_track,
+)
+
 CFS = [250, 500, 1000, 2000, 3000, 4000, 6000, 8000]
 
 
@@ -278,13 +286,6 @@ def test_process_song_bad_inputs(change, match):
 
 
 # ----------------------------------------------------------------------- the pipeline
-def write_track(root, name, stems):
-    folder = root / "test" / name
-    folder.mkdir(parents=True)
-    for stem, audio in {**stems, "mixture": sum(stems.values())}.items():
-        sf.write(folder / f"{stem}.wav", np.asarray(audio, np.float32).T, SR, subtype="FLOAT")
-
-
 class FakeSeparator:
     """Returns the reference stems of the song plus white noise at 0.3 x their RMS."""
 
@@ -304,15 +305,6 @@ class FakeSeparator:
         return out
 
 
-def _compose(overrides):
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose("cadenza", overrides=overrides)
-
-
 def test_run_writes_one_row_per_song_listener_stem_ear(tmp_path, monkeypatch):
     """run(cfg): the real config and data reading, a stand-in separator, two listeners, two
     worker processes and ``seconds`` cutting a 1.5 s song to 0.5 s."""
@@ -320,22 +312,14 @@ def test_run_writes_one_row_per_song_listener_stem_ear(tmp_path, monkeypatch):
 
     stems = song_stems(1.5, seed=4)
     data = tmp_path / "musdb"
-    write_track(data, "song_a", stems)
+    write_musdb_track(data / "test" / "song_a", stems)
     listeners = save_listeners(load_listeners()[2:], tmp_path / "listeners.json")
-    calls = []
-
-    class StandIn:
-        @staticmethod
-        def from_checkpoint(path, device="cpu"):
-            calls.append(path)
-            return FakeSeparator(stems)
-
-    monkeypatch.setitem(sys.modules, "xslicq.separator", types.SimpleNamespace(Separator=StandIn))
     ckpt = tmp_path / "model.ckpt"
-    ckpt.write_bytes(b"not read by the stand-in")
+    calls = stand_in_separator(monkeypatch, ckpt, FakeSeparator(stems))
     out = tmp_path / "out"
     summary = run(
-        _compose(
+        compose_config(
+            "cadenza",
             [
                 f"checkpoint={ckpt}",
                 "data=musdb",
@@ -345,10 +329,10 @@ def test_run_writes_one_row_per_song_listener_stem_ear(tmp_path, monkeypatch):
                 "seconds=0.5",
                 f"out={out}",
                 "save_remix=true",
-            ]
+            ],
         )
     )
-    assert calls == [str(ckpt)]
+    assert calls == [(str(ckpt), "cpu")]
     with open(out / "scores.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert tuple(rows[0]) == CSV_COLUMNS
@@ -395,7 +379,7 @@ def test_pipeline_errors_name_the_problem(tmp_path):
 def test_config_defaults_and_run_checks():
     from xslicq.cadenza import run
 
-    cfg = _compose([])
+    cfg = compose_config("cadenza")
     assert cfg.split == "test" and cfg.workers == 2 and cfg.compressor is False
     assert cfg.listeners is None and cfg.seconds is None and cfg.reference == "cad1"
     assert cfg.data.synthetic is not None
@@ -404,28 +388,12 @@ def test_config_defaults_and_run_checks():
 
 
 def test_cli_help_and_missing_checkpoint(tmp_path):
-    r = subprocess.run(
-        [sys.executable, "-m", "xslicq.cadenza", "--help"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-    )
+    r = run_module("xslicq.cadenza", "--help", timeout=120)
     assert r.returncode == 0, r.stderr
     assert "listeners" in r.stdout and "compressor" in r.stdout and "seconds" in r.stdout
     missing = tmp_path / "missing.ckpt"
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "xslicq.cadenza",
-            f"checkpoint={missing}",
-            f"out={tmp_path / 'out'}",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
+    r = run_module(
+        "xslicq.cadenza", f"checkpoint={missing}", f"out={tmp_path / 'out'}", timeout=120
     )
     assert r.returncode != 0
     assert f"checkpoint {missing} does not exist" in r.stderr and "Traceback" not in r.stderr
@@ -504,14 +472,10 @@ def test_callback_errors_and_config():
         HAAQICallback(every_n_epochs=0)
     with pytest.raises(CadenzaError, match="seconds must be positive"):
         HAAQICallback(seconds=0)
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
     from hydra.utils import instantiate
 
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        default = compose("train").callbacks
-        cfg = compose("train", overrides=["callbacks=haaqi"]).callbacks
+    default = compose_config("train").callbacks
+    cfg = compose_config("train", ["callbacks=haaqi"]).callbacks
     assert set(cfg) == set(default) | {"haaqi"}
     callback = instantiate(cfg.haaqi)
     assert isinstance(callback, HAAQICallback) and callback.listener.id == "example_mild"
@@ -524,8 +488,6 @@ def test_tiny_training_run_logs_val_haaqi_and_cli_scores_its_checkpoint(tmp_path
     its checkpoint on the test song (0.5 s, one listener, two workers)."""
     from xslicq.train import train
 
-    from helpers import make_dataset, tiny_train_config
-
     data_root = make_dataset(tmp_path / "ds", train=2, test=1, valid=1, seconds=3.0)
     cfg = tiny_train_config(
         tmp_path / "run",
@@ -536,23 +498,15 @@ def test_tiny_training_run_logs_val_haaqi_and_cli_scores_its_checkpoint(tmp_path
     assert 0.0 <= metrics["val/haaqi"] <= 1.0
     listeners = save_listeners(load_listeners()[:1], tmp_path / "one.json")
     out = tmp_path / "cadenza"
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "xslicq.cadenza",
-            f"checkpoint={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}",
-            "data=musdb",
-            f"data.root={data_root}",
-            f"listeners={listeners}",
-            "seconds=0.5",
-            "workers=2",
-            f"out={out}",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=600,
+    r = run_module(
+        "xslicq.cadenza",
+        f"checkpoint={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}",
+        "data=musdb",
+        f"data.root={data_root}",
+        f"listeners={listeners}",
+        "seconds=0.5",
+        "workers=2",
+        f"out={out}",
     )
     assert r.returncode == 0, r.stderr[-3000:]
     with open(out / "scores.csv", newline="") as f:

@@ -2,13 +2,10 @@
 and the CLI."""
 
 import json
-import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
 from xslicq.data import SOURCES
@@ -25,21 +22,7 @@ from xslicq.evaluation import (
 )
 from xslicq.signals import music_like
 
-ROOT = Path(__file__).resolve().parents[1]
-SR = 44100
-
-
-def write_track(root: Path, name: str, stems: dict, subset: str = "test") -> None:
-    """Write one track in MUSDB18-HQ layout (float32 WAV, mixture = sum of the stems)."""
-    folder = root / subset / name
-    folder.mkdir(parents=True, exist_ok=True)
-    stems = {
-        s: np.asarray(stems.get(s, np.zeros_like(next(iter(stems.values())))), np.float32)
-        for s in SOURCES
-    }
-    stems["mixture"] = sum(stems[s] for s in SOURCES)
-    for stem, audio in stems.items():
-        sf.write(folder / f"{stem}.wav", audio.T, SR, subtype="FLOAT")
+from helpers import SR, compose_config, run_module, stand_in_separator, write_musdb_track
 
 
 def music_stems(seconds: float, seed: int) -> dict:
@@ -58,7 +41,7 @@ def music_stems(seconds: float, seed: int) -> dict:
 def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("musdb")
     for i in range(2):
-        write_track(root, f"track{i}", music_stems(3.0, seed=i))
+        write_musdb_track(root / "test" / f"track{i}", music_stems(3.0, seed=i))
     return root
 
 
@@ -153,7 +136,7 @@ def test_fast_bss_eval_differs_from_museval_on_masked_estimates(tmp_path):
     from xslicq.oracle import oracle_estimates
     from xslicq.system import SeparationSystem
 
-    cfg = _compose([f"paths.data_dir={tmp_path}"], config_name="train")
+    cfg = compose_config("train", [f"paths.data_dir={tmp_path}"])
     targets = list(cfg.data.targets)
     sources = {s: a.astype(np.float32) for s, a in music_stems(3.0, seed=0).items()}
     mixture = sum(sources[s] for s in SOURCES)
@@ -313,60 +296,39 @@ def test_evaluate_errors_name_the_problem(dataset, tmp_path):
         find_tracks(missing, "test")
 
 
-def _compose(overrides, config_name="evaluate"):
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose(config_name, overrides=overrides)
-
-
 def test_config_composes_and_run_checks_paths(tmp_path):
     from xslicq.evaluate import run
 
-    cfg = _compose([])
+    cfg = compose_config("evaluate")
     assert cfg.split == "test" and cfg.metric == "museval" and cfg.workers == 2
     assert cfg.device == "cpu" and cfg.data.synthetic is not None
     missing = tmp_path / "model.ckpt"
     with pytest.raises(EvaluationError, match=f"checkpoint {missing} does not exist"):
-        run(_compose([f"checkpoint={missing}"]))
+        run(compose_config("evaluate", [f"checkpoint={missing}"]))
     with pytest.raises(EvaluationError, match="no checkpoint given"):
         run(cfg)
     ckpt = tmp_path / "real.ckpt"
     ckpt.write_bytes(b"")
     nowhere = tmp_path / "no_musdb"
     with pytest.raises(DatasetError, match=f"dataset folder {nowhere} does not exist"):
-        run(_compose([f"checkpoint={ckpt}", "data=musdb", f"data.root={nowhere}"]))
+        run(
+            compose_config("evaluate", [f"checkpoint={ckpt}", "data=musdb", f"data.root={nowhere}"])
+        )
     with pytest.raises(DatasetError, match="data.root is not set"):
-        load_split(_compose(["data=musdb"]).data, "test")
+        load_split(compose_config("evaluate", ["data=musdb"]).data, "test")
     with pytest.raises(
         EvaluationError, match="unknown metric 'fast'; choose one of museval, sdr, fast_bss_eval"
     ):
-        run(_compose([f"checkpoint={ckpt}", "metric=fast"]))
+        run(compose_config("evaluate", [f"checkpoint={ckpt}", "metric=fast"]))
 
 
 def test_cli_help_and_missing_checkpoint(tmp_path):
-    r = subprocess.run(
-        [sys.executable, "-m", "xslicq.evaluate", "--help"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-    )
+    r = run_module("xslicq.evaluate", "--help", timeout=120)
     assert r.returncode == 0, r.stderr
     assert "checkpoint" in r.stdout and "metric" in r.stdout
     missing = tmp_path / "missing.ckpt"
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "xslicq.evaluate",
-            f"checkpoint={missing}",
-            f"out={tmp_path / 'out'}",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
+    r = run_module(
+        "xslicq.evaluate", f"checkpoint={missing}", f"out={tmp_path / 'out'}", timeout=120
     )
     assert r.returncode != 0
     assert f"checkpoint {missing} does not exist" in r.stderr
@@ -376,24 +338,15 @@ def test_cli_help_and_missing_checkpoint(tmp_path):
 def test_run_wires_config_separator_and_data(dataset, tmp_path, monkeypatch):
     """run(cfg) loads the checkpoint with Separator.from_checkpoint (a stand-in module here,
     so this test does not depend on the real separator) and evaluates the configured split."""
-    import types
-
     from xslicq.evaluate import run
 
-    calls = []
-
-    class StandIn:
-        @staticmethod
-        def from_checkpoint(path, device="cpu"):
-            calls.append((path, device))
-            return FakeSeparator(dataset, targets=("vocals", "drums"), noise=0.2)
-
-    monkeypatch.setitem(sys.modules, "xslicq.separator", types.SimpleNamespace(Separator=StandIn))
     ckpt = tmp_path / "model.ckpt"
-    ckpt.write_bytes(b"not read by the stand-in")
+    separator = FakeSeparator(dataset, targets=("vocals", "drums"), noise=0.2)
+    calls = stand_in_separator(monkeypatch, ckpt, separator)
     out = tmp_path / "out"
     summary = run(
-        _compose(
+        compose_config(
+            "evaluate",
             [
                 f"checkpoint={ckpt}",
                 "data=musdb",
@@ -401,7 +354,7 @@ def test_run_wires_config_separator_and_data(dataset, tmp_path, monkeypatch):
                 "metric=fast_bss_eval",
                 "workers=0",
                 f"out={out}",
-            ]
+            ],
         )
     )
     assert calls == [(str(ckpt), "cpu")]

@@ -9,7 +9,7 @@ import pytest
 from xslicq.models import count_parameters
 from xslicq.system import SeparationSystem
 
-from helpers import TINY_DATA, compose_config
+from helpers import TINY_DATA, compose_config, train_run_config
 
 # experiment -> (parameter count written in its YAML, settings it must carry)
 EXPERIMENTS = {
@@ -72,15 +72,10 @@ SHRINK = {
 def test_experiment_trains_on_cpu(name, tiny_musdb, tmp_path):
     """Two training batches and one validation batch of the recipe on the tiny tone set
     (CPU, float32), with its network shrunk (SHRINK) and the data and trainer shrunk."""
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
-
     from xslicq.train import train
 
-    cfg = compose_config(
-        "train",
-        return_hydra_config=True,
-        overrides=[
+    cfg = train_run_config(
+        [
             f"experiment={name}",
             *SHRINK[name],
             "trainer=debug",
@@ -92,11 +87,8 @@ def test_experiment_trains_on_cpu(name, tiny_musdb, tmp_path):
             "system.init_stats_batches=1",
             f"hydra.runtime.output_dir={tmp_path}",
             "log_media=false",
-        ],
+        ]
     )
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
     metrics, objects = train(cfg)
     system = objects["system"]
     assert type(system.model).__name__ == {"xumx_slicq_v2": "CDAEBlocks"}.get(name, "XUMXMatrix")

@@ -26,7 +26,7 @@ from xslicq.separate import main as separate_main
 from xslicq.system import SeparationSystem
 from xslicq.tensorrt import TensorRTUnavailable
 
-from helpers import NO_TORCH, ROOT, SR, compose_config, fresh_checkpoint, requires_cuda
+from helpers import NO_TORCH, ROOT, SR, compose_config, fresh_checkpoint, requires_cuda, run_module
 
 PARITY = 1e-4  # relative L2 error of every stem, the issue's bound
 
@@ -154,26 +154,15 @@ def test_export_cli_and_dynamo_exporter(exported, tmp_path):
     """The Hydra command line, with the dynamo exporter: same masks as torch."""
     ckpt, _ = exported
     out = tmp_path / "dyn.onnx"
-    r = subprocess.run(
-        [sys.executable, "-m", "xslicq.export", f"checkpoint={ckpt}", "format=onnx"]
-        + [f"out={out}", "exporter=dynamo"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=600,
+    r = run_module(
+        "xslicq.export", f"checkpoint={ckpt}", "format=onnx", f"out={out}", "exporter=dynamo"
     )
     assert r.returncode == 0, r.stderr[-3000:]
     assert f"wrote {out}" in r.stdout
     audio = song(2.0, seed=5)
     ref = Separator.from_checkpoint(ckpt).separate(audio, SR)
     assert_same_stems(OnnxSeparator.from_file(out).separate(audio, SR), ref)
-    bad = subprocess.run(
-        [sys.executable, "-m", "xslicq.export", f"checkpoint={ckpt}", "format=tflite"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-    )
+    bad = run_module("xslicq.export", f"checkpoint={ckpt}", "format=tflite", timeout=300)
     assert bad.returncode == 1
     assert "xslicq.export: error: unknown format 'tflite'; choose one of onnx, tensorrt" in (
         bad.stderr

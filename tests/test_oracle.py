@@ -1,13 +1,9 @@
 """Oracle masks of a transform: known answers for the IRM and the mixture-phase oracle."""
 
 import math
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from xslicq.data import SOURCES
 from xslicq.data.tracks import find_tracks
@@ -16,8 +12,8 @@ from xslicq.oracle import oracle_estimates, oracle_scores, run_oracles
 from xslicq.signals import music_like
 from xslicq.transform import STFT, SliCQT
 
-ROOT = Path(__file__).resolve().parents[1]
-SR = 44100
+from helpers import SR, run_module, write_musdb_track
+
 SECONDS = 3.0
 
 TRANSFORMS = {
@@ -26,30 +22,18 @@ TRANSFORMS = {
 }
 
 
-def write_track(root: Path, name: str, stems: dict) -> None:
-    """One track in MUSDB18-HQ layout; missing stems are silent, mixture = sum of stems."""
-    folder = root / "test" / name
-    folder.mkdir(parents=True, exist_ok=True)
-    n = int(SECONDS * SR)
-    stems = {s: np.asarray(stems.get(s, np.zeros((2, n))), np.float32) for s in SOURCES}
-    stems["mixture"] = sum(stems[s] for s in SOURCES)
-    for stem, audio in stems.items():
-        sf.write(folder / f"{stem}.wav", audio.T, SR, subtype="FLOAT")
-
-
 @pytest.fixture(scope="module")
 def lone_source(tmp_path_factory):
     root = tmp_path_factory.mktemp("lone")
-    write_track(root, "lone", {"vocals": 0.8 * music_like(SECONDS, seed=2)})
+    write_musdb_track(root / "test" / "lone", {"vocals": 0.8 * music_like(SECONDS, seed=2)})
     return find_tracks(root, "test")
 
 
 @pytest.fixture(scope="module")
 def two_sources(tmp_path_factory):
     root = tmp_path_factory.mktemp("two")
-    write_track(
-        root,
-        "two",
+    write_musdb_track(
+        root / "test" / "two",
         {
             "vocals": 0.5 * music_like(SECONDS, seed=1, tempo=97),
             "bass": 0.5 * music_like(SECONDS, seed=7, tempo=83),
@@ -139,47 +123,27 @@ def test_oracle_writes_tables_and_checks_its_input(two_sources, tmp_path):
 
 def test_oracle_cli(two_sources, tmp_path):
     root = two_sources[0].folder.parents[1]
-    r = subprocess.run(
-        [sys.executable, "-m", "xslicq.oracle", "--help"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-    )
+    r = run_module("xslicq.oracle", "--help", timeout=120)
     assert r.returncode == 0, r.stderr
     out = tmp_path / "out"
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "xslicq.oracle",
-            "transform=stft",
-            "data=musdb",
-            f"data.root={root}",
-            "workers=0",
-            "targets=[vocals,bass]",
-            f"out={out}",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
+    r = run_module(
+        "xslicq.oracle",
+        "transform=stft",
+        "data=musdb",
+        f"data.root={root}",
+        "workers=0",
+        "targets=[vocals,bass]",
+        f"out={out}",
         timeout=300,
     )
     assert r.returncode == 0, r.stderr
     assert "| irm |" in r.stdout and "| mixphase |" in r.stdout
     assert (out / "irm" / "summary.md").exists() and (out / "summary.md").exists()
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "xslicq.oracle",
-            "data=musdb",
-            f"data.root={tmp_path / 'missing'}",
-            f"out={out}",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
+    r = run_module(
+        "xslicq.oracle",
+        "data=musdb",
+        f"data.root={tmp_path / 'missing'}",
+        f"out={out}",
         timeout=120,
     )
     assert r.returncode != 0 and f"dataset folder {tmp_path / 'missing'} does not exist" in r.stderr

@@ -17,7 +17,7 @@ from xslicq.callbacks import TrainingInterrupted, remove_stale_temp_files
 from xslicq.config import DeviceError, _beside, check_device, overrides_name
 from xslicq.train import CheckpointError, check_compatible, read_checkpoint, train
 
-from helpers import ROOT, TINY_DATA, TINY_MODEL, compose_config, tiny_train_config
+from helpers import ROOT, TINY_DATA, TINY_MODEL, compose_config, run_module, tiny_train_config
 
 # three training batches per epoch, two epochs
 THREE_BATCHES = [
@@ -240,22 +240,15 @@ def test_an_unavailable_device_is_one_clear_error(tmp_path):
     with pytest.raises(DeviceError, match="unknown device='tpu7'"):
         check_device("tpu7")
     assert check_device("cpu") == "cpu"
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "xslicq.separate",
-            "mix.wav",
-            "--checkpoint",
-            "m.ckpt",
-            "--device",
-            "cuda",
-            "--out",
-            str(tmp_path / "o"),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
+    r = run_module(
+        "xslicq.separate",
+        "mix.wav",
+        "--checkpoint",
+        "m.ckpt",
+        "--device",
+        "cuda",
+        "--out",
+        str(tmp_path / "o"),
         timeout=300,
     )
     assert r.returncode != 0 and "Traceback" not in r.stderr
@@ -303,13 +296,7 @@ def test_cli_sigterm_exits_143_and_resume_continues_in_the_same_folder(tmp_path,
     record = (run / ".hydra" / "config.yaml").read_text()
 
     target = stopped["epoch"] + 2
-    r = subprocess.run(
-        [sys.executable, "-m", "xslicq.train", f"resume={run}", f"trainer.max_epochs={target}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    r = run_module("xslicq.train", f"resume={run}", f"trainer.max_epochs={target}")
     assert r.returncode == 0, r.stderr[-2000:]
     resumed = torch.load(last, weights_only=True)
     assert resumed["global_step"] > stopped["global_step"] and resumed["epoch"] == target - 1
@@ -322,22 +309,10 @@ def test_cli_sigterm_exits_143_and_resume_continues_in_the_same_folder(tmp_path,
         "tensorboard",
     ]
 
-    r = subprocess.run(
-        [sys.executable, "-m", "xslicq.train", f"resume={run}", f"trainer.max_epochs={target}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    r = run_module("xslicq.train", f"resume={run}", f"trainer.max_epochs={target}")
     assert r.returncode == 0 and "nothing to train" in r.stderr + r.stdout
 
-    r = subprocess.run(
-        [sys.executable, "-m", "xslicq.train", f"resume={run}", "transform=mel"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    r = run_module("xslicq.train", f"resume={run}", "transform=mel")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert (
         "error: checkpoint" in r.stderr and "transform.scale: 'bark' in the checkpoint" in r.stderr

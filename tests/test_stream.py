@@ -25,7 +25,17 @@ from xslicq.system import SeparationSystem
 from xslicq.train import train
 from xslicq.transform.slicing import slice_window
 
-from helpers import ROOT, SR, compose_config, tiny_train_config
+from helpers import (
+    ROOT,
+    SR,
+    compose_config,
+    perturbed_system,
+    stream_blocks,
+    tiny_train_config,
+    tones_and_noise,
+)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # streamed vs offline stems: max |difference| / max |offline stem|, over the whole signal
 PARITY_RTOL = 1e-5
@@ -35,24 +45,7 @@ SMALL = ("experiment=stream", "model.hidden=8")  # the causal configuration, a t
 def causal_system(overrides=(), seed=0):
     """The experiment=stream system with a tiny network, its weights perturbed away from the
     initialisation (so that every stage matters), in eval mode."""
-    torch.manual_seed(seed)
-    system = SeparationSystem.from_config(
-        compose_config("train", [*SMALL, *overrides]), training=False
-    )
-    with torch.no_grad():
-        for p in system.model.parameters():
-            p.add_(0.3 * torch.randn_like(p))
-    return system.eval()
-
-
-def song(seconds, seed=0, channels=2):
-    """(channels, samples) float32: two tones and noise, a different mix per channel."""
-    rng = np.random.default_rng(seed)
-    n = int(seconds * SR)
-    t = np.arange(n) / SR
-    x = 0.3 * np.sin(2 * np.pi * 220 * t) + 0.2 * np.sin(2 * np.pi * 1760 * t * (1 + t / 10))
-    x = x + 0.05 * rng.standard_normal((channels, n))
-    return (x * np.linspace(0.6, 1.0, channels)[:, None]).astype(np.float32)
+    return perturbed_system([*SMALL, *overrides], seed)
 
 
 def offline(system, x):
@@ -60,26 +53,10 @@ def offline(system, x):
         return system(torch.from_numpy(x)[None])[0].numpy()
 
 
-def stream(engine, x, block):
-    streamer = Streamer(engine)
-    parts = [streamer.push(x[:, a : a + block]) for a in range(0, x.shape[1], block)]
-    return np.concatenate(parts + [streamer.finish()], axis=-1)
-
-
 def assert_parity(streamed, reference):
     assert streamed.shape == reference.shape
     err = np.abs(streamed - reference).max() / np.abs(reference).max()
     assert err <= PARITY_RTOL, err
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: the slices are small, and on a loaded machine threads that wait for
-    each other cost more than they give (the parity does not depend on it)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +86,7 @@ def test_the_stream_experiment_is_causal_and_within_200_ms():
 
 def test_slice_analysis_and_synthesis_are_the_halves_of_the_transform():
     t = causal_system().transform
-    x = torch.from_numpy(song(0.5))[None]
+    x = torch.from_numpy(tones_and_noise(0.5))[None]
     import array_api_compat.torch as xp
 
     from xslicq.transform.slicing import slice_signal
@@ -134,7 +111,7 @@ def test_output_is_final_exactly_one_latency_after_its_input():
     engine = TorchEngine(causal_system())
     streamer = Streamer(engine)
     hop, latency = streamer.hop, streamer.latency
-    x = song(0.4)
+    x = tones_and_noise(0.4)
     waits = []
     for n in range(x.shape[1]):
         before = streamer.emitted
@@ -169,7 +146,7 @@ class WindowEngine:
 def test_the_stream_gives_back_the_input_through_an_identity_engine(length, block):
     engine = WindowEngine()
     x = np.random.default_rng(length).standard_normal((2, length)).astype(np.float32)
-    out = stream(engine, x, block)
+    out = stream_blocks(engine, x, block)
     assert out.shape == (2, 2, length)
     np.testing.assert_allclose(out, np.stack([x, x]), atol=1e-6, rtol=0)
     assert Streamer(engine).latency == 64 - (16 - 8) == 56
@@ -186,31 +163,31 @@ def test_the_stream_needs_no_torch():
 def test_streamed_stems_equal_offline_separation(mask_sum_to_one):
     system = causal_system([f"system.mask_sum_to_one={str(mask_sum_to_one).lower()}"])
     engine = TorchEngine(system)
-    x = song(2.3)
+    x = tones_and_noise(2.3)
     reference = offline(system, x)
     assert np.abs(reference).max() > 0.05
     assert np.abs(reference - x / 4).max() > 0.05  # not a trivial split
     for block in (1000, 4097, x.shape[1]):
-        assert_parity(stream(engine, x, block), reference)
+        assert_parity(stream_blocks(engine, x, block), reference)
     short = x[:, :9000]  # one sample at a time: every slice at the earliest moment
-    assert_parity(stream(engine, short, 1), offline(system, short))
+    assert_parity(stream_blocks(engine, short, 1), offline(system, short))
 
 
 @pytest.mark.parametrize("length", [1, 700, 3200, 6399])
 def test_inputs_shorter_than_a_slice(length):
     system = causal_system()
-    x = song(0.2)[:, :length]
-    assert_parity(stream(TorchEngine(system), x, 333), offline(system, x))
+    x = tones_and_noise(0.2)[:, :length]
+    assert_parity(stream_blocks(TorchEngine(system), x, 333), offline(system, x))
 
 
 def test_the_network_state_is_what_carries_the_past():
     """Resetting the network's state at every slice breaks the parity: the test can fail."""
     system = causal_system()
     engine = TorchEngine(system)
-    x = song(1.0)
+    x = tones_and_noise(1.0)
     step = engine.step
     engine.step = lambda frame, state: step(frame, engine.initial_state())
-    err = np.abs(stream(engine, x, 1000) - offline(system, x)).max()
+    err = np.abs(stream_blocks(engine, x, 1000) - offline(system, x)).max()
     assert err > 100 * PARITY_RTOL * np.abs(offline(system, x)).max()
 
 
@@ -233,7 +210,7 @@ def test_non_causal_networks_are_refused(overrides, name):
 # ---------------------------------------------------------------------- raw PCM
 @pytest.mark.parametrize("fmt", list(FORMATS))
 def test_raw_pcm_round_trip_in_odd_reads(fmt):
-    x = np.clip(song(0.05, channels=2), -0.999, 0.999)
+    x = np.clip(tones_and_noise(0.05, channels=2), -0.999, 0.999)
     data = to_pcm(x, fmt)
 
     class Trickle(io.BytesIO):  # a pipe that returns fewer bytes than asked
@@ -263,7 +240,7 @@ def test_cli_streams_a_file_and_stdin_pcm_alike(checkpoint, tmp_path, capsys):
 
     system = Separator.from_checkpoint(checkpoint).system
     targets = system.targets
-    x = song(3.0, seed=1)
+    x = tones_and_noise(3.0, seed=1)
     wav = tmp_path / "in.wav"
     sf.write(wav, x.T, SR, subtype="FLOAT")
     status, _, err = run_main(capsys, "--model", checkpoint, wav, tmp_path / "a", "--block", 999)
@@ -311,7 +288,7 @@ def stdin(monkeypatch):
 
 
 def test_bad_input_is_one_clear_error(checkpoint, tmp_path, capsys, stdin):
-    x = song(0.2)
+    x = tones_and_noise(0.2)
     cases = []
 
     def case(args, message, data=None):

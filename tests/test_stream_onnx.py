@@ -12,15 +12,24 @@ import numpy as np
 import onnx
 import pytest
 import soundfile as sf
-import torch
 
 from xslicq import Separator
 from xslicq.export import run
 from xslicq.inference import METADATA_KEY, STATE_INPUTS, STATE_OUTPUTS, OnnxSeparator
 from xslicq.stream import OnnxStreamEngine, Streamer, StreamError, TorchEngine, main
-from xslicq.system import SeparationSystem
 
-from helpers import NO_TORCH, ROOT, SR, compose_config, fresh_checkpoint
+from helpers import (
+    NO_TORCH,
+    ROOT,
+    SR,
+    fresh_checkpoint,
+    perturbed_system,
+    save_checkpoint,
+    stream_blocks,
+    tones_and_noise,
+)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 PARITY = 1e-4  # max |ONNX stem - torch stem| / max |torch stem|, over the whole signal
 # the causal configuration with a tiny network (hidden 8, 3 LSTM layers), 4 columns per slice
@@ -31,14 +40,7 @@ def causal_checkpoint(path, overrides=()):
     """A checkpoint (the layout training writes) of the experiment=stream system with a tiny
     network whose weights are perturbed away from the initialisation, so that every stage,
     the carried LSTM state included, matters."""
-    torch.manual_seed(0)
-    cfg = compose_config("train", [*SMALL, *overrides])
-    system = SeparationSystem.from_config(cfg, training=False)
-    with torch.no_grad():
-        for p in system.model.parameters():
-            p.add_(0.3 * torch.randn_like(p))
-    torch.save({"state_dict": system.state_dict(), "xslicq": {"config": system.config}}, path)
-    return path
+    return save_checkpoint(perturbed_system([*SMALL, *overrides]), path)
 
 
 @pytest.fixture(scope="module")
@@ -51,33 +53,9 @@ def exported(tmp_path_factory):
     return ckpt, path
 
 
-def song(seconds, seed=0):
-    """(2, samples) float32: two tones and noise, a different mix per channel."""
-    rng = np.random.default_rng(seed)
-    n = int(seconds * SR)
-    t = np.arange(n) / SR
-    x = 0.3 * np.sin(2 * np.pi * 220 * t) + 0.2 * np.sin(2 * np.pi * 1760 * t * (1 + t / 10))
-    x = x + 0.05 * rng.standard_normal((2, n))
-    return (x * np.array([[0.6], [1.0]])).astype(np.float32)
-
-
-def stream(engine, x, block):
-    streamer = Streamer(engine)
-    parts = [streamer.push(x[:, a : a + block]) for a in range(0, x.shape[1], block)]
-    return np.concatenate(parts + [streamer.finish()], axis=-1)
-
-
 def rel_max(got, ref) -> float:
     assert got.shape == ref.shape
     return float(np.abs(got - ref).max() / np.abs(ref).max())
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # ------------------------------------------------------------------------ the file
@@ -121,17 +99,17 @@ def test_onnx_stream_gives_the_torch_streams_stems_with_the_state_carried(export
     for name in ("sample_rate", "channels", "targets", "sllen", "trlen", "lookahead"):
         assert getattr(engine, name) == getattr(torch_engine, name), name
     assert Streamer(engine).latency == 5600
-    x = song(2.0)
-    reference = stream(torch_engine, x, 1000)
+    x = tones_and_noise(2.0)
+    reference = stream_blocks(torch_engine, x, 1000)
     assert np.abs(reference).max() > 0.05
-    assert rel_max(stream(engine, x, 1000), reference) <= PARITY
-    assert rel_max(stream(engine, x[:, :4000], 333), stream(torch_engine, x[:, :4000], 333)) <= (
-        PARITY
-    )  # shorter than a slice
+    assert rel_max(stream_blocks(engine, x, 1000), reference) <= PARITY
+    short = x[:, :4000]  # shorter than a slice
+    got = stream_blocks(engine, short, 333)
+    assert rel_max(got, stream_blocks(torch_engine, short, 333)) <= PARITY
     # the same engine with its LSTM state reset at every slice: far from the reference
     step = engine.step
     engine.step = lambda frame, state: step(frame, engine.initial_state())
-    assert rel_max(stream(engine, x, 1000), reference) > 100 * PARITY
+    assert rel_max(stream_blocks(engine, x, 1000), reference) > 100 * PARITY
 
 
 def test_the_stream_step_from_zero_state_is_the_whole_song_network(exported):
@@ -139,7 +117,7 @@ def test_the_stream_step_from_zero_state_is_the_whole_song_network(exported):
     of the causal checkpoint, in two cross-faded chunks."""
     ckpt, path = exported
     kw = dict(chunk_seconds=2.0, overlap_seconds=0.5)
-    x = song(3.0, seed=1)
+    x = tones_and_noise(3.0, seed=1)
     ref = Separator.from_checkpoint(ckpt, **kw).separate(x, SR)
     got = OnnxSeparator.from_file(path, **kw).separate(x, SR)
     for name in ref:
@@ -151,7 +129,7 @@ def test_cli_with_an_onnx_model_streams_without_torch(exported, tmp_path):
     """``python -m xslicq.stream --model model.onnx in.wav out/`` where torch, Lightning and
     Hydra cannot be imported writes the torch stream's stems."""
     ckpt, path = exported
-    x = song(1.5, seed=2)
+    x = tones_and_noise(1.5, seed=2)
     wav = tmp_path / "in.wav"
     sf.write(wav, x.T, SR, subtype="FLOAT")
     argv = ["xslicq.stream", "--model", str(path), str(wav), str(tmp_path / "out")]
@@ -166,7 +144,7 @@ def test_cli_with_an_onnx_model_streams_without_torch(exported, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert "algorithmic latency 5600 samples (127.0 ms)" in r.stderr
     engine = TorchEngine(Separator.from_checkpoint(ckpt).system)
-    reference = stream(engine, x, 999)
+    reference = stream_blocks(engine, x, 999)
     got = np.stack(
         [sf.read(tmp_path / "out" / f"{t}.wav", dtype="float32")[0].T for t in engine.targets]
     )
@@ -185,7 +163,7 @@ def test_a_whole_song_onnx_model_is_refused_with_what_to_do(tmp_path, capsys):
         "and export its checkpoint (python -m xslicq.export checkpoint=last.ckpt format=onnx)"
     )
     wav = tmp_path / "in.wav"
-    sf.write(wav, song(0.2).T, SR)
+    sf.write(wav, tones_and_noise(0.2).T, SR)
     for model, message in [
         (path, f"error: {info.value}"),
         (tmp_path / "none.onnx", f"error: model {tmp_path / 'none.onnx'} does not exist"),

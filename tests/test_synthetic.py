@@ -31,10 +31,8 @@ from xslicq.data.synthetic.midi import stem_midi
 from xslicq.data.synthetic.mix import mix_stems
 from xslicq.data.synthetic.wav import write_float_wav
 
-from helpers import needs_fluidsynth
+from helpers import ROOT, SR, needs_fluidsynth, run_module
 
-ROOT = Path(__file__).resolve().parents[1]
-SR = 44100
 SECONDS = 4.0
 FILES = ("mixture",) + tuple(SOURCES)
 
@@ -438,13 +436,7 @@ def test_cli(tmp_path):
     assert m["seed"] == 3 and len(m["split"]["train"]) == 1 and len(m["split"]["test"]) == 1
     for f in FILES:
         assert (out / "test" / m["split"]["test"][0] / f"{f}.wav").is_file()
-    r = subprocess.run(
-        [sys.executable, "-m", "xslicq.data.synthetic", "--help"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-    )
+    r = run_module("xslicq.data.synthetic", "--help", timeout=300)
     assert r.returncode == 0 and "--tracks" in r.stdout and "--soundfont" in r.stdout
     r = subprocess.run(
         cmd[:-2] + ["--seed", "4"], capture_output=True, text=True, cwd=ROOT, timeout=300

@@ -2,8 +2,6 @@
 errors, the CLI and the Optuna sweep."""
 
 import math
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -12,7 +10,7 @@ from omegaconf import open_dict
 
 from xslicq.train import ConfigError, train
 
-from helpers import CONF, ROOT, compose_config, tiny_train_config
+from helpers import CONF, TINY_DATA, TINY_MODEL, compose_config, run_module, tiny_train_config
 
 GROUPS = {
     g: sorted(p.stem for p in (CONF / g).glob("*.yaml"))
@@ -147,28 +145,14 @@ def test_every_loss_trains(loss, tmp_path, tiny_musdb):
 
 
 def test_cli_runs(tmp_path, tiny_musdb):
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "xslicq.train",
-            "trainer=debug",
-            f"data.root={tiny_musdb}",
-            "data.synthetic=null",
-            "data.num_workers=0",
-            "data.batch_size=2",
-            "data.samples_per_track=2",
-            "data.val_seq_dur=2.0",
-            "transform=bark",
-            "model.hidden=8",
-            "system.columns_per_second=220",
-            "log_media=false",
-            f"hydra.run.dir={tmp_path}",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=600,
+    r = run_module(
+        "xslicq.train",
+        "trainer=debug",
+        f"data.root={tiny_musdb}",
+        *TINY_DATA,
+        *TINY_MODEL,
+        "log_media=false",
+        f"hydra.run.dir={tmp_path}",
     )
     assert r.returncode == 0, r.stderr[-2000:]
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
@@ -204,30 +188,17 @@ def test_optuna_sweep_with_a_failing_trial(tmp_path, tiny_musdb):
     extra = tmp_path / "conf" / "hparams_search"
     extra.mkdir(parents=True)
     (extra / "test_sweep.yaml").write_text(SWEEP.format(db=db))
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "xslicq.train",
-            "-m",
-            f"--config-dir={tmp_path / 'conf'}",
-            "hparams_search=test_sweep",
-            "trainer=debug",
-            f"data.root={tiny_musdb}",
-            "data.synthetic=null",
-            "data.num_workers=0",
-            "data.batch_size=2",
-            "data.samples_per_track=2",
-            "data.val_seq_dur=2.0",
-            "transform=bark",
-            "system.columns_per_second=220",
-            "model.hidden=8",
-            "log_media=false",
-            f"hydra.sweep.dir={tmp_path / 'sweep'}",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
+    r = run_module(
+        "xslicq.train",
+        "-m",
+        f"--config-dir={tmp_path / 'conf'}",
+        "hparams_search=test_sweep",
+        "trainer=debug",
+        f"data.root={tiny_musdb}",
+        *TINY_DATA,
+        *TINY_MODEL,
+        "log_media=false",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
         timeout=900,
     )
     assert r.returncode == 0, r.stderr[-3000:]

@@ -1,16 +1,13 @@
 """Hydra composition of every transform option and the demo CLI (the notebooks run in
 test_notebooks.py)."""
 
-import subprocess
-import sys
-
 import pytest
 import torch
 from hydra.utils import instantiate
 
 from xslicq.transform import STFT, SliCQT
 
-from helpers import CONF, ROOT, compose_config
+from helpers import CONF, compose_config, run_module
 
 TRANSFORMS = sorted(p.stem for p in (CONF / "transform").glob("*.yaml"))
 
@@ -50,19 +47,12 @@ def test_bad_override_is_a_clear_error():
 
 
 def test_demo_cli(tmp_path):
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "xslicq.transform_demo",
-            "transform=bark",
-            "seconds=2",
-            "dtype=float64",
-            f"hydra.run.dir={tmp_path}",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
+    r = run_module(
+        "xslicq.transform_demo",
+        "transform=bark",
+        "seconds=2",
+        "dtype=float64",
+        f"hydra.run.dir={tmp_path}",
         timeout=300,
     )
     assert r.returncode == 0, r.stderr
@@ -74,11 +64,5 @@ def test_demo_cli(tmp_path):
 
 
 def test_demo_rejects_bad_seconds(tmp_path):
-    r = subprocess.run(
-        [sys.executable, "-m", "xslicq.transform_demo", "seconds=0", f"hydra.run.dir={tmp_path}"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-    )
+    r = run_module("xslicq.transform_demo", "seconds=0", f"hydra.run.dir={tmp_path}", timeout=300)
     assert r.returncode != 0 and "seconds must be positive, got 0" in r.stderr
