@@ -157,17 +157,11 @@ class ComplexMSELoss(_Loss):
 
     A relative energy, like :class:`MSELoss`, but a wrong phase costs too. The
     waveforms are not used and may be ``None``. Parts: ``complex_mse``, ``mask_sum``.
-
     Args:
-        mask_sum: weight of :func:`~xslicq.losses.mask_sum_penalty`, itself a relative
-            energy: ``mask_sum=1`` weighs a mixture error as much as a target error.
-        eps: unused here; kept so every loss takes it.
+        mask_sum, eps: as for :class:`MSELoss`.
 
     Shape:
-        est_coefs, ref_coefs: a list of complex blocks
-            (batch, targets, channels, rows, slices, time_in_block).
-        masks: a list of real blocks (batch, targets, ...), or ``None``.
-        Returns ``(loss, parts)``: a scalar tensor and a dict of detached scalars.
+        As for :class:`MSELoss`; the estimates must be complex coefficients.
 
     Examples:
         >>> import torch
