@@ -458,8 +458,9 @@ def main() -> None:
         "",
         "The song above tiled to the length; the whole process measured by `/usr/bin/time` "
         "(imports, the checkpoint, the song, the separation and the writing). `separate` "
-        "writes the stems as their chunks are separated (`Separator.separate_spans`), so it "
-        "never holds a whole stem. Target: within 2 GiB.",
+        "writes the stems as their chunks are separated (`separate_spans`, shared by the "
+        "torch `Separator` and the torch-free `OnnxSeparator`), so it never holds a whole "
+        "stem. Target: within 2 GiB.",
         "",
         *table2,
         "",

@@ -10,6 +10,7 @@ import soundfile as sf
 import torch
 
 from xslicq import Separator
+from xslicq.cli import error_line
 from xslicq.separate import main, write_outputs
 from xslicq.separator import SeparationInputError
 from xslicq.train import train
@@ -219,3 +220,13 @@ def test_quickstart_trains_and_separates_a_held_out_song(tmp_path):
     for stem in ("vocals", "drums", "bass", "other", "mean"):
         assert any(line.startswith(stem) for line in r.stdout.splitlines()), stem
     assert len(list((tmp_path / "run" / "separated").glob("*/*.wav"))) == 4
+
+
+def test_error_line_is_one_line_and_names_a_systems_path():
+    """The commands' one ``error: ...`` line (xslicq.cli, shared by separate, stream and
+    the synthetic data generator)."""
+    assert error_line(ValueError("bad\n  value\there")) == "error: bad value here"
+    system = FileNotFoundError(2, "No such file or directory", "/no/song.wav")
+    assert error_line(system) == "error: /no/song.wav: No such file or directory"
+    ours = FileNotFoundError("audio file /no/song.wav does not exist")  # no file name
+    assert error_line(ours) == "error: audio file /no/song.wav does not exist"

@@ -1,7 +1,10 @@
 """The inference-only install: ``pip install "xslicq[infer]"`` into a fresh virtual
 environment without torch, then ``python -m xslicq.separate --model model.onnx`` there gives
-the torch engine's stems. Builds the environment from PyPI (or the pip cache): minutes."""
+the torch engine's stems (slow: builds the environment from PyPI or the pip cache, minutes);
+and which of the training stack's modules ``separate --model`` imports where it is
+installed (fast)."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -75,3 +78,53 @@ def test_separate_with_an_exported_model_in_a_venv_without_torch(tmp_path):
     )
     assert refused.returncode == 1
     assert refused.stderr.startswith("error: --checkpoint needs the training stack, and torch")
+
+
+# the training stack: none of it is imported by separate --model
+TRAINING_STACK = ("torch", "torchaudio", "lightning", "pytorch_lightning", "hydra", "omegaconf")
+SEPARATE_MODEL = """
+import json, sys
+from xslicq.separate import main
+status = main(sys.argv[1:])
+print(json.dumps([status, sorted(m for m in sys.modules if m.split(".")[0] in {stack!r})]))
+"""
+
+
+@pytest.fixture(scope="module")
+def imported_by_separate_model(tmp_path_factory):
+    """(exit status, the training stack's top-level modules in sys.modules) after
+    ``separate --model`` in a fresh process of this environment (where the stack is
+    installed)."""
+    tmp_path = tmp_path_factory.mktemp("imports")
+    ckpt = fresh_checkpoint(tmp_path / "model.ckpt")
+    (model,) = run({"checkpoint": str(ckpt), "format": "onnx"})
+    audio = (0.1 * np.random.default_rng(0).standard_normal((2, SR))).astype(np.float32)
+    sf.write(tmp_path / "song.wav", audio.T, SR, subtype="FLOAT")
+    code = SEPARATE_MODEL.format(stack=TRAINING_STACK)
+    argv = [str(tmp_path / "song.wav"), "--model", str(model), "--out", str(tmp_path / "stems")]
+    r = subprocess.run(
+        [sys.executable, "-c", code, *argv],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    status, modules = json.loads(r.stdout.splitlines()[-1])
+    return status, {m.split(".")[0] for m in modules}
+
+
+def test_separate_model_imports_no_lightning_hydra_or_torchaudio(imported_by_separate_model):
+    status, stack = imported_by_separate_model
+    assert status == 0
+    assert stack.isdisjoint({"torchaudio", "lightning", "pytorch_lightning", "hydra"}), stack
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="xslicq.transform.module makes the transforms torch.nn.Modules whenever torch is "
+    "installed, and xslicq/__init__.py imports xslicq.config (OmegaConf): the NumPy path "
+    "imports torch and OmegaConf where they are installed",
+)
+def test_separate_model_imports_none_of_the_training_stack(imported_by_separate_model):
+    assert imported_by_separate_model[1] == set()

@@ -22,25 +22,8 @@ from __future__ import annotations
 
 import torch
 
-# coefficients per target and channel (rows x frames) filtered at once: 2^17 is 4 MiB of
-# float32 estimates for four stereo targets, and a few times that in temporaries
-BATCH_COEFFICIENTS = 1 << 17
-
-
-def _check_batch(batch_coefficients) -> int | None:
-    if batch_coefficients is None:
-        return None
-    value = batch_coefficients
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"batch_coefficients must be an integer >= 1 or None, got {value!r}")
-    return value
-
-
-def _spans(rows: int, frames: int, batch_coefficients: int | None) -> list[slice]:
-    """Consecutive spans of whole frames, each of at most ``batch_coefficients // rows``
-    frames (at least one; ``None``: all frames at once)."""
-    step = frames if batch_coefficients is None else max(1, batch_coefficients // rows)
-    return [slice(k, min(k + step, frames)) for k in range(0, frames, step)]
+# the frame batches, their budget and the shape check: the NumPy twin's (no torch there)
+from .filtering_numpy import BATCH_COEFFICIENTS, _check_batch, _spans, check_block
 
 
 def _planar(z: torch.Tensor, target_axis: bool) -> torch.Tensor:
@@ -166,12 +149,7 @@ def wiener_block(
         refined estimates, same shape as ``estimates``.
     """
     batch_coefficients = _check_batch(batch_coefficients)
-    b, j, c, f, s, m = estimates.shape
-    if tuple(mixture.shape) != (b, c, f, s, m):
-        raise ValueError(
-            f"mixture block of shape {tuple(mixture.shape)} does not fit estimates of shape "
-            f"{tuple(estimates.shape)}: expected {(b, c, f, s, m)}"
-        )
+    b, j, c, f, s, m = check_block(tuple(estimates.shape), tuple(mixture.shape))
     if iterations == 0:
         return estimates
     y = estimates.reshape(b, j, c, f, s * m)

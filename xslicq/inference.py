@@ -4,6 +4,8 @@ NumPy backend. Imports no torch, Lightning or Hydra.
     from xslicq.inference import OnnxSeparator
     sep = OnnxSeparator.from_file("model.onnx")     # written by python -m xslicq.export
     stems = sep.separate(audio, sample_rate)         # (channels, samples) -> {target: ...}
+    for span in sep.separate_spans(audio, sample_rate):  # the same, a chunk at a time
+        ...
 
 Data flow of :meth:`OnnxSeparator.separate_mixture`, the same stages as
 :meth:`xslicq.system.SeparationSystem.separate` (``B`` batch, ``J`` targets, ``C``
@@ -22,8 +24,9 @@ exporter stores in the model's ``metadata_props`` under :data:`METADATA_KEY` (tr
 parameters, matrix form, targets, mask and Wiener settings, :data:`FORMAT_VERSION`).
 :meth:`OnnxSeparator.separate` takes the same input as :meth:`xslicq.Separator.separate`
 (any rate from 8 kHz to 384 kHz, mono or stereo, any length in cross-faded chunks) and
-gives the same stems to float tolerance. This module also holds the input checks and the
-chunk plan both separators share.
+gives the same stems to float tolerance. This module also holds what both separators
+share: the input checks, the chunk plan and :class:`ChunkedSeparator` (cross-faded chunks,
+yielded as finished stretches of the stems).
 """
 
 from __future__ import annotations
@@ -130,7 +133,7 @@ def check_audio(audio) -> tuple[np.ndarray, bool]:
         raise SeparationInputError(f"audio must be floating point, got {x.dtype}")
     if not np.isfinite(x).all():
         raise SeparationInputError("the audio contains NaN or inf samples")
-    if float(np.abs(x).max()) == 0.0:
+    if not x.any():  # no copy of a long song (NaN and inf are refused above)
         raise SeparationInputError("the audio is silent (all samples are zero)")
     mono = x.shape[0] == 1
     return np.ascontiguousarray(np.repeat(x, 2, 0) if mono else x, np.float32), mono
@@ -158,6 +161,102 @@ def chunk_plan(n: int, chunk: int, overlap: int) -> list[tuple[int, np.ndarray]]
             w[-overlap:] = 1.0 - fade
         plan.append((start, w))
     return plan
+
+
+class ChunkedSeparator:
+    """Separation of a whole song in cross-faded chunks, one finished stretch of the stems
+    at a time: what :class:`OnnxSeparator` and the torch :class:`xslicq.Separator` share
+    (the checks, :func:`chunk_plan`, the cross-fade, resampling and mono), so both stream
+    their stems to ``python -m xslicq.separate`` the same way.
+
+    A subclass sets ``targets``, ``sample_rate`` (the model's), ``chunk_seconds`` and
+    ``overlap_seconds``, and separates one chunk in :meth:`_separate_chunk`.
+    """
+
+    targets: tuple[str, ...]
+    sample_rate: int
+    chunk_seconds: float
+    overlap_seconds: float
+
+    def _separate_chunk(self, mixture: np.ndarray) -> np.ndarray:
+        """(1, 2, n) float32 mixture at the model's rate -> (J, 2, n) float32 estimates."""
+        raise NotImplementedError
+
+    def _check(self, audio, sample_rate, any_rate: bool) -> tuple[np.ndarray, int, bool]:
+        """Checked ``(stereo float32 audio (2, samples), rate, mono)``
+        (:func:`check_sample_rate`, :func:`check_audio`)."""
+        sample_rate = check_sample_rate(sample_rate, any_rate)
+        x, mono = check_audio(audio)
+        return x, sample_rate, mono
+
+    def separate(
+        self, audio, sample_rate: int, progress: bool = False, *, any_rate: bool = False
+    ) -> dict[str, np.ndarray]:
+        """Separate ``audio`` (channels, samples) at ``sample_rate`` into the model's targets.
+
+        ``sample_rate`` is a whole number of Hz in :data:`SAMPLE_RATE_RANGE` (``any_rate``:
+        any positive one); anything else, like unusable audio, is a
+        :class:`SeparationInputError`. Returns ``{target: (channels, samples) float32 numpy}``
+        with the input's length and channel count: the stretches of :meth:`separate_spans`
+        put together."""
+        x, sample_rate, mono = self._check(audio, sample_rate, any_rate)
+        size = (1 if mono else 2, x.shape[-1])
+        stems = {t: np.empty(size, np.float32) for t in self.targets}
+        done = 0
+        for span in self._spans(x, sample_rate, mono, progress):
+            n = span[self.targets[0]].shape[-1]
+            for t in self.targets:
+                stems[t][:, done : done + n] = span[t]
+            done += n
+        return stems
+
+    def separate_spans(
+        self, audio, sample_rate: int, progress: bool = False, *, any_rate: bool = False
+    ):
+        """:meth:`separate`, one finished stretch of the stems at a time, in order: the
+        input is checked now, then each ``{target: (channels, samples) float32 numpy}``
+        is yielded as soon as its chunk is separated and cross-faded, so a caller that
+        writes the stems as they come (``python -m xslicq.separate``) never holds a whole
+        stem. Concatenated, the stretches are :meth:`separate`'s stems. Input at another
+        sample rate than the model's is resampled whole (its stems are one stretch)."""
+        x, sample_rate, mono = self._check(audio, sample_rate, any_rate)
+        return self._spans(x, sample_rate, mono, progress)
+
+    def _spans(self, x: np.ndarray, sample_rate: int, mono: bool, progress: bool):
+        """Checked (2, N) input at ``sample_rate`` -> {target: (channels, n)} stretches."""
+        n_in = x.shape[-1]
+        if sample_rate == self.sample_rate:
+            spans = self._chunks(x, progress)
+        else:
+            x = resample(x, sample_rate, self.sample_rate)
+            est = np.concatenate(list(self._chunks(x, progress)), -1)  # (J, 2, N)
+            est = resample(est, self.sample_rate, sample_rate)
+            if est.shape[-1] != n_in:  # resampling may round the length
+                est = np.pad(est, ((0, 0), (0, 0), (0, max(0, n_in - est.shape[-1]))))[..., :n_in]
+            spans = [est]
+        for est in spans:
+            if mono:
+                est = est.mean(1, keepdims=True)
+            yield {t: np.ascontiguousarray(est[j]) for j, t in enumerate(self.targets)}
+
+    def _chunks(self, x: np.ndarray, progress: bool):
+        """(2, N) -> (J, 2, n) finished stretches in order, from the cross-faded chunks of
+        :func:`chunk_plan`: each chunk's stretch up to the next chunk's start is final once
+        the previous chunk's faded tail is added."""
+        from tqdm import tqdm
+
+        chunk = int(self.chunk_seconds * self.sample_rate)
+        overlap = int(self.overlap_seconds * self.sample_rate)
+        plan = chunk_plan(x.shape[-1], chunk, overlap)
+        held, held_start = None, 0  # the last chunk's weighted estimate, not yet final
+        for start, w in tqdm(plan, disable=not progress, desc="separating", unit="chunk"):
+            est = self._separate_chunk(x[None, :, start : start + len(w)]) * w
+            if held is not None:
+                shared = held_start + held.shape[-1] - start  # samples both chunks cover
+                est[..., :shared] += held[..., start - held_start :]
+                yield held[..., : start - held_start]
+            held, held_start = est, start
+        yield held
 
 
 # ------------------------------------------------------------------------ the network
@@ -299,8 +398,10 @@ class OnnxNetwork:
 
 
 # ------------------------------------------------------------------------ the separator
-class OnnxSeparator:
-    """The separator of an exported network, in NumPy and onnxruntime only.
+class OnnxSeparator(ChunkedSeparator):
+    """The separator of an exported network, in NumPy and onnxruntime only: its
+    :meth:`~ChunkedSeparator.separate` and :meth:`~ChunkedSeparator.separate_spans` take the
+    input of :meth:`xslicq.Separator.separate` and give the same stems to float tolerance.
 
     Args:
         network: a callable matrix (B, C, F, S, T) -> masks (B, J, C, F, S, T) on NumPy
@@ -372,39 +473,6 @@ class OnnxSeparator:
         waves = self.transform.inverse(flat, length=mixture.shape[-1])
         return waves.reshape((b, j) + mixture.shape[1:]).astype(np.float32, copy=False)
 
-    def separate(
-        self, audio, sample_rate: int, progress: bool = False, *, any_rate: bool = False
-    ) -> dict[str, np.ndarray]:
-        """Separate ``audio`` (channels, samples) at ``sample_rate`` into the model's targets.
-
-        As :meth:`xslicq.Separator.separate`: returns ``{target: (channels, samples)
-        float32}`` with the input's length and channel count; unusable audio or rates are a
-        :class:`SeparationInputError`."""
-        sample_rate = check_sample_rate(sample_rate, any_rate)
-        x, mono = check_audio(audio)
-        n_in = x.shape[-1]
-        if sample_rate != self.sample_rate:
-            x = resample(x, sample_rate, self.sample_rate)
-        est = self._chunked(x, progress)  # (J, 2, N)
-        if sample_rate != self.sample_rate:
-            est = resample(est, self.sample_rate, sample_rate)
-        if est.shape[-1] != n_in:  # resampling may round the length
-            est = np.pad(est, ((0, 0), (0, 0), (0, max(0, n_in - est.shape[-1]))))[..., :n_in]
-        if mono:
-            est = est.mean(1, keepdims=True)
-        return {t: np.ascontiguousarray(est[j]) for j, t in enumerate(self.targets)}
-
-    def _chunked(self, x: np.ndarray, progress: bool) -> np.ndarray:
-        """(2, N) -> (J, 2, N), in cross-faded chunks of ``chunk_seconds``."""
-        chunk = int(self.chunk_seconds * self.sample_rate)
-        overlap = int(self.overlap_seconds * self.sample_rate)
-        plan = chunk_plan(x.shape[-1], chunk, overlap)
-        if len(plan) == 1:
-            return self.separate_mixture(x[None])[0]
-        from tqdm import tqdm
-
-        out = np.zeros((len(self.targets),) + x.shape, np.float32)
-        for start, w in tqdm(plan, disable=not progress, desc="separating", unit="chunk"):
-            stop = start + len(w)
-            out[..., start:stop] += self.separate_mixture(x[None, :, start:stop])[0] * w
-        return out
+    def _separate_chunk(self, mixture: np.ndarray) -> np.ndarray:
+        """(1, 2, n) -> (J, 2, n): :meth:`separate_mixture` of one chunk."""
+        return self.separate_mixture(mixture)[0]

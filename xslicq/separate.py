@@ -36,6 +36,7 @@ from pathlib import Path
 import soundfile as sf
 
 from .audio import load_audio
+from .cli import error_line
 
 MANIFEST = ".xslicq-separate.json"
 
@@ -247,10 +248,8 @@ def separate_file(
     if wiener is not None:
         owner = separator if model is not None else separator.system
         owner.wiener_iterations = wiener
-    if hasattr(separator, "separate_spans"):  # the torch engine: stems written as they come
-        spans = separator.separate_spans(waveform, rate, progress=progress, any_rate=any_rate)
-    else:
-        spans = [separator.separate(waveform, rate, progress=progress, any_rate=any_rate)]
+    # both engines: the stems a chunk at a time, written as they come (no whole stem held)
+    spans = separator.separate_spans(waveform, rate, progress=progress, any_rate=any_rate)
     if "accompaniment" in names:
         spans = _with_accompaniment(spans)
     source = {"input": str(Path(audio).resolve())}
@@ -342,10 +341,7 @@ def main(argv=None) -> int:
         return 1
     except (ValueError, OSError, ImportError) as err:  # CheckpointError, ModelFileError,
         # DeviceError, ... are ValueErrors; ImportError: onnxruntime missing for --model
-        message = str(err) if not isinstance(err, OSError) or not err.filename else None
-        if message is None:  # an OSError from the system: name the path and the reason
-            message = f"{err.filename}: {err.strerror or err}"
-        print(f"error: {' '.join(message.split())}", file=sys.stderr)  # one line
+        print(error_line(err), file=sys.stderr)
         return 1
     print(f"wrote {', '.join(p.name for p in written)} to {args.out}")
     return 0

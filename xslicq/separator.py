@@ -9,8 +9,9 @@
 Any sample rate from 8 kHz to 384 kHz (resampled to the model's and back; others with
 ``any_rate=True``), mono (upmixed, and the stems mixed back down) and any length: long
 input is cut into overlapping chunks that are cross-faded, so memory stays bounded.
-The input checks and the chunk plan are shared with the torch-free separator of an
-exported network, :class:`xslicq.inference.OnnxSeparator`.
+The input checks, the chunks, their cross-fade and the resampling are shared with the
+torch-free separator of an exported network, :class:`xslicq.inference.OnnxSeparator`
+(:class:`xslicq.inference.ChunkedSeparator`).
 """
 
 from __future__ import annotations
@@ -22,11 +23,10 @@ import torch
 
 from .inference import (
     SAMPLE_RATE_RANGE,
+    ChunkedSeparator,
     SeparationInputError,
-    check_audio,
     check_chunking,
     check_sample_rate,
-    chunk_plan,
 )
 
 __all__ = ["ENGINES", "SAMPLE_RATE_RANGE", "SeparationInputError", "Separator", "check_sample_rate"]
@@ -78,8 +78,13 @@ def engine_network(system, engine: str, max_samples: int = 441_000):
     return run
 
 
-class Separator(torch.nn.Module):
+class Separator(ChunkedSeparator, torch.nn.Module):
     """A trained :class:`~xslicq.system.SeparationSystem` wrapped for inference.
+
+    :meth:`~xslicq.inference.ChunkedSeparator.separate` and
+    :meth:`~xslicq.inference.ChunkedSeparator.separate_spans` (the stems a chunk at a time)
+    are shared with the torch-free :class:`xslicq.inference.OnnxSeparator`; this class runs
+    each chunk on the system's device.
 
     Args:
         system: the trained system (transform, matrix form, network).
@@ -153,37 +158,12 @@ class Separator(torch.nn.Module):
     def device(self) -> torch.device:
         return next(self.system.parameters()).device
 
-    def _check(self, audio, sample_rate, any_rate: bool) -> tuple[torch.Tensor, int, bool]:
-        """Checked ``(stereo float32 audio (2, samples), rate, mono)``: the checks and
-        messages of :func:`~xslicq.inference.check_audio`, shared with the ONNX engine."""
-        sample_rate = check_sample_rate(sample_rate, any_rate)
+    def _check(self, audio, sample_rate, any_rate: bool) -> tuple[np.ndarray, int, bool]:
+        """:meth:`~xslicq.inference.ChunkedSeparator._check`, for torch tensors too."""
         if torch.is_tensor(audio):  # NumPy has no bfloat16
             audio = audio.detach().cpu()
             audio = (audio.float() if audio.dtype == torch.bfloat16 else audio).numpy()
-        x, mono = check_audio(audio)
-        return torch.from_numpy(x), sample_rate, mono
-
-    @torch.no_grad()
-    def separate(
-        self, audio, sample_rate: int, progress: bool = False, *, any_rate: bool = False
-    ) -> dict[str, np.ndarray]:
-        """Separate ``audio`` (channels, samples) at ``sample_rate`` into the model's targets.
-
-        ``sample_rate`` is a whole number of Hz in :data:`SAMPLE_RATE_RANGE` (``any_rate``:
-        any positive one); anything else, like unusable audio, is a
-        :class:`SeparationInputError`. Returns ``{target: (channels, samples) float32 numpy}``
-        with the input's length and channel count.
-        """
-        x, sample_rate, mono = self._check(audio, sample_rate, any_rate)
-        size = (1 if mono else 2, x.shape[-1])
-        stems = {t: np.empty(size, np.float32) for t in self.targets}
-        done = 0
-        for span in self._spans(x, sample_rate, mono, progress):
-            n = span[self.targets[0]].shape[-1]
-            for t in self.targets:
-                stems[t][:, done : done + n] = span[t]
-            done += n
-        return stems
+        return super()._check(audio, sample_rate, any_rate)
 
     def _run(self, mixture: torch.Tensor) -> torch.Tensor:
         """(B, C, L) -> (B, J, C, L) with the engine's network (torch: the system's own)."""
@@ -191,55 +171,8 @@ class Separator(torch.nn.Module):
             return self.system(mixture)
         return self.system.separate(mixture, network=self.network)[0]
 
-    def separate_spans(
-        self, audio, sample_rate: int, progress: bool = False, *, any_rate: bool = False
-    ):
-        """:meth:`separate`, one finished stretch of the stems at a time, in order: the
-        input is checked now, then each ``{target: (channels, samples) float32 numpy}``
-        is yielded as soon as its chunk is separated and cross-faded, so a caller that
-        writes the stems as they come (``python -m xslicq.separate``) never holds a whole
-        stem. Concatenated, the stretches are :meth:`separate`'s stems. Input at another
-        sample rate than the model's is resampled whole (its stems are one stretch)."""
-        x, sample_rate, mono = self._check(audio, sample_rate, any_rate)
-        return self._spans(x, sample_rate, mono, progress)
-
     @torch.no_grad()
-    def _spans(self, x: torch.Tensor, sample_rate: int, mono: bool, progress: bool):
-        """Checked (2, N) input at ``sample_rate`` -> {target: (channels, n)} stretches."""
-        n_in = x.shape[-1]
-        if sample_rate == self.sample_rate:
-            spans = self._chunks(x.to(self.device), progress)
-        else:
-            import torchaudio
-
-            x = torchaudio.functional.resample(x, sample_rate, self.sample_rate)
-            est = torch.cat(list(self._chunks(x.to(self.device), progress)), -1)  # (J, 2, N)
-            est = torchaudio.functional.resample(est, self.sample_rate, sample_rate)
-            if est.shape[-1] != n_in:  # resampling may round the length
-                est = torch.nn.functional.pad(est, (0, max(0, n_in - est.shape[-1])))[..., :n_in]
-            spans = [est]
-        for est in spans:
-            if mono:
-                est = est.mean(1, keepdim=True)
-            est = est.cpu()
-            yield {t: est[j].numpy() for j, t in enumerate(self.targets)}
-
-    def _chunks(self, x: torch.Tensor, progress: bool):
-        """(2, N) -> (J, 2, n) finished stretches in order, from the cross-faded chunks of
-        :func:`~xslicq.inference.chunk_plan`: each chunk's stretch up to the next chunk's
-        start is final once the previous chunk's faded tail is added."""
-        from tqdm import tqdm
-
-        chunk = int(self.chunk_seconds * self.sample_rate)
-        overlap = int(self.overlap_seconds * self.sample_rate)
-        plan = chunk_plan(x.shape[-1], chunk, overlap)
-        held, held_start = None, 0  # the last chunk's weighted estimate, not yet final
-        for start, w in tqdm(plan, disable=not progress, desc="separating", unit="chunk"):
-            est = self._run(x[None, :, start : start + len(w)])[0]
-            est = est * torch.from_numpy(w).to(x.device)
-            if held is not None:
-                shared = held_start + held.shape[-1] - start  # samples both chunks cover
-                est[..., :shared] += held[..., start - held_start :]
-                yield held[..., : start - held_start]
-            held, held_start = est, start
-        yield held
+    def _separate_chunk(self, mixture: np.ndarray) -> np.ndarray:
+        """(1, 2, n) -> (J, 2, n) on the system's device."""
+        x = torch.from_numpy(np.ascontiguousarray(mixture)).to(self.device)
+        return self._run(x)[0].cpu().numpy()

@@ -46,6 +46,8 @@ from typing import Protocol
 
 import numpy as np
 
+from .cli import error_line
+
 # headerless PCM: --format name -> (numpy dtype, full scale of an integer format)
 FORMATS = {
     "f32le": ("<f4", None),
@@ -655,10 +657,7 @@ def main(argv=None) -> int:
             log=sys.stderr,
         )
     except (ValueError, OSError) as err:  # StreamError, CheckpointError, ... are ValueErrors
-        message = str(err) if not isinstance(err, OSError) or not err.filename else None
-        if message is None:
-            message = f"{err.filename}: {err.strerror or err}"
-        print(f"error: {' '.join(message.split())}", file=sys.stderr)
+        print(error_line(err), file=sys.stderr)
         return 1
     print(
         f"streamed {run['seconds']:.2f} s in {run['processing_seconds']:.2f} s (real-time "

@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ...cli import error_line
 from .dataset import MANIFEST_NAME, SAMPLE_RATE, generate_dataset
 from .render import DEFAULT_SOUNDFONTS
 
@@ -74,7 +75,7 @@ def main(argv=None):
             force=args.force,
         )
     except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(error_line(exc), file=sys.stderr)
         return 1
     sp = m["split"]
     print(
