@@ -2,13 +2,16 @@
 errors, the CLI and the Optuna sweep."""
 
 import math
+import resource
+import subprocess
+import sys
 
 import pytest
 import torch
 from hydra.utils import instantiate
 from omegaconf import open_dict
 
-from xslicq.train import ConfigError, train
+from xslicq.train import ConfigError, keep_freed_memory, train
 
 from helpers import CONF, TINY_DATA, TINY_MODEL, compose_config, run_module, tiny_train_config
 
@@ -85,6 +88,7 @@ def test_resume_restores_epoch_optimizer_and_rng(tmp_path, tiny_musdb):
         ("optimizer.weight_decay=-1", "optimizer.weight_decay must be a number >= 0, got -1"),
         ("scheduler.factor=2", "scheduler.factor must be in \\(0, 1\\), got 2"),
         ("seed=-3", "seed must be an integer >= 0 or null, got -3"),
+        ("keep_freed_memory=2", "keep_freed_memory must be true or false, got 2"),
         ("trainer.max_epochs=0", "trainer.max_epochs must be an integer >= 1 \\(or -1"),
         ("trainer.gradient_clip_val=-1", "trainer.gradient_clip_val must be a number >= 0"),
         ("trainer.limit_val_batches=0", "trainer.limit_val_batches must be a positive"),
@@ -306,3 +310,41 @@ def test_overfit_trainer_rebuilds_the_resumable_loader(tmp_path, tiny_musdb):
     )
     assert objects["trainer"].global_step == 3  # one batch per epoch
     assert metrics["train/loss"] == metrics["train/loss"]
+
+
+# a second round of 20 blocks of 8 MiB (every page written) after the first was freed:
+# page faults of the second round
+REUSE_PROBE = """
+import resource, sys
+import numpy as np
+if sys.argv[1] == "keep":
+    from xslicq.train import keep_freed_memory
+    assert keep_freed_memory()
+def blocks():
+    kept = [np.ones(1 << 20) for _ in range(20)]
+    del kept
+blocks()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+blocks()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_keep_freed_memory_reuses_pages_instead_of_faulting_in_new_ones():
+    pages = 20 * (8 << 20) // resource.getpagesize()  # 40960 with 4 KiB pages
+    faults = {}
+    for mode in ("default", "keep"):
+        out = subprocess.run(
+            [sys.executable, "-c", REUSE_PROBE, mode], capture_output=True, text=True, check=True
+        )
+        faults[mode] = int(out.stdout)
+    assert faults["default"] > pages / 8  # glibc hands freed blocks back, new pages fault
+    assert faults["keep"] < pages / 100
+
+
+def test_keep_freed_memory_refuses_values_glibc_would_truncate():
+    with pytest.raises(ValueError, match="mmap_threshold must be in"):
+        keep_freed_memory(mmap_threshold=1 << 40)
+    with pytest.raises(ValueError, match="trim_threshold must be in"):
+        keep_freed_memory(trim_threshold=-1)
