@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import argparse
 import platform
-from pathlib import Path
 
+import numpy as np
 import torch
-from benchutil import median_time
+from benchutil import interleaved_times, median_time, write_results
 
 from xslicq import signals
 from xslicq.system import apply_masks
 from xslicq.transform import RaggedToMatrix, SliCQT
 
-RESULTS = Path(__file__).resolve().parent / "results"
 SR = 44100
 
 
@@ -40,7 +39,7 @@ def main() -> None:
     t = SliCQT()
     c = t(x)
     mags = [b.abs() for b in c]
-    base = median_time(lambda: t(x), args.repeats)
+    bases = []  # the sliCQT forward of every round of every configuration
     finest = max(m for _, m in t.block_shapes)
     cases = [
         ("complex coefficients", "interpolate", None, c),
@@ -53,9 +52,16 @@ def main() -> None:
     for name, mode, T, blocks in cases:
         r = RaggedToMatrix(t, mode=mode, T=T)
         m = r(blocks)
-        fwd = median_time(lambda r=r, blocks=blocks: r(blocks), args.repeats)
-        inv = median_time(lambda r=r, m=m: r.inverse(m), args.repeats)
-        rows.append((name, mode, r.T, r.exact, fwd, inv, (fwd + inv) / base, mib(blocks), mib([m])))
+        # the sliCQT forward, the matrix forward and its inverse in turn in every round:
+        # the ratio is the median of the rounds' ratios, each under one load
+        times = interleaved_times(
+            [lambda: t(x), lambda r=r, blocks=blocks: r(blocks), lambda r=r, m=m: r.inverse(m)],
+            args.repeats,
+        )
+        bases += [row[0] for row in times]
+        fwd, inv = (float(np.median([row[i] for row in times])) for i in (1, 2))
+        ratio = float(np.median([(f + i) / b for b, f, i in times]))
+        rows.append((name, mode, r.T, r.exact, fwd, inv, ratio, mib(blocks), mib([m])))
         print(rows[-1], flush=True)
 
     mask_net = RaggedToMatrix(t, T=128)
@@ -65,6 +71,7 @@ def main() -> None:
     )
     print("mask path", apply)
 
+    grid = rows[-1]  # magnitudes on the T=128 network grid
     lines = [
         "# RaggedToMatrix: cost and memory",
         "",
@@ -75,7 +82,12 @@ def main() -> None:
         f"Signal: 30 s of stereo song-like audio, float32. Transform: default cqlog "
         f"({t.nb_bins} rows, {len(t.block_shapes)} blocks, time sizes "
         f"{min(m for _, m in t.block_shapes)}..{finest} per slice, {c[0].shape[3]} slices). "
-        f"sliCQT forward: **{base * 1000:.1f} ms** (median of {args.repeats} after a warm-up).",
+        f"sliCQT forward: **{np.median(bases) * 1000:.1f} ms** (median of its "
+        f"{len(bases)} rounds below).",
+        "",
+        "Every configuration is timed in rounds: a sliCQT forward, the matrix forward and "
+        "its inverse in turn; times are medians over the rounds, and the ratio is the median "
+        "of the rounds' ratios (each round under one load of the machine).",
         "",
         "| input | mode | T | exact inverse | forward (ms) | inverse (ms) | "
         "(forward + inverse) / sliCQT forward | ragged (MiB) | matrix (MiB) |",
@@ -103,14 +115,14 @@ def main() -> None:
         f"{t.nb_bins} x {finest} values per slice against the ragged form's "
         f"{sum(r * m for r, m in t.block_shapes):,}: writing it costs more than a sliCQT "
         "forward (its exact inverse is a free strided view). On a network grid (T = 128 or "
-        "256: one column per 20 or 10 ms) the work is one read of the ragged magnitudes and "
-        "one write of a ragged-size mask, about 10 ms here; the masks go back onto the "
-        "exact ragged mixture coefficients.",
+        "256: one column per 20 or 10 ms) the work is a read of the ragged magnitudes and a "
+        "write of the matrix, then a read of the matrix and a write of a ragged-size mask: "
+        f"at T=128 {2 * (grid[7] + grid[8]):.0f} MiB in {1e3 * (grid[4] + grid[5]):.1f} ms, "
+        f"{2 * (grid[7] + grid[8]) / 1024 / (grid[4] + grid[5]):.1f} GiB/s, so the cost is "
+        "memory traffic; the masks go back onto the exact ragged mixture coefficients.",
         "",
     ]
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "matrix.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_results("matrix.md", lines)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,23 @@ def median_time(fn, repeats: int = 5) -> float:
     return float(np.median(times))
 
 
+def interleaved_times(fns, repeats: int = 5) -> list[list[float]]:
+    """Wall times in seconds of every function in ``fns``, called in turn in each of
+    ``repeats`` rounds after one warm-up round: ``times[k][i]`` is round ``k``'s time of
+    ``fns[i]``. A ratio taken within a round sees the same load on a shared machine."""
+    for fn in fns:
+        fn()
+    times = []
+    for _ in range(repeats):
+        row = []
+        for fn in fns:
+            t0 = time.perf_counter()
+            fn()
+            row.append(time.perf_counter() - t0)
+        times.append(row)
+    return times
+
+
 def write_results(name: str, lines: list[str]) -> Path:
     """Write ``lines`` joined by newlines (no newline added at the end) to
     ``experiments/results/<name>``, print them and the path; returns the path."""
