@@ -50,8 +50,8 @@ def keep_freed_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 1 <<
 
     A CPU training step allocates and frees tensors of tens of MiB many times; glibc maps
     each block above its mmap threshold afresh and unmaps it on free, so every step pays
-    the page faults of filling new pages (about a fifth of a step's time here, measured
-    in experiments/results/training.md). This serves blocks up to ``mmap_threshold``
+    the page faults of filling new pages (experiments/bench_training.py measures a step
+    with and without this: results/training.md). This serves blocks up to ``mmap_threshold``
     (glibc's maximum, 32 MiB on 64-bit) from the heap and keeps up to ``trim_threshold``
     of free heap, so later steps reuse pages already mapped; the process's peak memory
     is unchanged, its resident memory stays near the peak.
