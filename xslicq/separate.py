@@ -5,8 +5,10 @@
 
 ``--checkpoint`` runs a training checkpoint with torch; ``--model`` runs a network exported
 by ``python -m xslicq.export`` with onnxruntime and the sliCQT's NumPy backend
-(:class:`xslicq.inference.OnnxSeparator`), and imports no torch, Lightning or Hydra, so it
-works in the inference-only install (``pip install "xslicq[infer]"``).
+(:class:`xslicq.inference.OnnxSeparator`) and needs no torch, Lightning or Hydra, so it
+works in the inference-only install (``pip install "xslicq[infer]"``). It never imports
+Lightning, Hydra or torchaudio; where torch is installed, the transform classes (torch
+modules then) still import torch and OmegaConf (about 650 MiB of the process).
 
 Reads WAV/FLAC/OGG (and MP3 with libsndfile >= 1.1) with soundfile and anything else
 (MP4/M4A, STEMS) through ffmpeg; writes ``<target>.wav`` per target (and ``accompaniment.wav`` with
@@ -197,7 +199,7 @@ def _with_accompaniment(spans):
 # ---------------------------------------------------------------------- the command
 def load_separator(checkpoint=None, model=None, device: str = "cpu", chunk_seconds=10.0):
     """The separator of a training ``checkpoint`` (torch) or of an exported ``model``
-    (onnxruntime, no torch imported); exactly one of the two."""
+    (onnxruntime, no torch needed); exactly one of the two."""
     if (checkpoint is None) == (model is None):
         raise ValueError("give either --checkpoint (a .ckpt) or --model (an exported .onnx)")
     if model is not None:
@@ -305,7 +307,7 @@ def main(argv=None) -> int:
         help="separate audio at any sample rate (default: 8 kHz to 384 kHz)",
     )
     args = parser.parse_args(argv)
-    # the exported model's path imports no torch; a checkpoint's catches torch's GPU errors
+    # the exported model's path needs no torch; a checkpoint's catches torch's GPU errors
     out_of_memory = ()
     if args.checkpoint:
         try:
