@@ -121,6 +121,21 @@ def _wait(condition, what, timeout=240.0):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _stopped_in_a_trial(proc, url, sweep_dir):
+    """Stop ``proc`` (SIGSTOP) while it runs a trial and return ``[that trial's number]``,
+    or ``[]`` (and let it go on) when it was between trials: a stopped worker cannot finish
+    the trial between this look and the kill that follows (its trials take a fraction of
+    a second, so reading RUNNING and then killing could miss it)."""
+    if not _trial_numbers(url, sweep_dir, "RUNNING"):
+        return []
+    proc.send_signal(signal.SIGSTOP)
+    running = _trial_numbers(url, sweep_dir, "RUNNING")
+    if len(running) == 1:
+        return running
+    proc.send_signal(signal.SIGCONT)
+    return []
+
+
 def test_two_workers_share_a_postgres_study_and_a_killed_one_is_failed(
     data_root, tmp_path, postgres_url
 ):
@@ -149,7 +164,7 @@ def test_two_workers_share_a_postgres_study_and_a_killed_one_is_failed(
         )
         _wait(lambda: _trial_numbers(postgres_url, dir_b, "COMPLETE"), "worker B's first trial")
         (killed,) = _wait(
-            lambda: _trial_numbers(postgres_url, dir_a, "RUNNING"), "worker A in a trial"
+            lambda: _stopped_in_a_trial(a, postgres_url, dir_a), "worker A in a trial"
         )
         a.send_signal(signal.SIGKILL)
         a.wait(timeout=30)
