@@ -248,8 +248,7 @@ def separate_file(
         names.append("accompaniment")
     stale = plan_outputs(out, [f"{n}.wav" for n in names], force)
     if wiener is not None:
-        owner = separator if model is not None else separator.system
-        owner.wiener_iterations = wiener
+        separator.wiener_iterations = wiener
     # both engines: the stems a chunk at a time, written as they come (no whole stem held)
     spans = separator.separate_spans(waveform, rate, progress=progress, any_rate=any_rate)
     if "accompaniment" in names:

@@ -165,6 +165,16 @@ class Separator(ChunkedSeparator, torch.nn.Module):
             audio = (audio.float() if audio.dtype == torch.bfloat16 else audio).numpy()
         return super()._check(audio, sample_rate, any_rate)
 
+    @property
+    def wiener_iterations(self) -> int:
+        """Wiener-EM iterations after the masks (settable): the system's setting, as
+        :attr:`xslicq.inference.OnnxSeparator.wiener_iterations` is the exported one's."""
+        return self.system.wiener_iterations
+
+    @wiener_iterations.setter
+    def wiener_iterations(self, value: int) -> None:
+        self.system.wiener_iterations = value
+
     def _run(self, mixture: torch.Tensor) -> torch.Tensor:
         """(B, C, L) -> (B, J, C, L) with the engine's network (torch: the system's own)."""
         if self.network is None:

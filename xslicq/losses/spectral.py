@@ -157,6 +157,7 @@ class ComplexMSELoss(_Loss):
 
     A relative energy, like :class:`MSELoss`, but a wrong phase costs too. The
     waveforms are not used and may be ``None``. Parts: ``complex_mse``, ``mask_sum``.
+
     Args:
         mask_sum, eps: as for :class:`MSELoss`.
 
