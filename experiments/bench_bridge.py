@@ -25,14 +25,13 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
+from benchutil import write_section
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "experiments" / "results"
 CONF = ROOT / "conf"
 HEADING = "## CuPy bridge vs torch-CUDA training step"
 
@@ -134,18 +133,6 @@ def measure(backend: str, batches, args) -> dict:
     }
 
 
-def write_section(section: str) -> Path:
-    path = RESULTS / "gpu.md"
-    text = path.read_text() if path.exists() else "# Results on a GPU\n"
-    head, found, tail = text.partition(HEADING)
-    rest = tail.partition("\n## ")[2] if found else ""
-    body = head.rstrip() + "\n\n" + section.rstrip() + "\n"
-    if rest:
-        body += "\n## " + rest
-    path.write_text(body)
-    return path
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10, help="timed steps per repeat")
@@ -176,9 +163,7 @@ def main() -> None:
                 f"Python {platform.python_version()}, torch {torch.__version__}.)",
             ]
         )
-        path = write_section(section)
-        print(section)
-        print(f"wrote {path.relative_to(ROOT)}", file=sys.stderr)
+        write_section("gpu.md", HEADING, section)
         return
 
     import cupy
@@ -198,6 +183,11 @@ def main() -> None:
     name = torch.cuda.get_device_name()
     mib = 2.0**20
     rel = abs(c["first_loss"] - t["first_loss"]) / max(abs(t["first_loss"]), 1e-12)
+    if rel > 1e-4:  # float32 rounding of two FFT libraries is far below this
+        raise RuntimeError(
+            f"first losses differ by {rel:.1e} (torch {t['first_loss']}, CuPy "
+            f"{c['first_loss']}): the two backends did not compute the same step"
+        )
     section = "\n".join(
         [
             HEADING,
@@ -226,9 +216,7 @@ def main() -> None:
             "next to torch's caching allocator.",
         ]
     )
-    path = write_section(section)
-    print(section)
-    print(f"wrote {path.relative_to(ROOT)}", file=sys.stderr)
+    write_section("gpu.md", HEADING, section)
 
 
 if __name__ == "__main__":

@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 
 import torch
+from benchutil import write_section
 
-RESULTS = Path(__file__).resolve().parent / "results"
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
 SETTINGS = {
@@ -98,16 +98,13 @@ def staged_step(system, opt, batch) -> tuple[list[float], torch.Tensor]:
     ref_coefs = system.transform(references.reshape(b * j, *references.shape[2:]))
     ref_coefs = [r.reshape((b, j) + tuple(r.shape[1:])) for r in ref_coefs]
     lap()
-    mags = [c.abs() for c in coefs]
+    mags, net_in, shape = network_input(system, coefs)
+    lap()
     if system.form == "ragged":
-        lap()
         masks = system.model(mags)
         lap()
     else:
-        matrix = system.r2m(mags)
-        fb, c, f, s, t = matrix.shape
-        net_in = system.r2m.flatten(matrix) if system.form == "frames" else matrix
-        lap()
+        fb, c, f, s, t = shape
         out = system.model(net_in).reshape(fb, j, c, f, s, t)
         lap()
         ragged = system.r2m.inverse(out.reshape(fb * j, c, f, s, t))
@@ -141,19 +138,25 @@ def train_step(system, opt, batch) -> None:
     opt.step()
 
 
+def network_input(system, coefs):
+    """What :meth:`SeparationSystem.masks` feeds the network from the mixture coefficients:
+    ``(magnitudes, network input, matrix shape)``; the input is the ragged magnitudes for
+    a ragged network (shape ``None``), else the matrix (B, C, F, S, T) or its frames view."""
+    from xslicq.transform.backend import magnitude
+
+    mags = [magnitude(c) for c in coefs]
+    if system.form == "ragged":
+        return mags, mags, None
+    matrix = system.r2m(mags)
+    net_in = system.r2m.flatten(matrix) if system.form == "frames" else matrix
+    return mags, net_in, tuple(matrix.shape)
+
+
 def network_step(system, batch) -> float:
     """Seconds of the network alone, forward and backward (of the masks' sum), on the
     input the step gives it; the front end runs before the clock starts."""
-    from xslicq.transform.backend import magnitude
-
-    mixture = batch[0]
     with torch.no_grad():
-        mags = [magnitude(c) for c in system.transform(mixture)]
-        if system.form == "ragged":
-            net_in = mags
-        else:
-            matrix = system.r2m(mags)
-            net_in = system.r2m.flatten(matrix) if system.form == "frames" else matrix
+        net_in = network_input(system, system.transform(batch[0]))[1]
     system.model.zero_grad()
     t0 = time.perf_counter()
     system.model(net_in).sum().backward()
@@ -173,10 +176,10 @@ def main() -> None:
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    if not args.plain_malloc:
-        from xslicq.train import keep_freed_memory
+    from xslicq.train import keep_freed_memory
 
-        keep_freed_memory()  # as xslicq.train does with its default keep_freed_memory: true
+    # as xslicq.train does with its default keep_freed_memory: true (False: no glibc here)
+    kept = False if args.plain_malloc else keep_freed_memory()
 
     from xslicq.data.datamodule import MusdbDataModule
     from xslicq.data.synthetic import generate_dataset
@@ -207,7 +210,7 @@ def main() -> None:
         system.train()
         for b in batches[:2]:  # warm-up
             train_step(system, opt, b)
-        if name in SETTINGS:
+        if name in SETTINGS and not args.plain_malloc:
             # the staged step computes the loss compute_loss computes (same parameters, seed)
             torch.manual_seed(0)
             with torch.no_grad():
@@ -281,7 +284,13 @@ def main() -> None:
             "defaults: the default front end with a cheaper network, to show what meeting the "
             "target would take; whether they separate as well is not measured here.",
             "",
-            "Without `keep_freed_memory` (`--plain-malloc`: glibc's malloc as it comes, a "
+            (
+                ""
+                if kept
+                else "`keep_freed_memory` has no effect on this machine (no glibc malloc): "
+                "both runs below use the allocator as it comes. "
+            )
+            + "Without `keep_freed_memory` (`--plain-malloc`: glibc's malloc as it comes, a "
             "fresh process on the same batches after this one): default "
             f"{plain[0]:.2f} s per step, Open-Unmix setting {plain[1]:.2f} s "
             f"({plain[1] / plain[0]:.2f}x); with it (the table) "
@@ -323,12 +332,7 @@ def main() -> None:
             "",
         ]
     )
-    path = RESULTS / "training.md"
-    text = path.read_text() if path.exists() else "# Training: proof that it learns, and speed\n\n"
-    head, _, tail = text.partition("## Training speed on the CPU")
-    tail = tail.partition("\n## ")[2]
-    path.write_text(head.rstrip() + "\n\n" + section + ("\n## " + tail if tail else ""))
-    print(section)
+    write_section("training.md", "## Training speed on the CPU", section)
 
 
 if __name__ == "__main__":

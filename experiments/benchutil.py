@@ -46,3 +46,30 @@ def write_results(name: str, lines: list[str]) -> Path:
     print(text)
     print(f"written to {out}")
     return out
+
+
+# the first line of the results files that several scripts write a section of each
+TITLES = {
+    "training.md": "# Training: proof that it learns, and speed",
+    "gpu.md": "# Results on a GPU",
+}
+
+
+def write_section(name: str, heading: str, section: str) -> Path:
+    """Put ``section`` (text that starts with the ``## ...`` line ``heading`` begins) into
+    ``experiments/results/<name>`` in place of the section that starts with ``heading``
+    (up to the next ``## `` heading), or at the end; a missing file starts with its
+    :data:`TITLES` line. The other sections stay as they are. Prints the section and the
+    path; returns the path."""
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / name
+    text = out.read_text() if out.exists() else TITLES[name] + "\n"
+    head, found, tail = text.partition(heading)
+    rest = tail.partition("\n## ")[2] if found else ""
+    body = head.rstrip() + "\n\n" + section.strip() + "\n"
+    if rest:
+        body += "\n## " + rest
+    out.write_text(body)
+    print(section)
+    print(f"written to {out}")
+    return out

@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 import torch
+from benchutil import RESULTS, write_section
 
-RESULTS = Path(__file__).resolve().parent / "results"
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
@@ -148,12 +148,7 @@ Target (at least 6 dB over the mixture for vocals and drums): **{"met" if ok els
 
 ![training loss](overfit_loss.png)
 """
-    path = RESULTS / "training.md"
-    text = path.read_text() if path.exists() else "# Training: proof that it learns, and speed\n\n"
-    head, _, tail = text.partition("## Overfitting one track")
-    tail = tail.partition("\n## ")[2]
-    path.write_text(head + section + ("\n## " + tail if tail else ""))
-    print(section)
+    write_section("training.md", "## Overfitting one track", section)
 
 
 if __name__ == "__main__":
