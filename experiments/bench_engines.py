@@ -67,9 +67,9 @@ def main() -> None:
     model = onnx_bytes(system)
     network = OnnxNetwork(model, threads=args.threads)
     session = network.session
+    matrices = {batch: chunk_matrix(system, batch) for batch in (1, 4)}
     rows = []
-    for batch in (1, 4):
-        matrix = chunk_matrix(system, batch)
+    for batch, matrix in matrices.items():
         with torch.no_grad():
             ref = system.model(matrix).numpy()
             t_torch = median_time(lambda m=matrix: system.model(m), args.repeats)
@@ -79,7 +79,7 @@ def main() -> None:
         rows.append(row("torch", "CPU", batch, t_torch, None))
         rows.append(row("onnxruntime", "CPU", batch, t_ort, float(np.abs(got - ref).max())))
         print(rows[-2:], flush=True)
-    shape = tuple(chunk_matrix(system, 1).shape)
+    shape = tuple(matrices[1].shape)
 
     gpu_rows, gpu_note = [], None
     try:
@@ -90,9 +90,9 @@ def main() -> None:
         gpu_note = str(err)
     if gpu_note is None:
         cuda_model = copy.deepcopy(system.model).cuda()
-        matrices = {batch: chunk_matrix(system, batch).cuda() for batch in (1, 4)}
+        cuda_matrices = {batch: matrix.cuda() for batch, matrix in matrices.items()}
         refs = {}
-        for batch, matrix in matrices.items():
+        for batch, matrix in cuda_matrices.items():
 
             def torch_cuda(m=matrix):
                 with torch.no_grad():
@@ -101,12 +101,14 @@ def main() -> None:
                 return out
 
             refs[batch] = torch_cuda()
-            gpu_rows.append(row("torch", "CUDA", batch, median_time(torch_cuda), None))
+            gpu_rows.append(
+                row("torch", "CUDA", batch, median_time(torch_cuda, args.repeats), None)
+            )
         for precision in ("fp32", "fp16"):
             net = TensorRTNetwork.from_onnx(
                 model, precision=precision, max_slices=shape[3], max_batch=4
             )
-            for batch, matrix in matrices.items():
+            for batch, matrix in cuda_matrices.items():
                 gap = float((net(matrix) - refs[batch]).abs().max())
                 t_trt = median_time(lambda m=matrix, net=net: net(m), args.repeats)
                 gpu_rows.append(row(f"TensorRT {precision}", "CUDA", batch, t_trt, gap))

@@ -71,7 +71,11 @@ def main() -> None:
     )
     print("mask path", apply)
 
-    grid = rows[-1]  # magnitudes on the T=128 network grid
+    # magnitudes on the T=128 network grid: times (s) and sizes (MiB) of forward and inverse
+    _, _, _, _, grid_fwd, grid_inv, _, grid_ragged, grid_matrix = next(
+        row for row in rows if row[0] == "magnitudes (network grid)" and row[2] == 128
+    )
+    grid_mib = 2 * (grid_ragged + grid_matrix)  # each read once and written once
     lines = [
         "# RaggedToMatrix: cost and memory",
         "",
@@ -117,8 +121,8 @@ def main() -> None:
         "forward (its exact inverse is a free strided view). On a network grid (T = 128 or "
         "256: one column per 20 or 10 ms) the work is a read of the ragged magnitudes and a "
         "write of the matrix, then a read of the matrix and a write of a ragged-size mask: "
-        f"at T=128 {2 * (grid[7] + grid[8]):.0f} MiB in {1e3 * (grid[4] + grid[5]):.1f} ms, "
-        f"{2 * (grid[7] + grid[8]) / 1024 / (grid[4] + grid[5]):.1f} GiB/s, so the cost is "
+        f"at T=128 {grid_mib:.0f} MiB in {1e3 * (grid_fwd + grid_inv):.1f} ms, "
+        f"{grid_mib / 1024 / (grid_fwd + grid_inv):.1f} GiB/s, so the cost is "
         "memory traffic; the masks go back onto the exact ragged mixture coefficients.",
         "",
     ]
