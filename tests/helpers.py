@@ -267,6 +267,14 @@ def perturbed_system(overrides=(), seed=0):
     return system.eval()
 
 
+def noise_song(seconds, channels=2, seed=0) -> np.ndarray:
+    """(channels, seconds * SR) float32 white noise at 0.1 amplitude: a song for tests
+    whose stems are compared with another engine's or a known answer."""
+    from xslicq.signals import noise
+
+    return (0.1 * noise(int(seconds * SR), channels, seed)).astype(np.float32)
+
+
 def tones_and_noise(seconds, seed=0, channels=2):
     """(channels, samples) float32 at :data:`SR`: two tones (one gliding up) and noise, a
     different mix per channel."""

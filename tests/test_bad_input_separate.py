@@ -4,8 +4,6 @@ message before any work, and separate never writes over a file it did not write.
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +17,7 @@ from xslicq.separate import main
 from xslicq.separator import SeparationInputError
 from xslicq.train import train
 
-from helpers import ROOT, SR, tiny_train_config
+from helpers import SR, run_module, tiny_train_config
 
 STEMS = ("vocals.wav", "drums.wav", "bass.wav", "other.wav")
 
@@ -246,12 +244,10 @@ def test_chunk_seconds_out_of_range_is_one_error_line(checkpoint, tmp_path, caps
 def test_the_cli_reports_a_damaged_checkpoint_without_a_traceback(tmp_path):
     bad = tmp_path / "bad.ckpt"
     bad.write_bytes(b"\x80\x02garbage")
-    r = subprocess.run(
-        [sys.executable, "-m", "xslicq.separate", str(song(tmp_path / "mix.wav"))]
-        + ["--checkpoint", str(bad), "--out", str(tmp_path / "o")],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
+    r = run_module(
+        "xslicq.separate",
+        str(song(tmp_path / "mix.wav")),
+        *("--checkpoint", str(bad), "--out", str(tmp_path / "o")),
         timeout=300,
     )
     assert r.returncode == 1 and "Traceback" not in r.stderr

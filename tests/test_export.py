@@ -26,20 +26,26 @@ from xslicq.separate import main as separate_main
 from xslicq.system import SeparationSystem
 from xslicq.tensorrt import TensorRTUnavailable
 
-from helpers import NO_TORCH, ROOT, SR, compose_config, fresh_checkpoint, requires_cuda, run_module
+from helpers import (
+    NO_TORCH,
+    ROOT,
+    SR,
+    compose_config,
+    fresh_checkpoint,
+    noise_song,
+    rel_err,
+    requires_cuda,
+    run_module,
+)
 
 PARITY = 1e-4  # relative L2 error of every stem, the issue's bound
-
-
-def rel(a, b) -> float:
-    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
 
 def assert_same_stems(got: dict, ref: dict):
     assert list(got) == list(ref)
     for name in ref:
         assert got[name].shape == ref[name].shape and got[name].dtype == np.float32
-        assert rel(got[name], ref[name]) < PARITY, name
+        assert rel_err(ref[name], got[name]) < PARITY, name
 
 
 @pytest.fixture(scope="module")
@@ -50,11 +56,6 @@ def exported(tmp_path_factory):
     written = run({"checkpoint": str(ckpt), "format": "onnx"})
     assert written == [folder / "model.onnx"]  # next to the checkpoint by default
     return ckpt, written[0]
-
-
-def song(seconds=3.0, channels=2, seed=0):
-    rng = np.random.default_rng(seed)
-    return (0.1 * rng.standard_normal((channels, int(seconds * SR)))).astype(np.float32)
 
 
 # ------------------------------------------------------------------------ the file
@@ -94,9 +95,9 @@ def test_torch_free_separator_gives_the_torch_engines_stems(exported):
     kw = dict(chunk_seconds=2.0, overlap_seconds=0.5)
     ref_sep, onnx_sep = Separator.from_checkpoint(ckpt, **kw), OnnxSeparator.from_file(path, **kw)
     assert onnx_sep.targets == ref_sep.targets and onnx_sep.sample_rate == SR
-    audio = song(3.0)
+    audio = noise_song(3.0)
     assert_same_stems(onnx_sep.separate(audio, SR), ref_sep.separate(audio, SR))
-    mono = song(1.0, channels=1, seed=1)
+    mono = noise_song(1.0, channels=1, seed=1)
     assert_same_stems(onnx_sep.separate(mono[0], 48000), ref_sep.separate(mono[0], 48000))
 
 
@@ -105,7 +106,7 @@ def test_separator_onnx_engine_gives_the_torch_engines_stems(exported):
     ref_sep = Separator.from_checkpoint(ckpt)
     onnx_sep = Separator(ref_sep.system, engine="onnx")
     assert onnx_sep.engine == "onnx" and ref_sep.network is None
-    audio = song(2.0, seed=2)
+    audio = noise_song(2.0, seed=2)
     assert_same_stems(onnx_sep.separate(audio, SR), ref_sep.separate(audio, SR))
 
 
@@ -114,7 +115,7 @@ def test_separate_cli_with_model_imports_no_torch(exported, tmp_path):
     cannot be imported, writes the stems the torch engine writes."""
     ckpt, path = exported
     wav = tmp_path / "song.wav"
-    audio = song(2.5, seed=3)
+    audio = noise_song(2.5, seed=3)
     sf.write(wav, audio.T, SR, subtype="FLOAT")
     code = NO_TORCH + (
         "from xslicq.separate import main\n"
@@ -141,7 +142,7 @@ def test_umx_with_sum_to_one_masks_exports_and_matches(tmp_path):
         ["model=umx", "model.hidden=16", "system.mask_sum_to_one=true"],
     )
     (path,) = run({"checkpoint": str(ckpt), "format": "onnx", "out": str(tmp_path / "u.onnx")})
-    audio = song(3.0, seed=4)
+    audio = noise_song(3.0, seed=4)
     ref = Separator.from_checkpoint(ckpt, chunk_seconds=2.0, overlap_seconds=0.5)
     got = OnnxSeparator.from_file(path, chunk_seconds=2.0, overlap_seconds=0.5)
     stems = got.separate(audio, SR)
@@ -159,7 +160,7 @@ def test_export_cli_and_dynamo_exporter(exported, tmp_path):
     )
     assert r.returncode == 0, r.stderr[-3000:]
     assert f"wrote {out}" in r.stdout
-    audio = song(2.0, seed=5)
+    audio = noise_song(2.0, seed=5)
     ref = Separator.from_checkpoint(ckpt).separate(audio, SR)
     assert_same_stems(OnnxSeparator.from_file(out).separate(audio, SR), ref)
     bad = run_module("xslicq.export", f"checkpoint={ckpt}", "format=tflite", timeout=300)
@@ -257,5 +258,5 @@ def test_tensorrt_engine_gives_the_torch_engines_stems(exported):
     ckpt, _ = exported
     ref_sep = Separator.from_checkpoint(ckpt, device="cuda", chunk_seconds=2.0, overlap_seconds=0.5)
     trt_sep = Separator(ref_sep.system, engine="tensorrt", chunk_seconds=2.0, overlap_seconds=0.5)
-    audio = song(3.0, seed=6)
+    audio = noise_song(3.0, seed=6)
     assert_same_stems(trt_sep.separate(audio, SR), ref_sep.separate(audio, SR))

@@ -1,7 +1,5 @@
 """Separator and the separation CLI, on a checkpoint of a tiny training run."""
 
-import subprocess
-import sys
 import types
 
 import numpy as np
@@ -15,7 +13,7 @@ from xslicq.separate import main, write_outputs
 from xslicq.separator import SeparationInputError
 from xslicq.train import train
 
-from helpers import ROOT, SR, TINY_MODEL, tiny_train_config
+from helpers import SR, TINY_MODEL, run_module, tiny_train_config
 
 
 @pytest.fixture(scope="module")
@@ -148,40 +146,22 @@ def test_cli(checkpoint, tmp_path):
     audio = 0.1 * np.random.default_rng(1).standard_normal((SR * 2, 2))
     sf.write(song, audio, SR)
     out = tmp_path / "stems"
-    cmd = [
-        sys.executable,
-        "-m",
-        "xslicq.separate",
-        str(song),
-        "--checkpoint",
-        str(checkpoint),
-        "--out",
-        str(out),
-        "--accompaniment",
-        "--wiener",
-        "1",
-    ]
-    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    args = [str(song), "--checkpoint", str(checkpoint), "--out", str(out)]
+    args += ["--accompaniment", "--wiener", "1"]
+    r = run_module("xslicq.separate", *args, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     for name in ("vocals", "drums", "bass", "other", "accompaniment"):
         data, rate = sf.read(out / f"{name}.wav")
         assert rate == SR and data.shape == audio.shape
-    again = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    again = run_module("xslicq.separate", *args, timeout=300)
     assert again.returncode == 1 and "exists and is not empty; use --force" in again.stderr
-    missing = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "xslicq.separate",
-            str(tmp_path / "no.wav"),
-            "--checkpoint",
-            str(checkpoint),
-            "--out",
-            str(tmp_path / "x"),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
+    missing = run_module(
+        "xslicq.separate",
+        str(tmp_path / "no.wav"),
+        "--checkpoint",
+        str(checkpoint),
+        "--out",
+        str(tmp_path / "x"),
         timeout=300,
     )
     assert missing.returncode == 1 and "no.wav does not exist" in missing.stderr
@@ -195,24 +175,17 @@ def test_quickstart_trains_and_separates_a_held_out_song(tmp_path):
 
     if shutil.which("fluidsynth") is None:
         pytest.skip("fluidsynth is not installed")
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "xslicq.quickstart",
-            "trainer=debug",
-            f"paths.data_dir={tmp_path / 'data'}",
-            "data.num_workers=0",
-            "data.synthetic.tracks=3",
-            "data.synthetic.seconds=4.0",
-            "data.val_seq_dur=2.0",
-            *TINY_MODEL,
-            "log_media=false",
-            f"hydra.run.dir={tmp_path / 'run'}",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
+    r = run_module(
+        "xslicq.quickstart",
+        "trainer=debug",
+        f"paths.data_dir={tmp_path / 'data'}",
+        "data.num_workers=0",
+        "data.synthetic.tracks=3",
+        "data.synthetic.seconds=4.0",
+        "data.val_seq_dur=2.0",
+        *TINY_MODEL,
+        "log_media=false",
+        f"hydra.run.dir={tmp_path / 'run'}",
         timeout=600,
     )
     assert r.returncode == 0, r.stderr[-2000:]

@@ -9,7 +9,7 @@ import soundfile as sf
 from xslicq.inference import FORMAT_VERSION, OnnxSeparator
 from xslicq.separate import separate_file
 
-from helpers import SR
+from helpers import SR, noise_song
 
 TARGETS = ("vocals", "drums", "bass", "other")
 WEIGHTS = np.array([0.1, 0.2, 0.3, 0.4], np.float32)  # target j's mask everywhere
@@ -48,11 +48,6 @@ def separator(wiener=0, on_call=None, **kwargs):
     return OnnxSeparator(ConstantMasks(on_call), meta, **kwargs)
 
 
-def song(channels=2, seconds=7.0, seed=0):
-    rng = np.random.default_rng(seed)
-    return (0.1 * rng.standard_normal((channels, int(seconds * SR)))).astype(np.float32)
-
-
 def expected(audio, wiener):
     """Constant masks: the stems are ``w_j`` times the mixture; one Wiener-EM iteration on
     estimates proportional to the mixture gives ``w_j^2 / sum_k w_k^2`` times it."""
@@ -63,7 +58,7 @@ def expected(audio, wiener):
 @pytest.mark.parametrize("wiener", [0, 1])
 def test_spans_are_the_stems_a_chunk_at_a_time(wiener):
     sep = separator(wiener, chunk_seconds=3.0, overlap_seconds=0.5)
-    audio = song(seconds=7.0)
+    audio = noise_song(7.0)
     spans = list(sep.separate_spans(audio, SR))
     step = int(2.5 * SR)  # chunks start every chunk - overlap
     assert [s["bass"].shape for s in spans] == [
@@ -109,7 +104,7 @@ def test_separate_model_writes_the_stems_as_they_are_separated(tmp_path, monkeyp
 
     sep = separator(on_call=on_call, chunk_seconds=3.0, overlap_seconds=0.5)
     monkeypatch.setattr(OnnxSeparator, "from_file", lambda *args, **kwargs: sep)
-    audio = song(seconds=10.0, seed=2)  # four chunks
+    audio = noise_song(10.0, seed=2)  # four chunks
     sf.write(tmp_path / "song.wav", audio.T, SR, subtype="FLOAT")
     files = separate_file(tmp_path / "song.wav", out=out, model=tmp_path / "model.onnx")
     assert files == [out / f"{t}.wav" for t in TARGETS]

@@ -9,8 +9,6 @@ import json
 import logging
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +29,7 @@ from xslicq.data.synthetic.midi import stem_midi
 from xslicq.data.synthetic.mix import mix_stems
 from xslicq.data.synthetic.wav import write_float_wav
 
-from helpers import ROOT, SR, needs_fluidsynth, run_module
+from helpers import SR, needs_fluidsynth, run_module
 
 SECONDS = 4.0
 FILES = ("mixture",) + tuple(SOURCES)
@@ -413,24 +411,9 @@ def test_fluidsynth_failure_is_reported(tmp_path):
 @needs_fluidsynth
 def test_cli(tmp_path):
     out = tmp_path / "cli"
-    cmd = [
-        sys.executable,
-        "-m",
-        "xslicq.data.synthetic",
-        "--out",
-        str(out),
-        "--tracks",
-        "2",
-        "--seconds",
-        "3",
-        "--test-tracks",
-        "1",
-        "--valid-tracks",
-        "0",
-        "--seed",
-        "3",
-    ]
-    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    args = ["--out", str(out), "--tracks", "2", "--seconds", "3", "--test-tracks", "1"]
+    args += ["--valid-tracks", "0", "--seed", "3"]
+    r = run_module("xslicq.data.synthetic", *args, timeout=300)
     assert r.returncode == 0, r.stderr
     m = json.loads((out / MANIFEST_NAME).read_text())
     assert m["seed"] == 3 and len(m["split"]["train"]) == 1 and len(m["split"]["test"]) == 1
@@ -438,7 +421,5 @@ def test_cli(tmp_path):
         assert (out / "test" / m["split"]["test"][0] / f"{f}.wav").is_file()
     r = run_module("xslicq.data.synthetic", "--help", timeout=300)
     assert r.returncode == 0 and "--tracks" in r.stdout and "--soundfont" in r.stdout
-    r = subprocess.run(
-        cmd[:-2] + ["--seed", "4"], capture_output=True, text=True, cwd=ROOT, timeout=300
-    )
+    r = run_module("xslicq.data.synthetic", *args[:-2], "--seed", "4", timeout=300)
     assert r.returncode != 0 and "seed 3 != 4" in r.stderr
