@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import platform
 from pathlib import Path
 
@@ -140,7 +141,8 @@ def main() -> None:
         f"--repeats {args.repeats}` ({platform.machine()}, {platform.processor() or 'CPU'}, "
         f"{args.threads} threads for torch and for onnxruntime, torch {torch.__version__}, "
         f"onnxruntime {ort.__version__}). Medians of {args.repeats} calls after a warm-up; "
-        "the machine was shared with other jobs, so the times are indicative.",
+        f"load average {os.getloadavg()[0]:.1f} at the end of the run, on {os.cpu_count()} "
+        "cores (a higher load makes these times upper bounds).",
         "",
         f"Network: the default `xumx_matrix` on the default cqlog sliCQT (untrained; speed "
         f"does not depend on the weights), exported with `xslicq.export.onnx_bytes` "

@@ -199,10 +199,9 @@ def main(argv=None) -> int:
         "# Streaming separation: latency and real-time factor",
         "",
         f"Produced by `{command.strip()}` on {platform.machine()} with {os.cpu_count()} CPU "
-        f"cores, torch {torch.__version__}, every row in a fresh process. **The machine was "
-        f"shared with other jobs** (load average {load[0]:.1f} at the start, "
-        f"{load_end[0]:.1f} at the end, on {os.cpu_count()} cores), so the times are upper "
-        "bounds of what 2 free cores give; re-run the command on an idle machine.",
+        f"cores, torch {torch.__version__}, every row in a fresh process; load average "
+        f"{load[0]:.1f} at the start and {load_end[0]:.1f} at the end, on {os.cpu_count()} "
+        "cores (a load above the threads' share makes the times upper bounds).",
         "",
         f"Configuration `{config}`: {info['scale']} sliCQT, {info['rows']} rows, sllen "
         f"{info['sllen']}, trlen {info['trlen']} (hop {info['hop']} samples = {hop_ms:.1f} ms), "
