@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from xslicq.transform.backend import magnitude, multiply, squared_magnitude
+from xslicq.transform.backend import magnitude, multiply, split, squared_magnitude
 
 
 def complex_noise(*shape, dtype=torch.complex64, seed=0):
@@ -48,3 +48,17 @@ def test_gradients():
 def test_multiply_complex_by_real_equals_the_plain_product():
     z, w = complex_noise(2, 3, 4), torch.rand(2, 3, 4)
     torch.testing.assert_close(multiply(z, w), z * w, rtol=1e-6, atol=0)
+
+
+def test_split_cuts_consecutive_pieces_and_passes_gradients_through():
+    x = np.arange(2 * 7 * 3, dtype=np.float64).reshape(2, 7, 3)
+    pieces = split(x, [1, 4, 2], axis=1)
+    assert [p.shape for p in pieces] == [(2, 1, 3), (2, 4, 3), (2, 2, 3)]
+    np.testing.assert_array_equal(np.concatenate(pieces, axis=1), x)
+    xt = torch.from_numpy(x).requires_grad_(True)
+    parts = split(xt, [1, 4, 2], axis=1)
+    for a, b in zip(parts, pieces):
+        np.testing.assert_array_equal(a.detach().numpy(), b)
+    sum((k + 1) * p.sum() for k, p in enumerate(parts)).backward()
+    expected = np.repeat([1.0, 2, 2, 2, 2, 3, 3], 3).reshape(1, 7, 3)
+    np.testing.assert_array_equal(xt.grad.numpy(), np.broadcast_to(expected, x.shape))

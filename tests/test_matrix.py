@@ -194,19 +194,37 @@ def test_gradcheck_forward_and_inverse():
         assert torch.autograd.gradcheck(lambda v, r=r: tuple(r.inverse(v)), (real,))
 
 
-@pytest.mark.parametrize("T", [16, 128, 512])
-def test_torch_interpolation_path_equals_the_array_api_path(T):
-    """Real torch input is upsampled with torch's interpolation kernel; the NumPy backend
-    takes the array-API path (rolled slopes): the same numbers, both directions."""
-    audio = signals.music_like(2.0, SR, 2, seed=4)[None]
-    t, tn = transform("cqlog"), transform("cqlog", backend="numpy")
-    mags = [b.abs() for b in t(torch.from_numpy(audio))]
-    mags_np = [np.abs(b) for b in tn.forward(audio)]
-    r, rn = RaggedToMatrix(t, T=T), RaggedToMatrix(tn, T=T)
-    m, m_np = r(mags), rn(mags_np)
-    np.testing.assert_allclose(m.numpy(), m_np, rtol=1e-4, atol=1e-6 * np.abs(m_np).max())
-    for a, b in zip(r.inverse(m), rn.inverse(m_np)):
-        np.testing.assert_allclose(a.numpy(), b, rtol=1e-4, atol=1e-6 * np.abs(m_np).max())
+def circular_interp(values, where):
+    """``values`` (..., n) linearly interpolated at the positions ``where`` along the last
+    axis, which wraps around (position n is column 0 again)."""
+    n = values.shape[-1]
+    return np.apply_along_axis(lambda v: np.interp(where, np.arange(n), v, period=n), -1, values)
+
+
+@pytest.mark.parametrize("backend", ["torch", "numpy"])
+@pytest.mark.parametrize("T", [16, 128])
+def test_real_interpolation_is_circular_linear_interpolation(T, backend):
+    """Known answer, both directions, both backends: a real block with fewer columns than
+    T is upsampled by np.interp over its circular time axis (anchors on every r-th column),
+    and a block with more columns is filled from the matrix by np.interp at the centres of
+    the groups the forward averages."""
+    t = transform("cqlog", backend=backend)
+    rng = np.random.default_rng(3)
+    blocks = [rng.random((1, 2, rows, 3, m)) for rows, m in t.block_shapes]
+    r = RaggedToMatrix(t, T=T)
+    as_backend = torch.from_numpy if backend == "torch" else np.asarray
+    matrix = np.asarray(r([as_backend(b) for b in blocks]))
+    inverse = [np.asarray(b) for b in r.inverse(as_backend(matrix))]
+    row0 = 0
+    for (rows, m), block, back in zip(t.block_shapes, blocks, inverse):
+        rows_of = matrix[:, :, row0 : row0 + rows]
+        row0 += rows
+        if m < T:  # forward: circular linear interpolation, anchors on every r-th column
+            expected = circular_interp(block, np.arange(T) / (T // m))
+            np.testing.assert_allclose(rows_of, expected, rtol=0, atol=1e-12)
+        elif m > T:  # inverse: output j at matrix position (j + 1/2) / r - 1/2, circular
+            expected = circular_interp(rows_of, (np.arange(m) + 0.5) / (m // T) - 0.5)
+            np.testing.assert_allclose(back, expected, rtol=0, atol=1e-12)
 
 
 def test_numpy_backend():

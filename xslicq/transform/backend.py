@@ -94,6 +94,23 @@ def multiply(a, b):
     return a * b
 
 
+def split(x, sizes, axis: int):
+    """``x`` cut along ``axis`` into consecutive pieces of ``sizes``. For torch this is
+    ``torch.split``, whose backward writes every piece's gradient into one array; slicing
+    piece by piece would make autograd fill and add a full-size zero array per piece."""
+    if backend_of(x) == "torch":
+        import torch
+
+        return list(torch.split(x, [int(n) for n in sizes], dim=axis))
+    bounds = np.cumsum([0] + [int(n) for n in sizes])
+    index = [slice(None)] * x.ndim
+    pieces = []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        index[axis] = slice(int(lo), int(hi))
+        pieces.append(x[tuple(index)])
+    return pieces
+
+
 def squared_magnitude(a):
     """``|a| ** 2``, smooth and differentiable everywhere (no square root): for a complex
     torch tensor ``re * re + im * im`` on the two parts, which is about three times faster

@@ -56,52 +56,43 @@ def _from_polar(mag, phase, xp):
     return mag * xp.cos(phase) + 1j * (mag * xp.sin(phase))
 
 
-def _torch_real(x) -> bool:
-    """Whether ``x`` is a real torch tensor: torch's interpolation kernel then does in one
-    pass what the array-API path does in several (same values)."""
-    return bk.array_api_compat.is_torch_array(x) and not x.is_complex()
+def _lerp_weights(r: int, centred: bool) -> np.ndarray:
+    """Weights (3, r) of the previous, the own and the next input column in the ``r``
+    outputs of one input column of a linear interpolation by ``r`` (see :func:`_lerp`).
+    Every weight is a dyadic fraction (``r`` is a power of two), exact in any float dtype,
+    and every column of weights sums to one."""
+    if centred:  # output k sits a fraction o_k of a column from its input column
+        offset = (np.arange(r) - (r - 1) / 2.0) / r
+        return np.stack([np.maximum(-offset, 0.0), 1.0 - np.abs(offset), np.maximum(offset, 0.0)])
+    step = np.arange(r) / r  # output k sits k / r of the way to the next column
+    return np.stack([np.zeros(r), 1.0 - step, step])
 
 
-def _torch_lerp(x, r: int, centred: bool):
-    """Linear interpolation of real torch ``x`` (..., n) by a whole factor ``r`` along the
-    last axis, the ends wrapped around (as ``roll`` does in the array-API path).
+def _lerp(xp, x, r: int, centred: bool):
+    """Linear interpolation of real ``x`` (..., n) by a whole factor ``r`` along the last
+    axis, circular (a slice's coefficients wrap around), n r outputs.
 
     ``centred=False``: anchors on every r-th output, ``out[g r + k] = x[g] + k / r (x[g+1]
-    - x[g])``, n r outputs. ``centred=True``: output n sits at input position
-    ``(n + 1/2) / r - 1/2`` (the centres of the groups :meth:`RaggedToMatrix.forward`
-    averages), n r outputs."""
-    import torch
-    import torch.nn.functional as F
+    - x[g])``, so ``out[g r] == x[g]`` exactly. ``centred=True``: output ``g r + k`` sits at
+    input position ``g + (k - (r - 1) / 2) / r`` (the centres of the groups
+    :meth:`RaggedToMatrix.forward` averages).
 
+    One matrix product of every column's neighbours (..., n, 3) with :func:`_lerp_weights`:
+    the output is written once, and its gradient read once."""
     lead, n = tuple(x.shape[:-1]), x.shape[-1]
-    flat = x.reshape(-1, 1, n)
-    if centred:
-        # align_corners=False puts output i at input position (i + 1/2) / r - 1/2, the
-        # centred grid itself; only the r / 2 outputs at each end lie beyond the first or
-        # last column, where torch holds the end value and the slice wraps around: they
-        # are redone on the wrapped pair (x[n - 1], x[0]), whose 2 r outputs from h on
-        # sit at offsets (k + 1/2) / r past x[n - 1]
-        up = F.interpolate(flat, size=n * r, mode="linear", align_corners=False)
-        h = r // 2
-        pair = torch.cat([flat[..., -1:], flat[..., :1]], dim=-1)
-        wrap = F.interpolate(pair, size=2 * r, mode="linear", align_corners=False)
-        up[..., n * r - h :] = wrap[..., h:r]
-        up[..., :h] = wrap[..., r : r + h]
-    else:  # the first column again after the last; align_corners puts output k r on x[k]
-        padded = torch.cat([flat, flat[..., :1]], dim=-1)
-        up = F.interpolate(padded, size=n * r + 1, mode="linear", align_corners=True)
-        up = up[..., : n * r]
-    return up.reshape(lead + (n * r,))
+    weights = _lerp_weights(r, centred)
+    parts = [xp.roll(x, 1, axis=-1), x, xp.roll(x, -1, axis=-1)]
+    if not centred:  # the previous column has weight 0
+        parts, weights = parts[1:], weights[1:]
+    neighbours = xp.reshape(xp.stack(parts, axis=-1), (-1, len(parts)))
+    w = xp.asarray(weights, dtype=x.dtype, device=bk.array_api_compat.device(x))
+    return xp.reshape(xp.matmul(neighbours, w), lead + (n * r,))
 
 
 def _between(xp, left, right, w):
-    """Values a fraction ``w`` (r,) of the way from ``left`` to ``right`` (..., n), as
-    (..., n, r): linear for real input; for complex input the magnitude linearly and the
-    phase by the wrapped phase difference (no cancellation across a phase wrap)."""
-    if not _is_complex(xp, left):
-        out = (right - left)[..., None] * w
-        out += left[..., None]  # in place: one full-size array per call
-        return out
+    """Complex values a fraction ``w`` (r,) of the way from ``left`` to ``right`` (..., n),
+    as (..., n, r): the magnitude linearly and the phase by the wrapped phase difference
+    (no cancellation across a phase wrap; real input goes through :func:`_lerp`)."""
     mag0, ph0 = _polar(xp, left)
     mag1, ph1 = _polar(xp, right)
     mag = mag0[..., None] + (mag1 - mag0)[..., None] * w
@@ -150,7 +141,6 @@ class RaggedToMatrix(Module):
         self.freqs = transform.freqs
         self.nb_bins = transform.nb_bins
         self.exact = self.T >= finest
-        self._rows = np.cumsum([0] + [r for r, _ in transform.block_shapes])
 
     def extra_repr(self) -> str:
         return f"mode={self.mode!r}, T={self.T}, nb_bins={self.nb_bins}, exact={self.exact}"
@@ -185,8 +175,8 @@ class RaggedToMatrix(Module):
             _, phase = _polar(xp, xp.sum(groups, axis=-1))
             return _from_polar(mag, phase, xp)
         r = T // m  # upsample by r, anchors on every r-th column
-        if _torch_real(x):
-            return _torch_lerp(x, r, centred=False)
+        if not _is_complex(xp, x):
+            return _lerp(xp, x, r, centred=False)
         w = xp.asarray(
             np.arange(r) / r, dtype=bk.real_dtype(xp, x.dtype), device=bk.array_api_compat.device(x)
         )
@@ -213,10 +203,9 @@ class RaggedToMatrix(Module):
             list of blocks ``(batch, channels, rows, slices, M)`` of the matrix's dtype.
         """
         xp = self.check_matrix(matrix)
-        out = []
-        for i, (_, m) in enumerate(self.transform.block_shapes):
-            out.append(self._block_inverse(xp, matrix[:, :, self._rows[i] : self._rows[i + 1]], m))
-        return out
+        shapes = self.transform.block_shapes
+        pieces = bk.split(matrix, [rows for rows, _ in shapes], axis=2)
+        return [self._block_inverse(xp, y, m) for y, (_, m) in zip(pieces, shapes)]
 
     def _block_inverse(self, xp, y, m):
         T = self.T
@@ -228,17 +217,10 @@ class RaggedToMatrix(Module):
         # interpolate between the centres of the groups averaged by forward: output n of
         # group g lies a fraction (n - (r - 1) / 2) / r of a group away from its centre
         r = m // T
-        if _torch_real(y):
-            return _torch_lerp(y, r, centred=True)
+        if not _is_complex(xp, y):
+            return _lerp(xp, y, r, centred=True)
         offset = (np.arange(r) - (r - 1) / 2.0) / r
         dev, dtype = bk.array_api_compat.device(y), bk.real_dtype(xp, y.dtype)
-        if not _is_complex(xp, y):  # one slope per half group, one array
-            slopes = xp.stack([y - xp.roll(y, 1, axis=-1), xp.roll(y, -1, axis=-1) - y], axis=-1)
-            up = xp.reshape(
-                xp.broadcast_to(slopes[..., None], lead + (T, 2, r // 2)), lead + (T, r)
-            )  # the slope of each half group (a read-only view in NumPy when r == 2)
-            up = up * xp.asarray(offset, dtype=dtype, device=dev) + y[..., None]
-            return xp.reshape(up, lead + (m,))
         before = xp.asarray(1.0 + offset[offset < 0], dtype=dtype, device=dev)
         after = xp.asarray(offset[offset >= 0], dtype=dtype, device=dev)
         up = xp.concat(
