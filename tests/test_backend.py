@@ -50,6 +50,24 @@ def test_multiply_complex_by_real_equals_the_plain_product():
     torch.testing.assert_close(multiply(z, w), z * w, rtol=1e-6, atol=0)
 
 
+@pytest.mark.parametrize(
+    "z_shape, w_shape", [((2, 1, 3, 4), (2, 5, 3, 4)), ((2, 5, 3, 4), (1, 5, 1, 4))]
+)
+def test_multiply_gradients_equal_the_plain_products_under_broadcasting(z_shape, w_shape):
+    """The masks' path: a mixture broadcast over targets times real masks, and the other
+    way round; both gradients equal autograd's of ``z * w`` and pass gradcheck."""
+    z = complex_noise(*z_shape, dtype=torch.complex128).requires_grad_(True)
+    w = torch.rand(w_shape, dtype=torch.float64, requires_grad=True)
+    out_shape = torch.broadcast_shapes(z_shape, w_shape)
+    g = complex_noise(*out_shape, dtype=torch.complex128)
+    ours = torch.autograd.grad(multiply(z, w), (z, w), g)
+    plain = torch.autograd.grad(z * w, (z, w), g)
+    for a, b in zip(ours, plain):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    assert torch.autograd.gradcheck(multiply, (z, w))
+
+
 def test_split_cuts_consecutive_pieces_and_passes_gradients_through():
     x = np.arange(2 * 7 * 3, dtype=np.float64).reshape(2, 7, 3)
     pieces = split(x, [1, 4, 2], axis=1)

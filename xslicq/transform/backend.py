@@ -84,14 +84,46 @@ def real_dtype(xp, dtype):
 
 
 def multiply(a, b):
-    """``a * b`` for a complex ``a`` and a real or complex ``b``; torch multiplies a complex
-    tensor by a real one through a complex copy of the real one, so it is done on the
-    (real, imag) pairs instead (same values, about three times faster on the CPU)."""
+    """``a * b`` for a complex ``a`` and a real or complex ``b``, broadcast. Torch multiplies
+    a complex tensor by a real one through a complex copy of the real one, and its gradient
+    of the real factor reduces the (real, imag) pairs of a product; here both directions work
+    on the two parts instead (same values, several times faster on the CPU)."""
     if backend_of(a) == "torch" and a.is_complex() and not b.is_complex():
+        return _torch_complex_times_real().apply(a, b)
+    return a * b
+
+
+_COMPLEX_TIMES_REAL = None
+
+
+def _torch_complex_times_real():
+    """Autograd function for :func:`multiply` of a complex and a real torch tensor:
+    gradient ``grad * b`` for ``a`` and ``Re(grad conj(a)) = g_re a_re + g_im a_im`` for
+    ``b``, each summed back to its factor's shape where the product broadcast it."""
+    global _COMPLEX_TIMES_REAL
+    if _COMPLEX_TIMES_REAL is None:
         import torch
 
-        return torch.view_as_complex(torch.view_as_real(a) * b[..., None])
-    return a * b
+        class ComplexTimesReal(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, a, b):
+                ctx.save_for_backward(a, b)
+                return torch.view_as_complex(torch.view_as_real(a) * b[..., None])
+
+            @staticmethod
+            def backward(ctx, grad):
+                a, b = ctx.saved_tensors
+                grad_a = grad_b = None
+                if ctx.needs_input_grad[0]:
+                    grad_a = torch.view_as_complex(torch.view_as_real(grad) * b[..., None])
+                    grad_a = grad_a.sum_to_size(a.shape)
+                if ctx.needs_input_grad[1]:
+                    grad_b = torch.addcmul(grad.real * a.real, grad.imag, a.imag)
+                    grad_b = grad_b.sum_to_size(b.shape)
+                return grad_a, grad_b
+
+        _COMPLEX_TIMES_REAL = ComplexTimesReal
+    return _COMPLEX_TIMES_REAL
 
 
 def split(x, sizes, axis: int):
