@@ -1,11 +1,11 @@
 """The verdict: sliCQT against STFT front ends, at equal training steps and equal wall-clock.
 
-    .venv/bin/python experiments/compare_frontends.py [--minutes 10] [--seeds 0 1]
-        [--parallel 2] [--every 10] [--haaqi-seconds 8] [hydra overrides, e.g.
-        data=musdb data.root=/path/MUSDB18-HQ trainer=gpu]
+    .venv/bin/python experiments/compare_frontends.py [--study frontends] [--minutes 10]
+        [--seeds 0 1] [--parallel 2] [--every 10] [--haaqi-seconds 8] [hydra overrides,
+        e.g. data=musdb data.root=/path/MUSDB18-HQ trainer=gpu]
 
-Trains, for every seed, the four separators below with the same data, batches, optimiser
-and wall-clock budget (``--minutes`` of ``python -m xslicq.train`` each, ``--parallel``
+Trains, for every seed, the separators of the study below with the same data, batches,
+optimiser and wall-clock budget (``--minutes`` of ``python -m xslicq.train`` each, ``--parallel``
 runs at a time with the CPU threads split between them, a checkpoint every ``--every``
 steps), then evaluates every run twice:
 
@@ -14,14 +14,23 @@ steps), then evaluates every run twice:
 
 Each model separates the test split and is scored with museval (BSSEval v4) and with HAAQI
 through the Cadenza CAD1 pipeline (two example listeners, the first ``--haaqi-seconds`` of
-every song). Writes ``experiments/results/frontends.md`` (tables and the verdict) and
-``frontends.png`` (validation SDR against steps and against time). Finished runs and
+every song). Writes ``experiments/results/<study>.md`` (tables and the verdict) and
+``<study>.png`` (validation SDR against steps and against time). Finished runs and
 evaluations are reused when the script is started again (``--fresh`` starts over).
+
+``--study frontends`` (the verdict; xumx_matrix at ``model.hidden=32``, the width the
+verdict was measured with):
 
     (a) cqlog  the default sliCQT (cqlog, 262 bins) + xumx_matrix
     (b) tuned  the tuned sliCQT (conf/transform/tuned.yaml) + xumx_matrix
     (c) stft   the STFT 4096/1024 + xumx_matrix (the same network on the STFT)
     (d) umx    the STFT 4096/1024 + umx (Open-Unmix's BiLSTM)
+
+``--study networks`` (the network's cost, on the default cqlog sliCQT):
+
+    (a) h32    xumx_matrix, hidden=32 on the 140 columns/s grid
+    (b) h16    a quarter of the width's cost: hidden=16
+    (c) g70    half the grid: system.columns_per_second=70
 """
 
 from __future__ import annotations
@@ -41,13 +50,48 @@ from benchutil import RESULTS, write_results
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 OUT = ROOT / "outputs" / "compare_frontends"
-CONFIGS = {
-    "cqlog": ("(a) sliCQT cqlog (default) + xumx_matrix", []),
-    "tuned": ("(b) tuned sliCQT + xumx_matrix", ["transform=tuned"]),
-    "stft": ("(c) STFT 4096/1024 + xumx_matrix", ["transform=stft"]),
-    "umx": ("(d) STFT 4096/1024 + umx", ["transform=stft", "model=umx"]),
+WIDE = "model.hidden=32"  # the xumx_matrix width the front-end verdict was measured with
+
+
+class Study:
+    """A set of runs (``configs``: name -> (label, overrides)), the two groups whose best
+    members the verdict compares (``sides``: (what group A is called, its names), then B),
+    what the groups differ in (``what``) and a sentence on the runs' settings (``note``)."""
+
+    def __init__(self, title, what, configs, sides, note=""):
+        self.title, self.what, self.configs, self.sides = title, what, configs, sides
+        self.note = note
+
+
+STUDIES = {
+    "frontends": Study(
+        "Front ends compared: sliCQT against STFT",
+        "front end",
+        {
+            "cqlog": ("(a) sliCQT cqlog (default) + xumx_matrix", [WIDE]),
+            "tuned": ("(b) tuned sliCQT + xumx_matrix", ["transform=tuned", WIDE]),
+            "stft": ("(c) STFT 4096/1024 + xumx_matrix", ["transform=stft", WIDE]),
+            "umx": ("(d) STFT 4096/1024 + umx", ["transform=stft", "model=umx"]),
+        },
+        (("sliCQT", ("cqlog", "tuned")), ("STFT", ("stft", "umx"))),
+        note=" The xumx_matrix runs pin `model.hidden=32`, the width this verdict was "
+        "measured with.",
+    ),
+    "networks": Study(
+        "Default network: width and time grid of xumx_matrix on the cqlog sliCQT",
+        "network",
+        {
+            "h32": ("(a) xumx_matrix hidden 32, 140 columns/s", ["model.hidden=32"]),
+            "h16": ("(b) xumx_matrix hidden 16, 140 columns/s", ["model.hidden=16"]),
+            "g70": (
+                "(c) xumx_matrix hidden 32, 70 columns/s",
+                ["model.hidden=32", "system.columns_per_second=70"],
+            ),
+        },
+        (("cheaper", ("h16", "g70")), ("full-size", ("h32",))),
+    ),
 }
-SLICQT, STFT_RUNS = ("cqlog", "tuned"), ("stft", "umx")
+CONFIGS = {name: c for study in STUDIES.values() for name, c in study.configs.items()}
 LISTENERS = ("example_mild", "example_moderate")
 
 
@@ -191,13 +235,13 @@ def spread(xs):
     return max(xs) - min(xs)
 
 
-def plot(path: Path, curves: dict, seeds) -> None:
+def plot(path: Path, curves: dict, seeds, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colours = dict(zip(CONFIGS, plt.get_cmap("tab10").colors))
+    colours = dict(zip(curves, plt.get_cmap("tab10").colors))
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
     for name, runs in curves.items():
         for k, seed in enumerate(seeds):
@@ -215,7 +259,7 @@ def plot(path: Path, curves: dict, seeds) -> None:
     for ax in axes:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle("Front ends compared: validation SDR (solid: first seed, dashed: second)")
+    fig.suptitle(f"{title}: validation SDR (solid: first seed, dashed: second)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -223,15 +267,23 @@ def plot(path: Path, curves: dict, seeds) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--study", choices=list(STUDIES), default="frontends")
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--every", type=int, default=10, help="steps between checkpoints")
     parser.add_argument("--haaqi-seconds", type=float, default=8.0)
-    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument(
+        "--configs", nargs="+", choices=list(CONFIGS), help="a subset of the study's runs"
+    )
     parser.add_argument("--fresh", action="store_true", help="train and evaluate again")
     parser.add_argument("overrides", nargs="*", help="hydra overrides for every run")
     args = parser.parse_args()
+    study = STUDIES[args.study]
+    args.configs = args.configs or list(study.configs)
+    foreign = [n for n in args.configs if n not in study.configs]
+    if foreign:
+        parser.error(f"--configs {' '.join(foreign)}: not runs of --study {args.study}")
 
     if args.fresh:
         shutil.rmtree(OUT, ignore_errors=True)
@@ -279,7 +331,7 @@ def main() -> None:
             "grid": system.columns_per_second,
         }
     curves = {n: {s: read_curve(run_dir(n, s)) for s in args.seeds} for n in args.configs}
-    plot(RESULTS / "frontends.png", curves, args.seeds)
+    plot(RESULTS / f"{args.study}.png", curves, args.seeds, study.title)
 
     # --------------------------------------------------------------- the report
     def agg(name, point, key):
@@ -294,23 +346,22 @@ def main() -> None:
 
     def verdict(point: str) -> str:
         by = {n: mean(agg(n, point, "sdr")) for n in args.configs}
-        best_slicqt = max((n for n in args.configs if n in SLICQT), key=by.get, default=None)
-        best_stft = max((n for n in args.configs if n in STFT_RUNS), key=by.get, default=None)
+        (name_a, group_a), (name_b, group_b) = study.sides
+        best_a = max((n for n in args.configs if n in group_a), key=by.get, default=None)
+        best_b = max((n for n in args.configs if n in group_b), key=by.get, default=None)
         winner = max(by, key=by.get)
         text = (
             f"At equal {'wall-clock' if point == 'time' else 'training steps'}, "
             f"{CONFIGS[winner][0]} separates best ({by[winner]:.2f} dB mean museval SDR "
             f"over {len(args.seeds)} seeds)."
         )
-        if best_slicqt and best_stft:
-            diff = by[best_slicqt] - by[best_stft]
-            noise = max(
-                spread(agg(best_slicqt, point, "sdr")), spread(agg(best_stft, point, "sdr"))
-            )
-            side = "sliCQT" if diff > 0 else "STFT"
+        if best_a and best_b:
+            diff = by[best_a] - by[best_b]
+            noise = max(spread(agg(best_a, point, "sdr")), spread(agg(best_b, point, "sdr")))
+            side = name_a if diff > 0 else name_b
             text += (
-                f" The best sliCQT front end ({CONFIGS[best_slicqt][0]}) is "
-                f"{diff:+.2f} dB against the best STFT one ({CONFIGS[best_stft][0]}): "
+                f" The best {name_a} {study.what} ({CONFIGS[best_a][0]}) is "
+                f"{diff:+.2f} dB against the best {name_b} one ({CONFIGS[best_b][0]}): "
                 f"the {side} wins, "
             )
             if len(args.seeds) < 2:
@@ -321,7 +372,7 @@ def main() -> None:
                     + f" than the seed-to-seed spread ({noise:.2f} dB, the larger range "
                     "of the two over the seeds)."
                 )
-            hq = mean(agg(best_slicqt, point, "haaqi")) - mean(agg(best_stft, point, "haaqi"))
+            hq = mean(agg(best_a, point, "haaqi")) - mean(agg(best_b, point, "haaqi"))
             text += f" HAAQI differs by {hq:+.3f} between the same two."
         return text
 
@@ -333,9 +384,10 @@ def main() -> None:
     ) / 60
     eval_minutes = sum(r["museval_seconds"] + r["haaqi_seconds"] for r in results.values()) / 60
     lines = [
-        "# Front ends compared: sliCQT against STFT",
+        f"# {study.title}",
         "",
-        f"Produced by `.venv/bin/python experiments/compare_frontends.py --minutes "
+        f"Produced by `.venv/bin/python experiments/compare_frontends.py --study {args.study} "
+        f"--minutes "
         f"{args.minutes:g} --seeds {' '.join(map(str, args.seeds))} --parallel {args.parallel} "
         f"--every {args.every} --haaqi-seconds {args.haaqi_seconds:g}"
         f"{' ' + ' '.join(args.overrides) if args.overrides else ''}` on {platform.machine()} "
@@ -354,11 +406,11 @@ def main() -> None:
         f"HAAQI: the Cadenza CAD1 pipeline (NAL-R, soft-clipped remix) for the listeners "
         f"{', '.join(LISTENERS)}, on the first {args.haaqi_seconds:g} s of every song, mean "
         f"over songs, listeners, stems and ears (0-1). Values are mean ± half the range over "
-        f"the seeds {', '.join(map(str, args.seeds))}.",
+        f"the seeds {', '.join(map(str, args.seeds))}.{study.note}",
         "",
         "**Verdict.** " + verdict("time") + " " + verdict("steps"),
         "",
-        "![validation curves](frontends.png)",
+        f"![validation curves]({args.study}.png)",
         "",
         "| front end + network | parameters | grid (columns/s) | steps in the budget | "
         "budget s per step | SDR, equal time | SDR, equal steps | HAAQI, equal time | "
@@ -409,7 +461,7 @@ def main() -> None:
             f"{results[(n, s, 'steps')]['haaqi']:.3f} |"
         )
     lines.append("")
-    write_results("frontends.md", lines)
+    write_results(f"{args.study}.md", lines)
 
 
 if __name__ == "__main__":

@@ -275,9 +275,9 @@ def test_network_grid_in_columns_per_second(transform_name, columns_per_second, 
     assert inference.config["system"]["columns_per_second"] == columns_per_second
 
 
-@pytest.mark.parametrize("model, T", [("xumx_matrix", 128), ("umx", 32), ("cdae_blocks", None)])
+@pytest.mark.parametrize("model, T", [("xumx_matrix", 64), ("umx", 32), ("cdae_blocks", None)])
 def test_each_network_brings_its_own_grid(model, T, tmp_path):
-    """system.columns_per_second=null (the default): the network's own grid (xumx_matrix 140,
+    """system.columns_per_second=null (the default): the network's own grid (xumx_matrix 70,
     umx 35 columns per second; cdae_blocks reads the ragged blocks)."""
     from xslicq.system import SeparationSystem
 
