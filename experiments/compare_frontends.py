@@ -18,8 +18,8 @@ every song). Writes ``experiments/results/<study>.md`` (tables and the verdict) 
 ``<study>.png`` (validation SDR against steps and against time). Finished runs and
 evaluations are reused when the script is started again (``--fresh`` starts over).
 
-``--study frontends`` (the verdict; xumx_matrix at ``model.hidden=32``, the width the
-verdict was measured with):
+``--study frontends`` (the verdict; xumx_matrix at ``model.hidden=32`` and 140 columns/s,
+the network the verdict was measured with):
 
     (a) cqlog  the default sliCQT (cqlog, 262 bins) + xumx_matrix
     (b) tuned  the tuned sliCQT (conf/transform/tuned.yaml) + xumx_matrix
@@ -50,7 +50,8 @@ from benchutil import RESULTS, write_results
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 OUT = ROOT / "outputs" / "compare_frontends"
-WIDE = "model.hidden=32"  # the xumx_matrix width the front-end verdict was measured with
+# the xumx_matrix the front-end verdict was measured with (its width and grid then)
+VERDICT_NET = ["model.hidden=32", "system.columns_per_second=140"]
 
 
 class Study:
@@ -68,14 +69,14 @@ STUDIES = {
         "Front ends compared: sliCQT against STFT",
         "front end",
         {
-            "cqlog": ("(a) sliCQT cqlog (default) + xumx_matrix", [WIDE]),
-            "tuned": ("(b) tuned sliCQT + xumx_matrix", ["transform=tuned", WIDE]),
-            "stft": ("(c) STFT 4096/1024 + xumx_matrix", ["transform=stft", WIDE]),
+            "cqlog": ("(a) sliCQT cqlog (default) + xumx_matrix", VERDICT_NET),
+            "tuned": ("(b) tuned sliCQT + xumx_matrix", ["transform=tuned", *VERDICT_NET]),
+            "stft": ("(c) STFT 4096/1024 + xumx_matrix", ["transform=stft", *VERDICT_NET]),
             "umx": ("(d) STFT 4096/1024 + umx", ["transform=stft", "model=umx"]),
         },
         (("sliCQT", ("cqlog", "tuned")), ("STFT", ("stft", "umx"))),
-        note=" The xumx_matrix runs pin `model.hidden=32`, the width this verdict was "
-        "measured with.",
+        note=" The xumx_matrix runs pin `model.hidden=32 system.columns_per_second=140`, the "
+        "network this verdict was measured with (the STFT caps the grid at its 43 frames/s).",
     ),
     "networks": Study(
         "Default network: width and time grid of xumx_matrix on the cqlog sliCQT",
