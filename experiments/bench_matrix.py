@@ -18,7 +18,8 @@ import torch
 from benchutil import interleaved_times, median_time, write_results
 
 from xslicq import signals
-from xslicq.system import apply_masks
+from xslicq.models import XUMXMatrix
+from xslicq.system import apply_masks, network_columns
 from xslicq.transform import RaggedToMatrix, SliCQT
 
 SR = 44100
@@ -41,12 +42,15 @@ def main() -> None:
     mags = [b.abs() for b in c]
     bases = []  # the sliCQT forward of every round of every configuration
     finest = max(m for _, m in t.block_shapes)
+    # the default network's grid: xumx_matrix's own columns per second on this transform
+    grid = network_columns(t, XUMXMatrix.columns_per_second)
     cases = [
         ("complex coefficients", "interpolate", None, c),
         ("magnitudes", "interpolate", None, mags),
         ("magnitudes", "zeropad", None, mags),
         ("magnitudes (network grid)", "interpolate", 256, mags),
         ("magnitudes (network grid)", "interpolate", 128, mags),
+        ("magnitudes (default network grid)", "interpolate", grid, mags),
     ]
     rows = []
     for name, mode, T, blocks in cases:
@@ -64,16 +68,16 @@ def main() -> None:
         rows.append((name, mode, r.T, r.exact, fwd, inv, ratio, mib(blocks), mib([m])))
         print(rows[-1], flush=True)
 
-    mask_net = RaggedToMatrix(t, T=128)
+    mask_net = RaggedToMatrix(t, T=grid)
     mask = torch.sigmoid(mask_net(mags))
     apply = median_time(
         lambda: apply_masks(c, [m[:, None] for m in mask_net.inverse(mask)]), args.repeats
     )
     print("mask path", apply)
 
-    # magnitudes on the T=128 network grid: times (s) and sizes (MiB) of forward and inverse
+    # magnitudes on the default network grid: times (s) and sizes (MiB) of both directions
     _, _, _, _, grid_fwd, grid_inv, _, grid_ragged, grid_matrix = next(
-        row for row in rows if row[0] == "magnitudes (network grid)" and row[2] == 128
+        row for row in rows if row[0] == "magnitudes (default network grid)"
     )
     grid_mib = 2 * (grid_ragged + grid_matrix)  # each read once and written once
     lines = [
@@ -104,7 +108,7 @@ def main() -> None:
         )
     lines += [
         "",
-        f"Separation path (a T=128 mask back onto the ragged mixture and multiplied in, "
+        f"Separation path (a T={grid} mask back onto the ragged mixture and multiplied in, "
         f"`RaggedToMatrix.inverse` + `xslicq.system.apply_masks`): {apply * 1000:.1f} ms.",
         "",
         "Target: forward + inverse at most 20% of the sliCQT forward. "
@@ -118,10 +122,14 @@ def main() -> None:
         f"The exact matrix (T = the finest block's {finest} columns per slice) holds "
         f"{t.nb_bins} x {finest} values per slice against the ragged form's "
         f"{sum(r * m for r, m in t.block_shapes):,}: writing it costs more than a sliCQT "
-        "forward (its exact inverse is a free strided view). On a network grid (T = 128 or "
-        "256: one column per 20 or 10 ms) the work is a read of the ragged magnitudes and a "
-        "write of the matrix, then a read of the matrix and a write of a ragged-size mask: "
-        f"at T=128 {grid_mib:.0f} MiB in {1e3 * (grid_fwd + grid_inv):.1f} ms, "
+        "forward (its exact inverse is a free strided view). On a network grid (T = "
+        + ", ".join(
+            f"{T}: one column per {1e3 * t.slice_hop / SR / T:.1f} ms"
+            for T in sorted({row[2] for row in rows if row[2] < finest})
+        )
+        + ") the work is a read of the ragged magnitudes and a write of the matrix, then a "
+        "read of the matrix and a write of a ragged-size mask: at the default network's "
+        f"T={grid} {grid_mib:.0f} MiB in {1e3 * (grid_fwd + grid_inv):.1f} ms, "
         f"{grid_mib / 1024 / (grid_fwd + grid_inv):.1f} GiB/s, so the cost is "
         "memory traffic; the masks go back onto the exact ragged mixture coefficients.",
         "",
