@@ -352,6 +352,8 @@ def measure_transform(name: str, seconds: float, threads: int) -> str:
 
 
 def main() -> None:
+    from xslicq.models import XUMXMatrix
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=30.0)
@@ -467,7 +469,8 @@ def main() -> None:
         f"## By transform: {args.seconds:g} s of stereo, the default network "
         "(xumx_matrix, untrained)",
         "",
-        "The network's time grid is `system.columns_per_second` (140 by default): each "
+        "The network's time grid is `system.columns_per_second` (by default xumx_matrix's "
+        f"own {XUMXMatrix.columns_per_second:g}): each "
         "transform gets the power of two of columns per slice nearest to it, so short-slice "
         "transforms no longer give the network many times more frames. Median of three runs "
         "after a warm-up, each transform in a fresh process.",

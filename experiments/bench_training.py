@@ -8,8 +8,8 @@ configuration (cqlog sliCQT + xumx_matrix + sdr_mix) and for `transform=stft mod
 (Open-Unmix's STFT 4096/1024 with its BiLSTM network), and where one step's time goes:
 the stages of :meth:`SeparationSystem.compute_loss` timed one by one (:func:`staged_step`),
 and the network alone (:func:`network_step`), medians over ``steps x repeats`` steps. Two
-cheaper networks on the default front end (``ALTERNATIVES``) show what a 1x throughput
-would take. Writes the speed section of experiments/results/training.md.
+other networks on the default front end (``ALTERNATIVES``: the finer grid, a narrower
+network) show what they cost. Writes the speed section of experiments/results/training.md.
 """
 
 from __future__ import annotations
@@ -33,10 +33,11 @@ SETTINGS = {
     "default (cqlog + xumx_matrix + sdr_mix)": [],
     "Open-Unmix setting (transform=stft model=umx)": ["transform=stft", "model=umx"],
 }
-# cheaper networks on the default front end: what the target would cost (not defaults)
+# other networks on the default front end (not defaults): what a finer grid or a narrower
+# network costs (their separation quality: experiments/results/networks.md)
 ALTERNATIVES = {
-    "default, half the network grid (system.columns_per_second=70)": [
-        "system.columns_per_second=70"
+    "default, the finer 140 columns/s grid (system.columns_per_second=140)": [
+        "system.columns_per_second=140"
     ],
     "default, a quarter of the network width (model.hidden=16)": ["model.hidden=16"],
 }
@@ -281,8 +282,10 @@ def main() -> None:
             f"Default / Open-Unmix setting throughput: **{ratio:.2f}x** (target: at least 1x). "
             f"Default training step rate: {1 / rows[0][2]:.2f} steps/s "
             f"({4 / rows[0][2]:.1f} segments/s). The last {len(ALTERNATIVES)} rows are not "
-            "defaults: the default front end with a cheaper network, to show what meeting the "
-            "target would take; whether they separate as well is not measured here.",
+            "defaults: the default front end with another network. How they separate at "
+            "equal training time and at equal steps is measured in networks.md (the finer "
+            "grid: as well at equal time, better at equal steps; the narrower network: worse "
+            "at both).",
             "",
             (
                 ""
