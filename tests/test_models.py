@@ -1,5 +1,7 @@
 """Networks: shapes, mask range, gradients, normalisation, CrossNet bridging, overfitting."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -248,3 +250,17 @@ def test_count_macs_known_answers():
     seq = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
     assert count_macs(seq, torch.zeros(2, 3)) == 2 * 12 + 2 * 8
     assert not any(m._forward_hooks for m in seq.modules())
+
+
+def test_channels_last_layout_gives_the_masks_of_the_contiguous_one():
+    """XUMXMatrix keeps its convolution weights channels-last (and its activations with
+    them); turned back to contiguous, as the ONNX export does, it gives the same masks."""
+    torch.manual_seed(0)
+    model = XUMXMatrix(263, 64).eval()
+    conv = model.encoders[0].levels[0][0].weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    contiguous = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
+    assert contiguous.encoders[0].levels[0][0].weight.is_contiguous()
+    x = torch.rand(2, 2, 263, 3, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(contiguous(x), model(x), rtol=1e-5, atol=1e-6)

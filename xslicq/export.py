@@ -285,7 +285,10 @@ def onnx_bytes(system, exporter: str = "torchscript", stream: bool | None = None
     if exporter not in EXPORTERS:
         raise ExportError(f"unknown exporter {exporter!r}; choose one of {', '.join(EXPORTERS)}")
     check_exportable(system)
+    # contiguous weights: ONNX has no memory format, and torch.export's shape guards fail on
+    # the channels-last weights of XUMXMatrix with a dynamic batch and slice count
     model = copy.deepcopy(system.model).float().cpu().eval()
+    model.to(memory_format=torch.contiguous_format)
     if stream and not is_causal(system):
         raise ExportError(
             f"the network {type(system.model).__name__} is not causal, so it has no stream "

@@ -95,8 +95,9 @@ class XUMXMatrix(nn.Module):
         self.output_shift = nn.Parameter(torch.zeros(self.nb_targets, self.nb_bins))
         if stats is not None:
             self.init_from_stats(*stats)
-        # channels-last convolutions (weights here, activations in forward): the same
-        # values, faster on the CPU (oneDNN) as on GPUs; loaded state dicts keep the layout
+        # channels-last convolutions (weights here, activations in forward whenever the
+        # weights are): the same values, faster on the CPU (oneDNN) as on GPUs; loaded state
+        # dicts keep the layout; the ONNX export turns it back to contiguous
         self.to(memory_format=torch.channels_last)
 
     def extra_repr(self) -> str:
@@ -138,7 +139,9 @@ class XUMXMatrix(nn.Module):
         z = fold_overlap(self.input_norm(x))  # (B, 2C, F, L)
         rows, frames = z.shape[-2:]
         z = pad_to_multiple(z, 2**self.depth, 2**self.depth)
-        z = z.contiguous(memory_format=torch.channels_last)
+        first = self.encoders[0].levels[0][0].weight
+        if first.is_contiguous(memory_format=torch.channels_last):  # activations follow
+            z = z.contiguous(memory_format=torch.channels_last)  # (export: contiguous)
         encoded = [encoder(z) for encoder in self.encoders]
         bridge = torch.stack([levels[-1] for levels in encoded]).mean(dim=0)
         masks = []
