@@ -13,7 +13,7 @@ machine, the GPU and the torch / CUDA / CuPy / DALI versions, then one section p
    the largest coefficient difference relative to the largest reference coefficient, and
    the relative reconstruction error ``||x - inverse(forward(x))|| / ||x||``.
 2. training: ``xslicq.train.train`` on the tiny config of the tests with ``trainer=gpu``
-   (bf16-mixed; the system puts the network in channels_last on CUDA), overfitting one
+   (bf16-mixed; XUMXMatrix keeps its convolutions channels_last), overfitting one
    batch for ``--steps`` steps: median step time, every loss finite, the loss falling.
 3. loaders: training segments per second of the default loader (batches copied to the
    GPU) and of ``data.loader=dali``.

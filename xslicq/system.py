@@ -539,10 +539,6 @@ class SeparationSystem(pl.LightningModule):
             write_test_results(summary, folder, checkpoint=self.trainer.ckpt_path)
         self._test_scores = {}
 
-    def on_fit_start(self):
-        if self.device.type == "cuda" and self.form != "ragged":
-            self.model.to(memory_format=torch.channels_last)  # faster 2-D convs on GPUs
-
     # ------------------------------------------------------------ optimizers
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(params=self.parameters())
