@@ -29,8 +29,8 @@ the network the verdict was measured with):
 ``--study networks`` (the network's cost, on the default cqlog sliCQT):
 
     (a) h32    xumx_matrix, hidden=32 on the 140 columns/s grid
-    (b) h16    a quarter of the width's cost: hidden=16
-    (c) g70    half the grid: system.columns_per_second=70
+    (b) h16    a quarter of the width's cost: hidden=16 on the 140 columns/s grid
+    (c) g70    hidden=32 on half the grid: system.columns_per_second=70
 """
 
 from __future__ import annotations
@@ -82,8 +82,14 @@ STUDIES = {
         "Default network: width and time grid of xumx_matrix on the cqlog sliCQT",
         "network",
         {
-            "h32": ("(a) xumx_matrix hidden 32, 140 columns/s", ["model.hidden=32"]),
-            "h16": ("(b) xumx_matrix hidden 16, 140 columns/s", ["model.hidden=16"]),
+            "h32": (
+                "(a) xumx_matrix hidden 32, 140 columns/s",
+                ["model.hidden=32", "system.columns_per_second=140"],
+            ),
+            "h16": (
+                "(b) xumx_matrix hidden 16, 140 columns/s",
+                ["model.hidden=16", "system.columns_per_second=140"],
+            ),
             "g70": (
                 "(c) xumx_matrix hidden 32, 70 columns/s",
                 ["model.hidden=32", "system.columns_per_second=70"],
@@ -286,10 +292,11 @@ def main() -> None:
     if foreign:
         parser.error(f"--configs {' '.join(foreign)}: not runs of --study {args.study}")
 
-    if args.fresh:
-        shutil.rmtree(OUT, ignore_errors=True)
-    OUT.mkdir(parents=True, exist_ok=True)
     jobs = [(n, s) for s in args.seeds for n in args.configs]
+    if args.fresh:  # only this invocation's runs: the other studies' stay
+        for n, s in jobs:
+            shutil.rmtree(run_dir(n, s), ignore_errors=True)
+    OUT.mkdir(parents=True, exist_ok=True)
     train_all(jobs, args.minutes, args.every, args.parallel, args.overrides)
 
     import torch
