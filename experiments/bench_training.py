@@ -284,8 +284,8 @@ def main() -> None:
             f"({4 / rows[0][2]:.1f} segments/s). The last {len(ALTERNATIVES)} rows are not "
             "defaults: the default front end with another network. How they separate at "
             "equal training time and at equal steps is measured in networks.md (the finer "
-            "grid: as well at equal time, better at equal steps; the narrower network: worse "
-            "at both).",
+            "grid: as well at equal time, better at equal steps; the narrower network, measured "
+            "there on the 140 columns/s grid: worse at both).",
             "",
             (
                 ""
