@@ -10,8 +10,9 @@ setup: .setup-stamp
 	bash scripts/setup.sh
 	@touch $@
 
+# make demo ARGS="trainer.max_steps=32 ...": Hydra overrides appended to the quickstart
 demo: setup
-	$(PY) -m xslicq.quickstart
+	$(PY) -m xslicq.quickstart $(ARGS)
 
 transform-demo: setup
 	$(PY) -m xslicq.transform_demo
