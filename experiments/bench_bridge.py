@@ -2,7 +2,7 @@
 torch-CUDA sliCQT, both on the GPU.
 
     .venv/bin/python experiments/bench_bridge.py [--steps 10] [--repeats 3] [--batch 4]
-        [--seconds 2.0] [--transform cqlog] [--model xumx_matrix]
+        [--seconds 2.0] [--transform cqlog] [--model xumx_matrix] [--out DIR | --record]
 
 The same system (the composed train config with ``transform=<transform>`` and
 ``model=<model>``) is built twice, with ``transform.backend=torch`` and
@@ -14,8 +14,9 @@ transform alone (inside autograd, with its backward), the peak GPU memory (torch
 allocator, plus CuPy's memory pool for the CuPy run) and the first step's loss of both
 (equal within float32 rounding: the check that both computed the same thing).
 
-Writes the section ``## CuPy bridge vs torch-CUDA training step`` of
-experiments/results/gpu.md (created if absent; other sections are kept). On a machine
+Writes the section ``## CuPy bridge vs torch-CUDA training step`` of gpu.md in ``--out``
+(default outputs/experiments/), or with ``--record`` of experiments/results/gpu.md
+(created if absent; other sections are kept). On a machine
 where torch sees no CUDA GPU or CuPy cannot run, it writes that section saying it has not
 been run, and why, instead of numbers.
 """
@@ -29,7 +30,7 @@ import time
 from pathlib import Path
 
 import torch
-from benchutil import write_section
+from benchutil import parse_args, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -141,7 +142,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--transform", default="cqlog", help="a conf/transform option")
     parser.add_argument("--model", default="xumx_matrix", help="a conf/model option")
-    args = parser.parse_args()
+    args = parse_args(parser)
 
     reason = why_not_run()
     if reason is not None:

@@ -1,11 +1,14 @@
 """Benchmark: synthetic set generation speed and training loader throughput.
 
     .venv/bin/python experiments/bench_data.py [--tracks 6] [--seconds 30] [--batches 20]
+        [--workers 2] [--out DIR | --record]
 
-Writes experiments/results/data.md: wall seconds to render one minute of synthetic audio
+Writes data.md to ``--out`` (default outputs/experiments/), or with ``--record`` to
+experiments/results/: wall seconds to render one minute of synthetic audio
 (4 stems per track, fluidsynth), and training segments per second delivered by the
-default loader (2 workers, seq_dur 2 s, batch 16) from that set. Compare the latter with
-the training step rate in results/training.md.
+default loader (2 workers, seq_dur 2 s, batch 16) from that set, and the latter against
+the training step rate in the training.md of the same folder (bench_training.py), else of
+experiments/results/.
 """
 
 from __future__ import annotations
@@ -13,12 +16,13 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
-from benchutil import RESULTS, write_results
+from benchutil import RESULTS, parse_args, shown, write_results
 
 
 def main() -> None:
@@ -27,7 +31,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--workers", type=int, default=2)
-    args = parser.parse_args()
+    args = parse_args(parser)
 
     from xslicq.data.datamodule import MusdbDataModule
     from xslicq.data.synthetic import generate_dataset
@@ -85,17 +89,21 @@ def main() -> None:
         f"| {rate:.0f} |",
         "",
     ]
-    import re
 
-    training = RESULTS / "training.md"
-    found = (
-        re.search(r"\(([0-9.]+) segments/s\)", training.read_text()) if training.exists() else None
-    )
-    if found:
-        train_rate = float(found.group(1))
+    def training_rate(path: Path) -> float | None:
+        found = path.is_file() and re.search(r"\(([0-9.]+) segments/s\)", path.read_text())
+        return float(found.group(1)) if found else None
+
+    # the training rate of the same folder (make bench runs bench_training.py first), else
+    # the record's
+    for training in (args.out / "training.md", RESULTS / "training.md"):
+        train_rate = training_rate(training)
+        if train_rate:
+            break
+    if train_rate:
         lines.append(
             f"Training consumes {train_rate:.1f} segments/s with the default model "
-            f"(results/training.md, batch 4 x 2 s): the loader delivers "
+            f"({shown(training)}): the loader delivers "
             f"**{rate / train_rate:.0f}x** that (target: at least 10x)."
         )
     else:

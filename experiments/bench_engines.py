@@ -2,11 +2,14 @@
 the whole separation with torch against the torch-free separator.
 
     .venv/bin/python experiments/bench_engines.py [--threads 2] [--repeats 5]
+        [--song-seconds 30] [--out DIR | --record]
 
-Writes experiments/results/engines.md. The network is the default one (cqlog sliCQT,
+Writes engines.md to ``--out`` (default outputs/experiments/), or with ``--record`` to
+experiments/results/. The network is the default one (cqlog sliCQT,
 ``xumx_matrix``, freshly initialised: speed does not depend on the weights), exported with
 :func:`xslicq.export.onnx_bytes`. Input: the matrix magnitudes of 10 s chunks of stereo
-song-like audio (the separator's chunk), batch 1 (latency) and 4 (throughput). TensorRT
+song-like audio (the separator's chunk), batch 1 (latency) and 4 (throughput); then the
+whole separation of a ``--song-seconds`` song. TensorRT
 (fp32, fp16) and torch CUDA run only where tensorrt imports and a CUDA GPU is present; the
 file says so when they did not.
 """
@@ -15,14 +18,13 @@ from __future__ import annotations
 
 import argparse
 import copy
-import os
 import platform
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import torch
-from benchutil import median_time, write_results
+from benchutil import median_time, parse_args, write_results
 from hydra import compose, initialize_config_dir
 
 from xslicq import signals
@@ -34,7 +36,6 @@ from xslicq.system import SeparationSystem
 ROOT = Path(__file__).resolve().parents[1]
 SR = 44100
 CHUNK_SECONDS = 10.0
-SONG_SECONDS = 30.0
 
 
 def default_system() -> SeparationSystem:
@@ -61,7 +62,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
+    parser.add_argument("--song-seconds", type=float, default=30.0, help="the separated song")
+    args = parse_args(parser)
+    song_seconds = args.song_seconds
     torch.set_num_threads(args.threads)
 
     system = default_system()
@@ -114,12 +117,13 @@ def main() -> None:
                 t_trt = median_time(lambda m=matrix, net=net: net(m), args.repeats)
                 gpu_rows.append(row(f"TensorRT {precision}", "CUDA", batch, t_trt, gap))
 
-    # the whole separation of a 30 s song: torch Separator against the torch-free one
-    audio = signals.music_like(SONG_SECONDS, SR, 2, seed=7).astype(np.float32)
+    # the whole separation of a song: torch Separator against the torch-free one (medians
+    # of 3 calls after a warm-up, fewer with --repeats below 3)
+    audio = signals.music_like(song_seconds, SR, 2, seed=7).astype(np.float32)
     torch_sep = Separator(system)
     numpy_sep = OnnxSeparator(network, network.metadata)
-    t_sep_torch = median_time(lambda: torch_sep.separate(audio, SR), 3)
-    t_sep_numpy = median_time(lambda: numpy_sep.separate(audio, SR), 3)
+    t_sep_torch = median_time(lambda: torch_sep.separate(audio, SR), min(args.repeats, 3))
+    t_sep_numpy = median_time(lambda: numpy_sep.separate(audio, SR), min(args.repeats, 3))
     a, b = torch_sep.separate(audio, SR), numpy_sep.separate(audio, SR)
     worst = max(float(np.linalg.norm(b[k] - a[k]) / np.linalg.norm(a[k])) for k in a)
 
@@ -138,11 +142,10 @@ def main() -> None:
         "# Inference engines: the network alone, and the whole separation",
         "",
         f"Produced by `.venv/bin/python experiments/bench_engines.py --threads {args.threads} "
-        f"--repeats {args.repeats}` ({platform.machine()}, {platform.processor() or 'CPU'}, "
-        f"{args.threads} threads for torch and for onnxruntime, torch {torch.__version__}, "
-        f"onnxruntime {ort.__version__}). Medians of {args.repeats} calls after a warm-up; "
-        f"load average {os.getloadavg()[0]:.1f} at the end of the run, on {os.cpu_count()} "
-        "cores (a higher load makes these times upper bounds).",
+        f"--repeats {args.repeats} --song-seconds {song_seconds:g}` ({platform.machine()}, "
+        f"{platform.processor() or 'CPU'}, {args.threads} threads for torch and for "
+        f"onnxruntime, torch {torch.__version__}, onnxruntime {ort.__version__}). Medians of "
+        f"{args.repeats} calls after a warm-up.",
         "",
         f"Network: the default `xumx_matrix` on the default cqlog sliCQT (untrained; speed "
         f"does not depend on the weights), exported with `xslicq.export.onnx_bytes` "
@@ -170,14 +173,14 @@ def main() -> None:
         ]
     lines += [
         "",
-        f"## Whole separation of {SONG_SECONDS:g} s of stereo (10 s chunks, 1 s cross-fades)",
+        f"## Whole separation of {song_seconds:g} s of stereo (10 s chunks, 1 s cross-fades)",
         "",
         "| separator | time | real-time factor |",
         "|---|---:|---:|",
         f"| `Separator` (torch: sliCQT, network, masks, inverse) | {t_sep_torch:.2f} s | "
-        f"{t_sep_torch / SONG_SECONDS:.3f} |",
+        f"{t_sep_torch / song_seconds:.3f} |",
         f"| `OnnxSeparator` (NumPy sliCQT, onnxruntime network; no torch) | {t_sep_numpy:.2f} s "
-        f"| {t_sep_numpy / SONG_SECONDS:.3f} |",
+        f"| {t_sep_numpy / song_seconds:.3f} |",
         "",
         f"Largest relative L2 difference of a stem between the two: {worst:.1e} (the parity "
         "bound the tests hold is 1e-4).",

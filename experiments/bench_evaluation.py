@@ -1,14 +1,15 @@
 """Benchmark: seconds to score one 30 s 4-source track with each metric of xslicq.evaluation.
 
     .venv/bin/python experiments/bench_evaluation.py [--seconds 30] [--noise 0.3] [--repeats 3]
+        [--out DIR | --record]
 
 Renders one synthetic track (xslicq.data.synthetic, seed 0), makes estimates = references
 plus white noise at ``--noise`` times each reference's RMS (about 10 dB SDR), and times
 :func:`xslicq.evaluation.score_track` in this process (one track, as one worker of
 ``python -m xslicq.evaluate`` does it) for ``metric=museval``, ``metric=fast_bss_eval``
 (fast_bss_eval's sources SDR, a different quantity) and ``metric=sdr`` (museval's SDR
-computed directly; see the docstring of xslicq.evaluation.bsseval). Writes
-experiments/results/evaluation.md.
+computed directly; see the docstring of xslicq.evaluation.bsseval). Writes evaluation.md
+to ``--out`` (default outputs/experiments/), or with ``--record`` to experiments/results/.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from benchutil import write_results
+from benchutil import parse_args, write_results
 
 
 def main() -> None:
@@ -32,7 +33,7 @@ def main() -> None:
     parser.add_argument(
         "--repeats", type=int, default=3, help="repeats of the fast_bss_eval and sdr metrics"
     )
-    args = parser.parse_args()
+    args = parse_args(parser)
 
     import torch
 

@@ -1,6 +1,7 @@
 """Benchmark: what HAAQI (the Cadenza CAD1 pipeline of xslicq.cadenza) costs.
 
-    .venv/bin/python experiments/bench_haaqi.py [--long 30] [--repeats 3]
+    .venv/bin/python experiments/bench_haaqi.py [--long 30] [--repeats 3] [--job-seconds 4]
+        [--out DIR | --record]
 
 Times, in this process on one listener (``example_mild``, left ear):
 
@@ -10,11 +11,11 @@ Times, in this process on one listener (``example_mild``, left ear):
   second of mono audio (CPU time, because the machine may be shared; wall time is listed);
 * :func:`xslicq.cadenza.hearing_aid` (NAL-R, and NAL-R + compressor) on 30 s mono;
 * one whole (song, listener) job, :func:`xslicq.cadenza.process_song` on 4 stereo stems of
-  4 s (8 HAAQI calls), extrapolated to a 30 s track with the per-second cost.
+  ``--job-seconds`` (8 HAAQI calls), extrapolated to a 30 s track with the per-second cost.
 
 The audio is the music-like test signal of :mod:`xslicq.signals` (stems of a synthetic
-song), estimates = references + white noise at 0.3 x their RMS. Writes
-experiments/results/haaqi.md.
+song), estimates = references + white noise at 0.3 x their RMS. Writes haaqi.md to
+``--out`` (default outputs/experiments/), or with ``--record`` to experiments/results/.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import platform
 import time
 
 import numpy as np
-from benchutil import write_results
+from benchutil import parse_args, write_results
 
 SR = 44100
 
@@ -47,7 +48,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--long", type=float, default=30.0, help="seconds of the long clip")
     parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+    parser.add_argument(
+        "--job-seconds", type=float, default=4.0, help="stems of the whole-job measurement"
+    )
+    args = parse_args(parser, threads=1)
 
     from importlib.metadata import version
 
@@ -55,7 +59,6 @@ def main() -> None:
     from xslicq.data import SOURCES
     from xslicq.signals import music_like
 
-    load_before = os.getloadavg()[0]
     listener = next(x for x in load_listeners() if x.id == "example_mild")
     ear = listener.audiogram_left
     rng = np.random.default_rng(0)
@@ -81,7 +84,7 @@ def main() -> None:
     _, t_nalr, _ = timed(lambda: hearing_aid(x, ear, SR), 1)
     _, t_comp, _ = timed(lambda: hearing_aid(x, ear, SR, compressor=True), 1)
 
-    job_seconds = 4.0
+    job_seconds = args.job_seconds
     refs = {
         s: 0.25 * music_like(job_seconds, seed=3 * j, tempo=80 + 17 * j)
         for j, s in enumerate(SOURCES)
@@ -92,19 +95,17 @@ def main() -> None:
     t_job_wall, t_job, _ = timed(lambda: process_song(ests, refs, listener, SR), 0)
     per_track = slope * 30.0 * 8 + intercept * 8 + 8 * t_nalr  # 8 mono stems of 30 s
 
-    load_after = os.getloadavg()[0]
     import torch
 
     lines = [
         "# HAAQI cost (Cadenza CAD1 pipeline, xslicq.cadenza)",
         "",
         f"Produced by `.venv/bin/python experiments/bench_haaqi.py --long {args.long:g} "
-        f"--repeats {args.repeats}` on {platform.processor() or platform.machine()} "
+        f"--repeats {args.repeats} --job-seconds {args.job_seconds:g}` on "
+        f"{platform.processor() or platform.machine()} "
         f"({os.cpu_count()} CPU cores, pyclarity {version('pyclarity')}, "
         f"numpy {np.__version__}, torch {torch.__version__}); one process, one listener "
-        f"(`example_mild`), `reference=cad1`. 1-minute load average {load_before:.1f} before "
-        f"and {load_after:.1f} after the run (above ~1 other work shared the cores and the "
-        "times are inflated).",
+        "(`example_mild`), `reference=cad1`.",
         "",
         "Music-like mono test audio at 44.1 kHz; processed = NAL-R(reference + white noise at "
         "0.3 x its RMS). Seconds of `score_stem` (soxr resampling of both signals to "

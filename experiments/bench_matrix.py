@@ -1,8 +1,10 @@
 """Benchmark: RaggedToMatrix cost and memory next to the sliCQT forward, on the CPU.
 
-    .venv/bin/python experiments/bench_matrix.py [--threads 2] [--repeats 5]
+    .venv/bin/python experiments/bench_matrix.py [--threads 2] [--repeats 5] [--seconds 30]
+        [--out DIR | --record]
 
-Writes experiments/results/matrix.md. Input: 30 s of stereo song-like audio, default
+Writes matrix.md to ``--out`` (default outputs/experiments/), or with ``--record`` to
+experiments/results/. Input: ``--seconds`` of stereo song-like audio, default
 cqlog sliCQT, float32. For each matrix configuration: time of forward + inverse of the
 interpolation, as a fraction of the sliCQT forward, and the size of the matrix next to
 the ragged form.
@@ -15,7 +17,7 @@ import platform
 
 import numpy as np
 import torch
-from benchutil import interleaved_times, median_time, write_results
+from benchutil import interleaved_times, median_time, parse_args, write_results
 
 from xslicq import signals
 from xslicq.models import XUMXMatrix
@@ -33,10 +35,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
+    parser.add_argument("--seconds", type=float, default=30.0, help="length of the signal")
+    args = parse_args(parser)
     torch.set_num_threads(args.threads)
 
-    x = torch.from_numpy(signals.music_like(30.0, SR, 2, seed=0)).float()[None]
+    x = torch.from_numpy(signals.music_like(args.seconds, SR, 2, seed=0)).float()[None]
     t = SliCQT()
     c = t(x)
     mags = [b.abs() for b in c]
@@ -84,10 +87,10 @@ def main() -> None:
         "# RaggedToMatrix: cost and memory",
         "",
         f"Produced by `.venv/bin/python experiments/bench_matrix.py --threads {args.threads} "
-        f"--repeats {args.repeats}` ({platform.machine()}, {args.threads} torch threads, "
-        f"torch {torch.__version__}).",
+        f"--repeats {args.repeats} --seconds {args.seconds:g}` ({platform.machine()}, "
+        f"{args.threads} torch threads, torch {torch.__version__}).",
         "",
-        f"Signal: 30 s of stereo song-like audio, float32. Transform: default cqlog "
+        f"Signal: {args.seconds:g} s of stereo song-like audio, float32. Transform: default cqlog "
         f"({t.nb_bins} rows, {len(t.block_shapes)} blocks, time sizes "
         f"{min(m for _, m in t.block_shapes)}..{finest} per slice, {c[0].shape[3]} slices). "
         f"sliCQT forward: **{np.median(bases) * 1000:.1f} ms** (median of its "

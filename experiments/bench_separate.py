@@ -1,9 +1,10 @@
 """Benchmark: separation speed and memory on the CPU, next to Open-Unmix.
 
     .venv/bin/python experiments/bench_separate.py [--threads 2] [--seconds 30] [--minutes 10]
-        [--repeats 3] [--transforms cqlog bark mel vqlog tuned stft]
+        [--repeats 3] [--transforms cqlog bark mel vqlog tuned stft] [--out DIR | --record]
 
-Three tables, all in one run, written to experiments/results/separate.md:
+Three tables, all in one run, written to separate.md in ``--out`` (default
+outputs/experiments/), or with ``--record`` in experiments/results/:
 
 1. Side by side on the same ``--seconds`` of stereo (a song-like mix,
    :func:`xslicq.signals.music_like`): the default xslicq model (cqlog sliCQT +
@@ -38,7 +39,8 @@ import tempfile
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from benchutil import median_time, parse_args, write_results
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 NOT_BUILT = "not built in this checkout"
@@ -334,7 +336,6 @@ def long_song_table(paths, minutes, threads) -> list[str]:
 def measure_transform(name: str, seconds: float, threads: int) -> str:
     """One row of the per-transform table: separating ``seconds`` of song-like stereo."""
     import torch
-    from benchutil import median_time
 
     from xslicq.separator import Separator
     from xslicq.signals import music_like
@@ -365,7 +366,7 @@ def main() -> None:
     parser.add_argument("--child-timings", help=argparse.SUPPRESS)  # paths JSON
     parser.add_argument("--child-once", nargs=2, help=argparse.SUPPRESS)  # paths JSON, name
     parser.add_argument("--child-transform", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parse_args(parser)
     if args.child_timings:
         paths = json.loads(args.child_timings)
         print(json.dumps(time_side_by_side(paths, args.repeats, args.threads)))
@@ -432,7 +433,6 @@ def main() -> None:
         base = seconds if base is None else base
         table3.append(f"{row} {seconds / base:.2f}x |")
 
-    load = os.getloadavg()
     command = (
         f"`.venv/bin/python experiments/bench_separate.py --threads {args.threads} --seconds "
         f"{args.seconds:g} --minutes {args.minutes:g} --repeats {args.repeats} --transforms "
@@ -442,8 +442,8 @@ def main() -> None:
         "# Separation speed and memory",
         "",
         f"Produced by {command} on {platform.machine()} ({os.cpu_count()} CPUs, "
-        f"{args.threads} threads: torch threads and OMP_NUM_THREADS; load average "
-        f"{load[0]:.1f} at the end of the run). All numbers come from one run.",
+        f"{args.threads} threads: torch threads and OMP_NUM_THREADS). All numbers come from "
+        "one run.",
         "",
         f"## Side by side: {args.seconds:g} s of stereo, the same song, the same process",
         "",
@@ -481,9 +481,7 @@ def main() -> None:
         *table3,
         "",
     ]
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "separate.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_results("separate.md", lines)
 
 
 if __name__ == "__main__":

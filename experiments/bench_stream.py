@@ -2,7 +2,7 @@
 
     .venv/bin/python experiments/bench_stream.py [--seconds 30] [--threads 2 1]
         [--policies PASSIVE ACTIVE] [--engines torch onnx] [--block 1024]
-        [--checkpoint model.ckpt] [--override model.hidden=128 ...]
+        [--checkpoint model.ckpt] [--override model.hidden=128 ...] [--out DIR | --record]
 
 Streams a ``--seconds`` stereo song (tones, a chirp and noise: the cost of a slice does not
 depend on the content) through the causal configuration (``experiment=stream``: bark
@@ -16,7 +16,8 @@ stream step (:func:`xslicq.export.onnx_bytes`) in :class:`xslicq.stream.OnnxStre
 ``--model model.onnx`` runs it. Reports the algorithmic latency, the real-time factor
 (processing time / audio duration) and the time of every slice step against the hop (a
 step must be done before the next hop of input has arrived), and checks that the streamed
-stems equal the offline separation of the whole song. Writes experiments/results/stream.md.
+stems equal the offline separation of the whole song. Writes stream.md to ``--out``
+(default outputs/experiments/), or with ``--record`` to experiments/results/.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from benchutil import write_results
+from benchutil import parse_args, write_results
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 SR = 44100
@@ -179,7 +180,7 @@ def main(argv=None) -> int:
         "--override", nargs="+", default=[], help="Hydra overrides after experiment=stream"
     )
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     if args.child is not None:
         run = measure(
             args.checkpoint, args.seconds, args.block, args.child, args.override, args.engines[0]
@@ -187,10 +188,8 @@ def main(argv=None) -> int:
         print(json.dumps(run))
         return 0
 
-    load = os.getloadavg()
     info = describe(args.checkpoint, args.override)
     rows = [run_child(args, n, policy, kind) for n, policy, kind in rows_to_measure(args)]
-    load_end = os.getloadavg()
     hop_ms = 1000 * info["hop"] / SR
     config = " ".join(["experiment=stream", *args.override])
     latency = info["latency"]
@@ -199,9 +198,7 @@ def main(argv=None) -> int:
         "# Streaming separation: latency and real-time factor",
         "",
         f"Produced by `{command.strip()}` on {platform.machine()} with {os.cpu_count()} CPU "
-        f"cores, torch {torch.__version__}, every row in a fresh process; load average "
-        f"{load[0]:.1f} at the start and {load_end[0]:.1f} at the end, on {os.cpu_count()} "
-        "cores (a load above the threads' share makes the times upper bounds).",
+        f"cores, torch {torch.__version__}, every row in a fresh process.",
         "",
         f"Configuration `{config}`: {info['scale']} sliCQT, {info['rows']} rows, sllen "
         f"{info['sllen']}, trlen {info['trlen']} (hop {info['hop']} samples = {hop_ms:.1f} ms), "

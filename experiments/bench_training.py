@@ -1,15 +1,18 @@
 """Benchmark: training throughput on the CPU, default config vs the Open-Unmix setting.
 
     .venv/bin/python experiments/bench_training.py [--steps 10] [--threads 2] [--repeats 3]
+        [--batch-size 4] [--out DIR | --record]
 
 Seconds of training audio processed per wall second (forward, loss, backward, AdamW
-step) on the same batches (4 x 2 s stereo from the synthetic set) for the default
+step) on the same batches (``--batch-size`` x 2 s stereo, 4 by default, from the synthetic
+set) for the default
 configuration (cqlog sliCQT + xumx_matrix + sdr_mix) and for `transform=stft model=umx`
 (Open-Unmix's STFT 4096/1024 with its BiLSTM network), and where one step's time goes:
 the stages of :meth:`SeparationSystem.compute_loss` timed one by one (:func:`staged_step`),
 and the network alone (:func:`network_step`), medians over ``steps x repeats`` steps. Two
 other networks on the default front end (``ALTERNATIVES``: the finer grid, a narrower
-network) show what they cost. Writes the speed section of experiments/results/training.md.
+network) show what they cost. Writes the speed section of training.md in ``--out``
+(default outputs/experiments/), or with ``--record`` of experiments/results/training.md.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import time
 from pathlib import Path
 
 import torch
-from benchutil import write_section
+from benchutil import parse_args, write_section
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -169,13 +172,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3, help="timed passes over the batches")
+    parser.add_argument("--batch-size", type=int, default=4, help="2 s segments per batch")
     parser.add_argument(
         "--plain-malloc",
         action="store_true",
         help="glibc's malloc as it comes (no keep_freed_memory): print the step medians of "
         "the two settings as JSON and write nothing (the main run starts this itself)",
     )
-    args = parser.parse_args()
+    args = parse_args(parser)
     torch.set_num_threads(args.threads)
     from xslicq.train import keep_freed_memory
 
@@ -196,7 +200,9 @@ def main() -> None:
             valid_tracks=1,
             progress=False,
         )
-        dm = MusdbDataModule(str(tmp / "syn"), seq_dur=2.0, batch_size=4, num_workers=0)
+        dm = MusdbDataModule(
+            str(tmp / "syn"), seq_dur=2.0, batch_size=args.batch_size, num_workers=0
+        )
         dm.setup("fit")
         it = iter(dm.train_dataloader())
         batches = [next(it) for _ in range(args.steps + 2)]
@@ -245,12 +251,13 @@ def main() -> None:
     rows = []
     for name, (_, _, params) in systems.items():
         seconds = statistics.median(steps[name])
-        rows.append((name, params, seconds, 4 * 2.0 / seconds))
+        rows.append((name, params, seconds, args.batch_size * 2.0 / seconds))
         print(rows[-1], flush=True)
     plain = json.loads(
         subprocess.run(
             [sys.executable, __file__, "--plain-malloc"]
-            + [f"--{k}={getattr(args, k)}" for k in ("steps", "threads", "repeats")],
+            + [f"--{k}={getattr(args, k)}" for k in ("steps", "threads", "repeats")]
+            + [f"--batch-size={args.batch_size}"],
             capture_output=True,
             text=True,
             check=True,
@@ -267,8 +274,11 @@ def main() -> None:
             "## Training speed on the CPU",
             "",
             f"Produced by `.venv/bin/python experiments/bench_training.py --steps {args.steps} "
-            f"--threads {args.threads} --repeats {args.repeats}`: forward, loss, backward and an "
-            f"AdamW step on the same {args.steps} batches of 4 x 2 s stereo synthetic audio; "
+            f"--threads {args.threads} --repeats {args.repeats}"
+            + ("" if args.batch_size == 4 else f" --batch-size {args.batch_size}")
+            + "`: forward, loss, backward and an "
+            f"AdamW step on the same {args.steps} batches of {args.batch_size} x 2 s stereo "
+            "synthetic audio; "
             f"the median over {args.steps} x {args.repeats} single steps.",
             "",
             "| configuration | parameters | seconds per step | seconds of audio per second "
@@ -281,11 +291,11 @@ def main() -> None:
             "",
             f"Default / Open-Unmix setting throughput: **{ratio:.2f}x** (target: at least 1x). "
             f"Default training step rate: {1 / rows[0][2]:.2f} steps/s "
-            f"({4 / rows[0][2]:.1f} segments/s). The last {len(ALTERNATIVES)} rows are not "
-            "defaults: the default front end with another network. How they separate at "
-            "equal training time and at equal steps is measured in networks.md (the finer "
-            "grid: as well at equal time, better at equal steps; the narrower network, measured "
-            "there on the 140 columns/s grid: worse at both).",
+            f"({args.batch_size / rows[0][2]:.1f} segments/s). The last {len(ALTERNATIVES)} "
+            "rows are not defaults: the default front end with another network. How they "
+            "separate at equal training time and at equal steps is measured in networks.md "
+            "(the finer grid: as well at equal time, better at equal steps; the narrower "
+            "network, measured there on the 140 columns/s grid: worse at both).",
             "",
             (
                 ""

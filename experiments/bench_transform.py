@@ -1,8 +1,11 @@
 """Benchmark: sliCQT forward/inverse against torch.stft/istft on the CPU.
 
     .venv/bin/python experiments/bench_transform.py [--threads 2] [--repeats 5]
+        [--seconds 30] [--batch 16] [--out DIR | --record]
 
-Writes experiments/results/transform.md (and transform.json). Every measurement
+Writes transform.md (and transform.json) to ``--out`` (default outputs/experiments/), or
+with ``--record`` to experiments/results/. The signals: a ``--seconds`` stereo song and
+the training shape, ``--batch`` x 2 s stereo segments. Every measurement
 runs in a fresh subprocess so that its peak memory (the rise of the process's
 maximum resident set size during the timed calls, on top of the input and the
 transform tables) is its own. Times are the median of ``--repeats`` runs after
@@ -16,15 +19,25 @@ import json
 import platform
 import subprocess
 import sys
-from pathlib import Path
 
-from benchutil import median_time
+from benchutil import median_time, parse_args, write_json, write_results
 
-RESULTS = Path(__file__).resolve().parent / "results"
 SR = 44100
+OPS = (
+    "slicqt_forward",
+    "slicqt_inverse",
+    "slicqt_roundtrip",
+    "stft_forward",
+    "stft_inverse",
+    "stft_roundtrip",
+    "slicqt_train_step",  # the training steps run on the batch only
+    "stft_train_step",
+)
 
 
-def measure(case: str, op: str, threads: int, repeats: int) -> dict:
+def measure(
+    case: str, op: str, threads: int, repeats: int, seconds: float = 30.0, batch: int = 16
+) -> dict:
     """Run one (case, op) in this process and return its median time and memory rise."""
     import resource
 
@@ -35,11 +48,11 @@ def measure(case: str, op: str, threads: int, repeats: int) -> dict:
     from xslicq.transform import SliCQT
 
     torch.set_num_threads(threads)
-    if case == "song":  # 30 s of stereo music-like audio
-        x = torch.from_numpy(signals.music_like(30.0, SR, 2, seed=0)).float()[None]
-    else:  # the training shape: batch 16 x 2 s stereo segments
+    if case == "song":  # a song of stereo music-like audio
+        x = torch.from_numpy(signals.music_like(seconds, SR, 2, seed=0)).float()[None]
+    else:  # the training shape: a batch of 2 s stereo segments
         x = torch.from_numpy(
-            np.stack([signals.music_like(2.0, SR, 2, seed=s) for s in range(16)])
+            np.stack([signals.music_like(2.0, SR, 2, seed=s) for s in range(batch)])
         ).float()
     window = torch.hann_window(4096)
     t = SliCQT()  # default cqlog, 262 bins, 32.9 Hz .. 22050 Hz
@@ -99,25 +112,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=30.0, help="length of the song")
+    parser.add_argument("--batch", type=int, default=16, help="2 s segments in the batch")
+    parser.add_argument(
+        "--ops", nargs="+", choices=OPS, default=list(OPS), help="the operations to time"
+    )
     parser.add_argument("--child", nargs=2, metavar=("CASE", "OP"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parse_args(parser)
     if args.child:
-        print(json.dumps(measure(*args.child, args.threads, args.repeats)))
+        print(
+            json.dumps(measure(*args.child, args.threads, args.repeats, args.seconds, args.batch))
+        )
         return
 
-    ops = [
-        "slicqt_forward",
-        "slicqt_inverse",
-        "slicqt_roundtrip",
-        "stft_forward",
-        "stft_inverse",
-        "stft_roundtrip",
+    # every operation on both signals, the training steps on the batch only
+    plan = [
+        (case, op)
+        for case in ("song", "batch")
+        for op in OPS
+        if op in args.ops and (case == "batch" or not op.endswith("_train_step"))
     ]
-    plan = (
-        [("song", op) for op in ops]
-        + [("batch", op) for op in ops]
-        + [("batch", "slicqt_train_step"), ("batch", "stft_train_step")]
-    )
     rows = []
     for case, op in plan:
         out = subprocess.run(
@@ -131,6 +145,10 @@ def main() -> None:
                 str(args.threads),
                 "--repeats",
                 str(args.repeats),
+                "--seconds",
+                str(args.seconds),
+                "--batch",
+                str(args.batch),
             ],
             check=True,
             capture_output=True,
@@ -143,33 +161,33 @@ def main() -> None:
             flush=True,
         )
 
-    get = {(r["case"], r["op"]): r for r in rows}
-    ratio = {
-        case: get[(case, "slicqt_roundtrip")]["median_s"]
-        / get[(case, "stft_roundtrip")]["median_s"]
-        for case in ("song", "batch")
-    }
-    train_ratio = (
-        get[("batch", "slicqt_train_step")]["median_s"]
-        / get[("batch", "stft_train_step")]["median_s"]
-    )
+    get = {(r["case"], r["op"]): r["median_s"] for r in rows}
+
+    def ratio_of(case, what):  # sliCQT / STFT time, None when --ops left one out
+        pair = get.get((case, f"slicqt_{what}")), get.get((case, f"stft_{what}"))
+        return pair[0] / pair[1] if None not in pair else None
+
+    ratio = {case: ratio_of(case, "roundtrip") for case in ("song", "batch")}
+    train_ratio = ratio_of("batch", "train_step")
 
     import torch
 
     from xslicq.transform import SliCQT
 
     t = SliCQT()
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "transform.json").write_text(
-        json.dumps(
-            {"rows": rows, "roundtrip_ratio": ratio, "train_step_ratio": train_ratio}, indent=2
-        )
+    write_json(
+        "transform.json", {"rows": rows, "roundtrip_ratio": ratio, "train_step_ratio": train_ratio}
     )
+    song, batch = f"{args.seconds:g} s song", f"{args.batch} x 2 s batch"
+    n = int(args.seconds * SR)
     lines = [
         "# sliCQT speed and memory on the CPU",
         "",
         f"Produced by `.venv/bin/python experiments/bench_transform.py --threads {args.threads} "
-        f"--repeats {args.repeats}` ({platform.processor() or platform.machine()}, "
+        f"--repeats {args.repeats} --seconds {args.seconds:g} --batch {args.batch}"
+        + ("" if len(args.ops) == len(OPS) else f" --ops {' '.join(args.ops)}")
+        + "` "
+        f"({platform.processor() or platform.machine()}, "
         f"{args.threads} torch threads, torch {torch.__version__}).",
         "",
         f"Transform: default `cqlog`, {t.bins} bins from {t.fmin} Hz to {t.fmax} Hz "
@@ -183,27 +201,30 @@ def main() -> None:
         "| signal | operation | time (ms) | peak memory rise (MiB) | complex coefficients |",
         "|---|---|---:|---:|---:|",
     ]
-    names = {"song": "30 s stereo song", "batch": "16 x 2 s stereo"}
+    names = {"song": f"{args.seconds:g} s stereo song", "batch": f"{args.batch} x 2 s stereo"}
     for r in rows:
         lines.append(
             f"| {names[r['case']]} | {r['op']} | {r['median_s'] * 1000:.1f} | "
             f"{r['peak_mib']:.1f} | {r['coefficients']:,} |"
         )
+    lines.append("")
+    if None not in ratio.values():
+        lines.append(
+            f"**Forward + inverse vs the STFT pair: {ratio['song']:.2f}x on the {song}, "
+            f"{ratio['batch']:.2f}x on the {batch}** (target: at most 2x)."
+        )
+    if train_ratio is not None:
+        lines.append(f"Forward + inverse + backward on the {batch}: {train_ratio:.2f}x the STFT's.")
     lines += [
-        "",
-        f"**Forward + inverse vs the STFT pair: {ratio['song']:.2f}x on the 30 s song, "
-        f"{ratio['batch']:.2f}x on the 16 x 2 s batch** (target: at most 2x).",
-        f"Forward + inverse + backward on the 16 x 2 s batch: {train_ratio:.2f}x the STFT's.",
         "",
         f"Why the batch ratio is higher: a {t.sllen}-sample slice ({t.sllen / SR:.2f} s, needed "
         f"for the {t.scale.bandwidths[0]:.2f} Hz band of the lowest bin) is longer than a 2 s "
         f"segment, so each segment is analysed in {t.nb_slices(2 * SR)} overlapping slices, "
         f"{t.nb_slices(2 * SR) * t.sllen / (2 * SR):.1f}x its own length, against "
-        f"{t.nb_slices(30 * SR) * t.sllen / (30 * SR):.1f}x for the 30 s song.",
+        f"{t.nb_slices(n) * t.sllen / n:.1f}x for the {song}.",
         "",
     ]
-    (RESULTS / "transform.md").write_text("\n".join(lines))
-    print("\n".join(lines[-4:]))
+    write_results("transform.md", lines)
 
 
 if __name__ == "__main__":

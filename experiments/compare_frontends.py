@@ -2,7 +2,7 @@
 
     .venv/bin/python experiments/compare_frontends.py [--study frontends] [--minutes 10]
         [--seeds 0 1] [--parallel 2] [--every 10] [--haaqi-seconds 8] [hydra overrides,
-        e.g. data=musdb data.root=/path/MUSDB18-HQ trainer=gpu]
+        e.g. data=musdb data.root=/path/MUSDB18-HQ trainer=gpu] [--out DIR | --record]
 
 Trains, for every seed, the separators of the study below with the same data, batches,
 optimiser and wall-clock budget (``--minutes`` of ``python -m xslicq.train`` each, ``--parallel``
@@ -14,8 +14,9 @@ steps), then evaluates every run twice:
 
 Each model separates the test split and is scored with museval (BSSEval v4) and with HAAQI
 through the Cadenza CAD1 pipeline (two example listeners, the first ``--haaqi-seconds`` of
-every song). Writes ``experiments/results/<study>.md`` (tables and the verdict) and
-``<study>.png`` (validation SDR against steps and against time). Finished runs and
+every song). Writes ``<study>.md`` (tables and the verdict) and ``<study>.png``
+(validation SDR against steps and against time) to ``--out`` (default
+outputs/experiments/), or with ``--record`` to experiments/results/. Finished runs and
 evaluations are reused when the script is started again (``--fresh`` starts over).
 
 ``--study frontends`` (the verdict; xumx_matrix at ``model.hidden=32`` and 140 columns/s,
@@ -45,7 +46,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchutil import RESULTS, write_results
+from benchutil import parse_args, save_figure, write_results
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -242,7 +243,7 @@ def spread(xs):
     return max(xs) - min(xs)
 
 
-def plot(path: Path, curves: dict, seeds, title: str) -> None:
+def plot(name: str, curves: dict, seeds, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -268,7 +269,7 @@ def plot(path: Path, curves: dict, seeds, title: str) -> None:
     axes[0].legend(fontsize=8)
     fig.suptitle(f"{title}: validation SDR (solid: first seed, dashed: second)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, name, dpi=110)
     plt.close(fig)
 
 
@@ -285,7 +286,7 @@ def main() -> None:
     )
     parser.add_argument("--fresh", action="store_true", help="train and evaluate again")
     parser.add_argument("overrides", nargs="*", help="hydra overrides for every run")
-    args = parser.parse_args()
+    args = parse_args(parser)
     study = STUDIES[args.study]
     args.configs = args.configs or list(study.configs)
     foreign = [n for n in args.configs if n not in study.configs]
@@ -339,7 +340,7 @@ def main() -> None:
             "grid": system.columns_per_second,
         }
     curves = {n: {s: read_curve(run_dir(n, s)) for s in args.seeds} for n in args.configs}
-    plot(RESULTS / f"{args.study}.png", curves, args.seeds, study.title)
+    plot(f"{args.study}.png", curves, args.seeds, study.title)
 
     # --------------------------------------------------------------- the report
     def agg(name, point, key):

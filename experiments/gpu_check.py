@@ -1,10 +1,12 @@
 """GPU check: the sliCQT on CuPy and torch CUDA against NumPy, a few bf16 training steps,
 and DALI against the default loader.
 
-    .venv/bin/python experiments/gpu_check.py [--out experiments/results/gpu.md]
-        [--seconds 3] [--steps 12] [--batches 10]
+    .venv/bin/python experiments/gpu_check.py [--seconds 3] [--steps 12] [--batches 10]
+        [--out DIR | --record]
 
-Writes ``--out`` (default experiments/results/gpu.md): a header naming the command, the
+Writes gpu.md to ``--out`` (default outputs/experiments/), or with ``--record`` to
+experiments/results/ (the section bench_bridge.py writes there is kept): a header naming
+the command, the
 machine, the GPU and the torch / CUDA / CuPy / DALI versions, then one section per check:
 
 1. transform: forward coefficients and inverse of the default ``cqlog`` and ``bark``
@@ -42,10 +44,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
+from benchutil import parse_args, write_results
 from pytorch_lightning import Callback
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "experiments" / "results"
 BRIDGE_HEADING = "## CuPy bridge vs torch-CUDA training step"  # bench_bridge.py's section
 SR = 44100
 SCALES = ("cqlog", "bark")
@@ -369,11 +371,10 @@ def run_check(name: str, fn, *args) -> tuple[list[str], bool]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=RESULTS / "gpu.md")
     parser.add_argument("--seconds", type=float, default=3.0, help="signal of the transform check")
     parser.add_argument("--steps", type=int, default=12, help="training steps")
     parser.add_argument("--batches", type=int, default=10, help="loader batches timed")
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
 
     facts = machine_facts()
     cuda = torch.cuda.is_available()
@@ -433,13 +434,12 @@ def main(argv=None) -> int:
             lines += [table, *rows, ""]
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    kept = ""  # the section experiments/bench_bridge.py owns stays as it was
-    old = args.out.read_text() if args.out.exists() else ""
+    # the section experiments/bench_bridge.py owns stays as it was
+    old = args.out / "gpu.md"
+    old = old.read_text() if old.is_file() else ""
     if BRIDGE_HEADING in old:
-        kept = "\n" + BRIDGE_HEADING + old.partition(BRIDGE_HEADING)[2]
-    args.out.write_text("\n".join(lines) + kept)
-    print(f"wrote {args.out}")
+        lines.append(BRIDGE_HEADING + old.partition(BRIDGE_HEADING)[2])
+    write_results("gpu.md", lines)
     return 0 if ok else 1
 
 

@@ -1,26 +1,32 @@
 """Figures of the README: one song-like signal as ragged sliCQT, matrix forms and STFT.
 
-.venv/bin/python experiments/make_figures.py      # writes docs/spectrograms.png
+    .venv/bin/python experiments/make_figures.py [--seconds 8] [--out DIR | --record]
+
+Writes spectrograms.png to ``--out`` (default outputs/experiments/), or with ``--record``
+to docs/ (the README's picture).
 """
 
-from pathlib import Path
+import argparse
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
+from benchutil import ROOT, parse_args, save_figure  # noqa: E402
 
 from xslicq import signals  # noqa: E402
 from xslicq.plotting import plot_slicq, plot_stft  # noqa: E402
 from xslicq.transform import RaggedToMatrix, SliCQT  # noqa: E402
 
 SR = 44100
-OUT = Path(__file__).resolve().parents[1] / "docs" / "spectrograms.png"
 
 
 def main() -> None:
-    audio = signals.music_like(8.0, SR, channels=2, seed=0)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=8.0, help="length of the signal")
+    args = parse_args(parser, record=ROOT / "docs")
+    audio = signals.music_like(args.seconds, SR, channels=2, seed=0)
     x = torch.from_numpy(audio).float()[None]
     t = SliCQT()
     c = t(x)
@@ -49,12 +55,7 @@ def main() -> None:
         title=f"matrix form, T={coarse.T} per slice (a network's input)",
     )
     plot_stft(audio, SR, ax=axes[1, 1])
-    OUT.parent.mkdir(exist_ok=True)
-    fig.savefig(OUT, dpi=80)
-    from PIL import Image  # a 128-colour palette keeps the PNG small
-
-    Image.open(OUT).convert("RGB").quantize(128).save(OUT, optimize=True)
-    print(f"wrote {OUT}")
+    save_figure(fig, "spectrograms.png", dpi=80, palette=128)  # 128 colours: a small PNG
 
 
 if __name__ == "__main__":

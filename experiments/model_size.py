@@ -1,9 +1,10 @@
 """Parameters and multiply-accumulates per second of audio of every network recipe, next
 to Open-Unmix (umxhq), CrossNet-Open-Unmix (X-UMX) and xumx-sliCQ V2.
 
-    .venv/bin/python experiments/model_size.py [--seconds 10]
+    .venv/bin/python experiments/model_size.py [--seconds 10] [--out DIR | --record]
 
-Writes experiments/results/models.md. MACs are counted by :func:`xslicq.models.count_macs`
+Writes models.md to ``--out`` (default outputs/experiments/), or with ``--record`` to
+experiments/results/. MACs are counted by :func:`xslicq.models.count_macs`
 (weighted layers: linear, convolution, LSTM) over one forward pass of the network alone
 on ``--seconds`` of stereo audio, divided by the seconds. Open-Unmix umxhq is built from
 the openunmix 1.3.0 package (the dev extras) with umxhq's sizes and random weights; X-UMX
@@ -18,7 +19,7 @@ import sys
 from pathlib import Path
 
 import torch
-from benchutil import write_results
+from benchutil import parse_args, write_results
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 SR = 44100
@@ -77,7 +78,7 @@ def umxhq_row(seconds):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
-    args = parser.parse_args()
+    args = parse_args(parser, threads=2)
     torch.set_num_threads(2)
 
     rows = [(name, *recipe_row(o, args.seconds), "counted") for name, o in RECIPES.items()]

@@ -1,7 +1,7 @@
 """Oracle SDR per transform: STFT 4096/1024 vs the sliCQT on every scale (synthetic test split).
 
     .venv/bin/python experiments/oracle_table.py [--metrics museval] [--workers 2]
-        [hydra overrides of the data, e.g. data=musdb data.root=/path/MUSDB18-HQ]
+        [--out DIR | --record] [hydra overrides of the data, e.g. data=musdb data.root=...]
 
 Computes the mixture-phase and IRM oracles of every transform config in conf/transform
 (stft, cqlog = the default sliCQT, oct, mel, bark, vqlog at their config defaults, and
@@ -9,8 +9,9 @@ tuned, the transform search's choice) and of the STFT 8192/2048 (the best STFT o
 transform search's family) on the test split of the data config (the default
 synthetic set unless overridden; the transform search never sees it) with
 :func:`xslicq.oracle.oracle_estimates`, scores them with
-:func:`xslicq.evaluation.score_tracks` (each metric in ``--metrics``), and writes
-experiments/results/oracle.md. The mixture used as every target's estimate is scored too,
+:func:`xslicq.evaluation.score_tracks` (each metric in ``--metrics``), and writes oracle.md
+to ``--out`` (default outputs/experiments/), or with ``--record`` to experiments/results/.
+The mixture used as every target's estimate is scored too,
 as the floor.
 """
 
@@ -22,7 +23,7 @@ import platform
 import time
 from pathlib import Path
 
-from benchutil import write_results
+from benchutil import parse_args, write_results
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -60,7 +61,7 @@ def main() -> None:
     parser.add_argument("--metrics", nargs="+", default=["museval"], choices=list(METRIC_TITLES))
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("overrides", nargs="*", help="hydra overrides of the data config")
-    args = parser.parse_args()
+    args = parse_args(parser)
 
     import hydra
     import torch

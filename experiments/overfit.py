@@ -1,11 +1,13 @@
 """Proof that the pipeline learns: overfit one synthetic track with ``trainer=overfit``.
 
-    .venv/bin/python experiments/overfit.py [--minutes 9.5] [--seconds 6] [overrides ...]
+    .venv/bin/python experiments/overfit.py [--minutes 9.5] [--seconds 6] [--out DIR | --record]
+        [overrides ...]
 
 Renders a small synthetic set, trains the default configuration (cqlog sliCQT,
 xumx_matrix, sdr_mix) on one track for a fixed wall-clock budget on the CPU, then
 compares the SDR of the estimates on that track with the mixture-as-estimate baseline.
-Writes experiments/results/training.md (overfit section) and overfit_loss.png.
+Writes the overfit section of training.md and overfit_loss.png to ``--out`` (default
+outputs/experiments/), or with ``--record`` to experiments/results/.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import time
 from pathlib import Path
 
 import torch
-from benchutil import RESULTS, write_section
+from benchutil import parse_args, save_figure, write_section
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -49,7 +51,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=9.5)
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("overrides", nargs="*")
-    args = parser.parse_args()
+    args = parse_args(parser)
 
     from hydra import compose, initialize_config_dir
     from hydra.core.hydra_config import HydraConfig
@@ -121,8 +123,7 @@ def main() -> None:
         ax.set_xlabel("step")
         ax.set_ylabel("train/loss (sdr_mix)")
         ax.set_title(f"overfitting one {args.seconds:.0f} s synthetic track, {minutes:.1f} min CPU")
-        RESULTS.mkdir(exist_ok=True)
-        fig.savefig(RESULTS / "overfit_loss.png", dpi=90)
+        save_figure(fig, "overfit_loss.png", dpi=90)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

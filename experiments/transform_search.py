@@ -1,7 +1,8 @@
 """The transform search, end to end: sweep, Pareto front, tuned transform, test-split check.
 
     .venv/bin/python experiments/transform_search.py [--trials 400] [--workers 2]
-        [--report-only] [--fresh] [hydra overrides for the data, e.g. data=musdb data.root=...]
+        [--report-only] [--fresh] [--out DIR | --record]
+        [hydra overrides for the data, e.g. data=musdb data.root=...]
 
 1. Runs ``python -m xslicq.oracle -m hparams_search=transform_oracle`` in ``--workers``
    processes that share one SQLite study (``outputs/transform_search/study.sqlite``; an
@@ -10,14 +11,15 @@
 2. Scores the STFT family (n_fft 1024-8192, hop n_fft/4 and n_fft/2) and the default
    sliCQT of every scale the same way, on the validation and the test tracks.
 3. Chooses the tuned point: the best validation mixture-phase oracle SDR at no more than
-   2x the coefficients per second of the STFT 4096/1024, and writes it to
-   ``conf/transform/tuned.yaml``.
+   2x the coefficients per second of the STFT 4096/1024, and writes it to ``tuned.yaml``
+   in ``--out``, or with ``--record`` to ``conf/transform/tuned.yaml`` (the ``transform=tuned``
+   option).
 4. Scores every Pareto-optimal point and the tuned one on the test tracks (which the search
    never saw) and runs museval (SDR, SIR, SAR, ISR) on the tuned transform and the two
    baselines there.
-5. Writes ``experiments/results/transform_search.md`` (tables, Optuna's parameter
-   importances, the verdict) and ``transform_search.png`` (the front with the STFT family
-   on the same axes).
+5. Writes ``transform_search.md`` (tables, Optuna's parameter importances, the verdict) and
+   ``transform_search.png`` (the front with the STFT family on the same axes) to ``--out``
+   (default outputs/experiments/), or with ``--record`` to experiments/results/.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import time
 import warnings
 from pathlib import Path
 
-from benchutil import RESULTS, write_results
+from benchutil import parse_args, save_figure, shown, write_results
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -105,7 +107,7 @@ def describe(cfg: dict) -> str:
     )
 
 
-def plot(path: Path, trials, front, stft_points, scale_points, tuned, budget_cps):
+def plot(name: str, trials, front, stft_points, scale_points, tuned, budget_cps):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -151,7 +153,7 @@ def plot(path: Path, trials, front, stft_points, scale_points, tuned, budget_cps
         color="gold",
         edgecolor="black",
         zorder=4,
-        label="tuned (conf/transform/tuned.yaml)",
+        label="the tuned point (tuned.yaml)",
     )
     ax.axvline(
         budget_cps,
@@ -167,7 +169,7 @@ def plot(path: Path, trials, front, stft_points, scale_points, tuned, budget_cps
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, name, dpi=110)
     plt.close(fig)
 
 
@@ -179,7 +181,9 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true", help="start a new study")
     parser.add_argument("--museval-workers", type=int, default=2)
     parser.add_argument("overrides", nargs="*", help="hydra overrides (data=..., data.root=...)")
-    args = parser.parse_args()
+    args = parse_args(parser)
+    # the tuned transform: a config option only when recording
+    tuned_path = (ROOT / "conf" / "transform" if args.record else args.out) / "tuned.yaml"
 
     import hydra
     import optuna
@@ -244,8 +248,9 @@ def main() -> None:
     gain_test = (
         tuned_test["mixphase"]["mean"]["SDR"] - stft[BASELINE]["test"]["mixphase"]["mean"]["SDR"]
     )
+    tuned_path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(
-        ROOT / "conf" / "transform" / "tuned.yaml",
+        tuned_path,
         tuned_yaml(
             tuned_cfg,
             [
@@ -302,9 +307,8 @@ def main() -> None:
             )
 
     # ------------------------------------------------------------ picture
-    png = RESULTS / "transform_search.png"
     plot(
-        png,
+        "transform_search.png",
         trials,
         front,
         {k: (v["cps"], v["valid"]["mixphase"]["mean"]["SDR"]) for k, v in stft.items()},
@@ -414,7 +418,7 @@ def main() -> None:
         "",
         "![Pareto front](transform_search.png)",
         "",
-        f"## The tuned point (`conf/transform/tuned.yaml`, trial {chosen.number})",
+        f"## The tuned point (`{shown(tuned_path)}`, trial {chosen.number})",
         "",
         f"Rule: the best validation mixture-phase SDR among the trials with at most {BUDGET:g}x "
         f"the coefficients per second of the STFT {BASELINE[0]}/{BASELINE[1]} "
@@ -536,7 +540,6 @@ def main() -> None:
             )
     lines.append("")
     write_results("transform_search.md", lines)
-    print(f"and the figure to {png}")
 
 
 if __name__ == "__main__":

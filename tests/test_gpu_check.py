@@ -13,6 +13,7 @@ SECTIONS = ("## 1. sliCQT", "## 2. Training steps", "## 3. Loaders")
 
 
 def run_script(out):
+    """Run the script with ``--out out`` (a folder: it writes out/gpu.md)."""
     return subprocess.run(
         [sys.executable, str(SCRIPT), "--out", str(out)],
         cwd=ROOT,
@@ -36,10 +37,15 @@ def test_without_gpu_every_check_says_not_run_and_why(tmp_path):
 
     if torch.cuda.is_available():
         pytest.skip("a CUDA GPU is usable here: the checks run (test_on_gpu_every_check_passes)")
-    out = tmp_path / "gpu.md"
-    proc = run_script(out)
+    bridge = "## CuPy bridge vs torch-CUDA training step\n\nbench_bridge.py's section\n"
+    (tmp_path / "gpu.md").write_text("# an older report\n\n## 1. sliCQT\n\nold\n\n" + bridge)
+    proc = run_script(tmp_path)
     assert proc.returncode == 0, proc.stderr
-    report = out.read_text()
+    report = (tmp_path / "gpu.md").read_text()
+    # the run's own header and sections replace the old ones; bench_bridge's section stays
+    assert report.startswith("# GPU check:") and "older report" not in report
+    assert report.endswith("\n" + bridge) and report.count("## 1. sliCQT") == 1
+    assert report.splitlines()[2].startswith("Machine load during the run: 1-minute load")
     assert "**Not run on a GPU**" in report
     for key in (
         "| machine |",
@@ -61,9 +67,8 @@ def test_without_gpu_every_check_says_not_run_and_why(tmp_path):
 @pytest.mark.gpu
 @pytest.mark.slow
 def test_on_gpu_every_check_passes(tmp_path):
-    out = tmp_path / "gpu.md"
-    proc = run_script(out)
-    report = out.read_text()
+    proc = run_script(tmp_path)
+    report = (tmp_path / "gpu.md").read_text()
     assert proc.returncode == 0, report + proc.stderr[-3000:]
     assert "FAIL" not in report and "DOES NOT FALL" not in report
     parts = sections(report)
