@@ -1,8 +1,9 @@
-# The two commands of the README: `make demo` (the main job) and `make test`.
+# The two commands of the README: `make demo` (the main job) and `make test` (lint, then the
+# whole suite).
 # Both install what they need on a fresh machine (scripts/setup.sh) and are idempotent.
 PY := .venv/bin/python
 
-.PHONY: setup demo transform-demo test test-fast lint format bench clean
+.PHONY: setup demo transform-demo test test-fast lint format bench record clean
 .DEFAULT_GOAL := demo
 
 setup: .setup-stamp
@@ -17,7 +18,7 @@ demo: setup
 transform-demo: setup
 	$(PY) -m xslicq.transform_demo
 
-test: setup
+test: lint
 	$(PY) -m pytest
 
 test-fast: setup
@@ -31,11 +32,18 @@ format: setup
 	.venv/bin/ruff check --fix .
 	.venv/bin/ruff format .
 
+# the CPU benchmarks (transform, matrix, training, data), into outputs/experiments/ (ignored
+# by git: the record stays as it is); `make record` (= `make bench RECORD=1`) writes them into
+# the record, experiments/results/ (on a quiet machine: the files state the load average)
+BENCH_OUT = $(if $(RECORD),--record,--out outputs/experiments)
 bench: setup
-	$(PY) experiments/bench_transform.py
-	$(PY) experiments/bench_matrix.py
-	$(PY) experiments/bench_training.py
-	$(PY) experiments/bench_data.py
+	$(PY) experiments/bench_transform.py $(BENCH_OUT)
+	$(PY) experiments/bench_matrix.py $(BENCH_OUT)
+	$(PY) experiments/bench_training.py $(BENCH_OUT)
+	$(PY) experiments/bench_data.py $(BENCH_OUT)
+
+record:
+	$(MAKE) bench RECORD=1
 
 clean:
 	rm -rf .setup-stamp outputs .pytest_cache
