@@ -26,7 +26,8 @@ parameters, matrix form, targets, mask and Wiener settings, :data:`FORMAT_VERSIO
 (any rate from 8 kHz to 384 kHz, mono or stereo, any length in cross-faded chunks) and
 gives the same stems to float tolerance. This module also holds what both separators
 share: the input checks, the chunk plan and :class:`ChunkedSeparator` (cross-faded chunks,
-yielded as finished stretches of the stems).
+yielded as finished stretches of the stems; a causal model's song streamed instead, slice
+by slice with the network's state carried, as ``python -m xslicq.stream`` streams it).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ import numpy as np
 from . import __version__
 from .filtering_numpy import wiener
 from .resample import resample
+from .streamer import Streamer
 
 # the sample rates separate() takes without ``any_rate=True``: below is a rate given in kHz
 # or a boolean (True is 1 Hz, upsampled 44,100x), above is no audio rate in use
@@ -169,8 +171,15 @@ class ChunkedSeparator:
     (the checks, :func:`chunk_plan`, the cross-fade, resampling and mono), so both stream
     their stems to ``python -m xslicq.separate`` the same way.
 
+    A causal model is not cut into chunks: its song goes through a
+    :class:`~xslicq.streamer.Streamer` on the separator's stream engine
+    (:meth:`_stream_engine`), ``chunk_seconds`` at a time, so the network's state and the
+    slices run on across the whole song and the stems are those of ``python -m
+    xslicq.stream`` (and of the system on the whole song at once) in bounded memory.
+
     A subclass sets ``targets``, ``sample_rate`` (the model's), ``chunk_seconds`` and
-    ``overlap_seconds``, and separates one chunk in :meth:`_separate_chunk`.
+    ``overlap_seconds``, separates one chunk in :meth:`_separate_chunk` and, for a causal
+    model, returns its engine from :meth:`_stream_engine`.
     """
 
     targets: tuple[str, ...]
@@ -181,6 +190,11 @@ class ChunkedSeparator:
     def _separate_chunk(self, mixture: np.ndarray) -> np.ndarray:
         """(1, 2, n) float32 mixture at the model's rate -> (J, 2, n) float32 estimates."""
         raise NotImplementedError
+
+    def _stream_engine(self):
+        """The :class:`~xslicq.streamer.StreamEngine` that streams a causal model's song, or
+        ``None``: the song is cut into cross-faded chunks (:meth:`_separate_chunk`)."""
+        return None
 
     def _check(self, audio, sample_rate, any_rate: bool) -> tuple[np.ndarray, int, bool]:
         """Checked ``(stereo float32 audio (2, samples), rate, mono)``
@@ -242,9 +256,14 @@ class ChunkedSeparator:
     def _chunks(self, x: np.ndarray, progress: bool):
         """(2, N) -> (J, 2, n) finished stretches in order, from the cross-faded chunks of
         :func:`chunk_plan`: each chunk's stretch up to the next chunk's start is final once
-        the previous chunk's faded tail is added."""
+        the previous chunk's faded tail is added. A causal model's from its stream
+        (:meth:`_streamed`)."""
         from tqdm import tqdm
 
+        engine = self._stream_engine()
+        if engine is not None:
+            yield from self._streamed(engine, x, progress)
+            return
         chunk = int(self.chunk_seconds * self.sample_rate)
         overlap = int(self.overlap_seconds * self.sample_rate)
         plan = chunk_plan(x.shape[-1], chunk, overlap)
@@ -257,6 +276,21 @@ class ChunkedSeparator:
                 yield held[..., : start - held_start]
             held, held_start = est, start
         yield held
+
+    def _streamed(self, engine, x: np.ndarray, progress: bool):
+        """(2, N) -> (J, 2, n) finished stretches in order: ``x`` pushed through a
+        :class:`~xslicq.streamer.Streamer` on ``engine`` ``chunk_seconds`` at a time (the
+        slices each push completes in one engine step), then the stream's end."""
+        from tqdm import tqdm
+
+        chunk = int(self.chunk_seconds * self.sample_rate)
+        streamer = Streamer(engine)
+        starts = range(0, x.shape[-1], chunk)
+        for start in tqdm(starts, disable=not progress, desc="separating", unit="chunk"):
+            out = streamer.push(x[:, start : start + chunk])
+            if out.shape[-1]:
+                yield out
+        yield streamer.finish()
 
 
 # ------------------------------------------------------------------------ the network
@@ -403,22 +437,31 @@ class OnnxSeparator(ChunkedSeparator):
     :meth:`~ChunkedSeparator.separate` and :meth:`~ChunkedSeparator.separate_spans` take the
     input of :meth:`xslicq.Separator.separate` and give the same stems to float tolerance.
 
+    A causal network (exported as a stream step, ``streaming``) makes the separator a
+    :class:`~xslicq.streamer.StreamEngine` as well (:meth:`step`, the engine of ``python -m
+    xslicq.stream --model model.onnx``), and its songs are streamed through it, the
+    network's state carried (:class:`ChunkedSeparator`), unless Wiener-EM is on.
+
     Args:
         network: a callable matrix (B, C, F, S, T) -> masks (B, J, C, F, S, T) on NumPy
-            arrays (an :class:`OnnxNetwork`).
+            arrays (an :class:`OnnxNetwork`; a causal one also has ``step`` and
+            ``initial_state``).
         metadata: the pipeline the network belongs to (:func:`check_metadata`).
         chunk_seconds, overlap_seconds: long input is cut into chunks of ``chunk_seconds``
-            cross-faded over ``overlap_seconds`` (as :class:`xslicq.Separator`).
+            cross-faded over ``overlap_seconds`` (as :class:`xslicq.Separator`; a causal
+            network's stream takes ``chunk_seconds`` of input at a time).
 
     Attributes:
-        targets, sample_rate, transform (the NumPy :class:`~xslicq.transform.SliCQT`),
-        r2m, wiener_iterations (settable), mask_sum_to_one.
+        targets, sample_rate, channels, transform (the NumPy
+        :class:`~xslicq.transform.SliCQT`), r2m, wiener_iterations (settable),
+        mask_sum_to_one, streaming, sllen, trlen, lookahead.
     """
 
     def __init__(
         self, network, metadata: dict, chunk_seconds: float = 10.0, overlap_seconds: float = 1.0
     ):
         from .transform import RaggedToMatrix, SliCQT
+        from .transform.slicing import slice_window
 
         self.chunk_seconds, self.overlap_seconds = check_chunking(chunk_seconds, overlap_seconds)
         meta = check_metadata(metadata, "the model")
@@ -431,6 +474,11 @@ class OnnxSeparator(ChunkedSeparator):
         self.sample_rate = int(self.transform.sample_rate)
         self.wiener_iterations = int(meta.get("wiener_iterations", 0))
         self.mask_sum_to_one = bool(meta.get("mask_sum_to_one", False))
+        stream = meta.get("stream")
+        self.streaming = stream is not None and hasattr(network, "step")
+        self.sllen, self.trlen = int(self.transform.sllen), int(self.transform.trlen)
+        self.lookahead = int(stream.get("lookahead", 0)) if stream else 0
+        self._window = slice_window(self.sllen, self.trlen).astype(np.float32)
 
     @classmethod
     def from_file(cls, path, device: str = "cpu", **kwargs) -> OnnxSeparator:
@@ -476,3 +524,30 @@ class OnnxSeparator(ChunkedSeparator):
     def _separate_chunk(self, mixture: np.ndarray) -> np.ndarray:
         """(1, 2, n) -> (J, 2, n): :meth:`separate_mixture` of one chunk."""
         return self.separate_mixture(mixture)[0]
+
+    # ------------------------------------------------------------------ the stream step
+    def _stream_engine(self) -> OnnxSeparator | None:
+        """This separator, when its network streams and Wiener-EM (not causal) is off."""
+        return self if self.streaming and not self.wiener_iterations else None
+
+    def initial_state(self) -> tuple[np.ndarray, ...]:
+        """The causal network's state before the first slice (zeros)."""
+        return self.network.initial_state(1)
+
+    def step(self, frames: np.ndarray, state) -> tuple[np.ndarray, tuple]:
+        """The :class:`~xslicq.streamer.StreamEngine` step of a causal network, the stages
+        of :meth:`separate_mixture` on the next slices::
+
+            frames (C, S, N) * slice window -> SliCQT.analyse_slices  (1, C, rows, S, M)
+              -> |.|, RaggedToMatrix                                   (1, C, F, S, T)
+              -> network step (onnxruntime), state (h, c) carried      (1, J, C, F, S, T)
+              -> ragged masks, * mixture coefficients                  (1, J, C, rows, S, M)
+              -> SliCQT.synthesise_slices                              (J, C, S, N)
+        """
+        x = np.asarray(frames, np.float32) * self._window
+        coefs = self.transform.analyse_slices(x[None])  # (1, C, rows, S, M) per block
+        matrix = self.r2m([np.abs(c) for c in coefs])  # (1, C, F, S, T)
+        out, state = self.network.step(matrix, state)
+        masks = self.ragged_masks(out, matrix.shape)  # (1, J, C, rows, S, M) per block
+        est = [c[0, None] * m[0] for c, m in zip(coefs, masks)]  # (J, C, rows, S, M)
+        return np.asarray(self.transform.synthesise_slices(est), np.float32), state

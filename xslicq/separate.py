@@ -10,6 +10,12 @@ works in the inference-only install (``pip install "xslicq[infer]"``). It never 
 Lightning, Hydra or torchaudio; where torch is installed, the transform classes (torch
 modules then) still import torch and OmegaConf (about 650 MiB of the process).
 
+Long songs are separated in bounded memory: ``--chunk-seconds`` (10 s) chunks cross-faded over
+1 s, or, for a causal model (``python -m xslicq.train experiment=stream``, without Wiener-EM),
+streamed slice by slice with the network's state carried through the whole song, that much
+input at a time: the stems of ``python -m xslicq.stream`` to float tolerance (either model
+form, ``--checkpoint`` or ``--model``).
+
 Reads WAV/FLAC/OGG (and MP3 with libsndfile >= 1.1) with soundfile and anything else
 (MP4/M4A, STEMS) through ffmpeg; writes ``<target>.wav`` per target (and ``accompaniment.wav`` with
 ``--accompaniment``) at the input's sample rate, length and channel count.
@@ -38,7 +44,7 @@ from pathlib import Path
 import soundfile as sf
 
 from .audio import load_audio
-from .cli import error_line
+from .cli import error_line, temporary_file
 
 MANIFEST = ".xslicq-separate.json"
 
@@ -137,7 +143,7 @@ def plan_outputs(out: Path, names: list[str], force: bool) -> list[str]:
 
 
 def _write_manifest(out: Path, record: dict) -> None:
-    handle, tmp = tempfile.mkstemp(prefix=".xslicq-", suffix=".json", dir=out)
+    handle, tmp = temporary_file(out, ".xslicq-", ".json")
     with os.fdopen(handle, "w") as f:
         json.dump(record, f, indent=1)
     os.replace(tmp, out / MANIFEST)
@@ -149,7 +155,8 @@ def write_outputs(out: Path, stems, rate: int, stale: list[str], source: dict) -
     ``{name: (channels, samples)}`` dict or an iterable of such dicts, consecutive stretches
     of the stems written as they come (so no whole stem need be held). Each WAV is written
     to a temporary file and renamed; the manifest lists a file before it is written, so a
-    run that stops midway leaves no file that a later ``--force`` would refuse to replace."""
+    run that stops midway leaves no file that a later ``--force`` would refuse to replace.
+    Every file gets the mode of any new file (0666 less the umask), as the stream's."""
     spans = iter([stems] if isinstance(stems, dict) else stems)
     first = next(spans)
     out.mkdir(parents=True, exist_ok=True)
@@ -160,9 +167,7 @@ def write_outputs(out: Path, stems, rate: int, stale: list[str], source: dict) -
     tmps, writers = {}, {}
     try:
         for name, stem in first.items():
-            handle, tmps[name] = tempfile.mkstemp(
-                prefix=f".{name}-", suffix=".wav.partial", dir=out
-            )
+            handle, tmps[name] = temporary_file(out, f".{name}-", ".wav.partial")
             os.close(handle)
             writers[name] = sf.SoundFile(
                 tmps[name], "w", rate, stem.shape[0], subtype="FLOAT", format="WAV"

@@ -7,11 +7,13 @@
     sep = Separator.from_checkpoint("model.ckpt", engine="onnx")   # network in onnxruntime
 
 Any sample rate from 8 kHz to 384 kHz (resampled to the model's and back; others with
-``any_rate=True``), mono (upmixed, and the stems mixed back down) and any length: long
-input is cut into overlapping chunks that are cross-faded, so memory stays bounded.
-The input checks, the chunks, their cross-fade and the resampling are shared with the
-torch-free separator of an exported network, :class:`xslicq.inference.OnnxSeparator`
-(:class:`xslicq.inference.ChunkedSeparator`).
+``any_rate=True``), mono (upmixed, and the stems mixed back down) and any length, in
+bounded memory: a causal model (``experiment=stream``) is streamed slice by slice with its
+network's state carried through the song (:class:`TorchEngine`, the engine of
+``python -m xslicq.stream``, so both give the same stems), any other model separates
+overlapping chunks that are cross-faded. The input checks, the chunks, their cross-fade and
+the resampling are shared with the torch-free separator of an exported network,
+:class:`xslicq.inference.OnnxSeparator` (:class:`xslicq.inference.ChunkedSeparator`).
 """
 
 from __future__ import annotations
@@ -28,8 +30,16 @@ from .inference import (
     check_chunking,
     check_sample_rate,
 )
+from .streamer import StreamError
 
-__all__ = ["ENGINES", "SAMPLE_RATE_RANGE", "SeparationInputError", "Separator", "check_sample_rate"]
+__all__ = [
+    "ENGINES",
+    "SAMPLE_RATE_RANGE",
+    "SeparationInputError",
+    "Separator",
+    "TorchEngine",
+    "check_sample_rate",
+]
 
 ENGINES = ("torch", "onnx", "tensorrt")  # what runs the network (the rest is torch)
 
@@ -58,24 +68,133 @@ def engine_network(system, engine: str, max_samples: int = 441_000):
         check_tensorrt()  # before the export: one clear error where it cannot run
     from .export import onnx_bytes
 
-    model = onnx_bytes(system, stream=False)  # the whole-song network, even of a causal one
     if engine == "tensorrt":
         from .tensorrt import TensorRTNetwork
 
         return TensorRTNetwork.from_onnx(
-            model,
+            onnx_bytes(system, stream=False),  # the whole-song network, even of a causal one
             device=next(system.parameters()).device,
             max_slices=system.transform.nb_slices(max_samples),
         )
     from .inference import OnnxNetwork
 
-    network = OnnxNetwork(model, device="cpu")
+    # a causal network exports as its stream step, which from zero state is also the
+    # whole-song network
+    return TorchOnnxNetwork(OnnxNetwork(onnx_bytes(system), device="cpu"))
 
-    def run(matrix: torch.Tensor) -> torch.Tensor:
-        masks = network(matrix.detach().float().cpu().numpy())
+
+class TorchOnnxNetwork:
+    """An :class:`xslicq.inference.OnnxNetwork` on torch tensors: matrix (B, C, F, S, T) ->
+    masks (B, J, C, F, S, T) on the matrix's device, and a causal network's ``step`` and
+    ``initial_state`` (the state stays NumPy) for :class:`TorchEngine`."""
+
+    def __init__(self, network):
+        self.network = network
+        self.streaming = network.streaming
+
+    def __call__(self, matrix: torch.Tensor) -> torch.Tensor:
+        masks = self.network(matrix.detach().float().cpu().numpy())
         return torch.from_numpy(masks).to(matrix.device)
 
-    return run
+    def initial_state(self):
+        return self.network.initial_state(1)
+
+    def step(self, matrix: torch.Tensor, state):
+        masks, state = self.network.step(matrix.detach().float().cpu().numpy(), state)
+        return torch.from_numpy(masks).to(matrix.device), state
+
+
+def streams(system) -> bool:
+    """Whether ``system``'s network is causal (``model.causal``, with a ``step``): its song
+    is then separated as a stream (:class:`TorchEngine`)."""
+    model = getattr(system, "model", None)
+    return bool(getattr(model, "causal", False)) and hasattr(model, "step")
+
+
+class TorchEngine:
+    """The :class:`~xslicq.streamer.StreamEngine` of a trained
+    :class:`~xslicq.system.SeparationSystem` with a causal network: the engine of
+    ``python -m xslicq.stream --model model.ckpt`` and of :class:`Separator` for a causal
+    model. Its step is :meth:`SeparationSystem.separate <xslicq.system.SeparationSystem.separate>`
+    on the next slices, the network's state carried::
+
+        frames (C, S, N) * slice window -> SliCQT.analyse_slices  (1, C, rows, S, M) per block
+          -> SeparationSystem.masks, the network's step            (1, J, C, rows, S, M)
+             (state carried)
+          -> mask * mixture, SliCQT.synthesise_slices              (J, C, S, N)
+
+    Args:
+        system: the system; its network must be causal (``model.causal``) with a
+            ``step(x, state) -> (masks, state)`` method; Wiener-EM is not used.
+        network: another runner of the network's step (:class:`TorchOnnxNetwork` of the
+            exported stream step); ``None``: the model's own ``step``.
+    """
+
+    def __init__(self, system, network=None):
+        model = system.model
+        if not streams(system) or system.form == "ragged":
+            name = type(model).__name__
+            raise StreamError(
+                f"the model's network ({name}) is not causal: its masks depend on the whole "
+                "song, so it cannot stream; train a causal one with python -m xslicq.train "
+                "experiment=stream"
+            )
+        self.system = system.eval()
+        transform = system.transform
+        self.transform, self.model, self.network = transform, model, network
+        self.sample_rate = int(transform.sample_rate)
+        self.channels = int(model.nb_channels)
+        self.targets = tuple(system.targets)
+        self.sllen, self.trlen = int(transform.sllen), int(transform.trlen)
+        self.lookahead = 0
+        self.skipped_wiener = int(system.wiener_iterations)
+        self.device = next(system.parameters()).device
+        self._window = transform.slice_window.float().to(self.device)
+
+    @classmethod
+    def from_checkpoint(cls, path, device: str = "cpu") -> TorchEngine:
+        """The engine of a training checkpoint (:meth:`Separator.from_checkpoint`)."""
+        return cls(Separator.from_checkpoint(path, device=device).system)
+
+    def initial_state(self):
+        if self.network is not None:
+            return self.network.initial_state()
+        return self.model.initial_state(1, device=self.device)
+
+    def step_tensors(self, frames, state):
+        """The step on tensors: ``frames`` (C, S, sllen) float32 and the network's state ->
+        ``((J, C, S, sllen) separated slices, state)``; one exportable function."""
+        from .system import apply_masks
+
+        coefs = self.transform.analyse_slices((frames * self._window)[None])
+        mags = [c.abs() for c in coefs]  # (1, C, rows, S, M) per block
+        masks, state = self._masks(mags, state)
+        est = apply_masks(coefs, masks)  # (1, J, C, rows, S, M)
+        return self.transform.synthesise_slices([e[0] for e in est]), state
+
+    def _masks(self, mags, state):
+        """:meth:`SeparationSystem.masks <xslicq.system.SeparationSystem.masks>` with the
+        network's state carried from ``state`` to the state returned."""
+        system, j, after = self.system, len(self.targets), []
+
+        def network(matrix):  # (B, C, F, S, T) -> masks (B, J, C, F, S, T)
+            if self.network is not None:
+                out, new = self.network.step(matrix, state)
+            else:
+                b, c, f, s, t = matrix.shape
+                x = system.r2m.flatten(matrix) if system.form == "frames" else matrix
+                out, new = self.model.step(x, state)
+                out = out.reshape(b, j, c, f, s, t)
+            after.append(new)
+            return out
+
+        return system.masks(mags, network), after[0]
+
+    def step(self, frames: np.ndarray, state) -> tuple[np.ndarray, object]:
+        with torch.no_grad():
+            x = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)).to(self.device)
+            slices, state = self.step_tensors(x, state)
+        return slices.cpu().numpy(), state
 
 
 class Separator(ChunkedSeparator, torch.nn.Module):
@@ -84,12 +203,16 @@ class Separator(ChunkedSeparator, torch.nn.Module):
     :meth:`~xslicq.inference.ChunkedSeparator.separate` and
     :meth:`~xslicq.inference.ChunkedSeparator.separate_spans` (the stems a chunk at a time)
     are shared with the torch-free :class:`xslicq.inference.OnnxSeparator`; this class runs
-    each chunk on the system's device.
+    each chunk on the system's device. A causal model (``model.causal``, without Wiener-EM)
+    is streamed instead: :class:`TorchEngine` on ``chunk_seconds`` of input at a time, the
+    network's state carried through the song, the stems of ``python -m xslicq.stream``.
 
     Args:
         system: the trained system (transform, matrix form, network).
-        chunk_seconds: length of the chunks long input is cut into.
-        overlap_seconds: cross-fade between neighbouring chunks.
+        chunk_seconds: length of the chunks long input is cut into (a causal model's: of the
+            input given to the stream at a time).
+        overlap_seconds: cross-fade between neighbouring chunks (not used for a causal
+            model: its stream has no seams).
         engine: what runs the network: ``torch`` (the system's model), ``onnx`` (the
             network exported to ONNX, run by onnxruntime on the CPU) or ``tensorrt`` (a
             TensorRT engine built from that ONNX network; needs the tensorrt package and
@@ -174,6 +297,18 @@ class Separator(ChunkedSeparator, torch.nn.Module):
     @wiener_iterations.setter
     def wiener_iterations(self, value: int) -> None:
         self.system.wiener_iterations = value
+
+    def _stream_engine(self) -> TorchEngine | None:
+        """A causal model's :class:`TorchEngine` (on the engine's network; not TensorRT's,
+        which has no step), unless Wiener-EM is on (it is not causal): the song is then
+        streamed, as ``python -m xslicq.stream`` streams it."""
+        if not streams(self.system) or self.wiener_iterations:
+            return None
+        if self.network is None:
+            return TorchEngine(self.system)
+        if getattr(self.network, "streaming", False):
+            return TorchEngine(self.system, self.network)
+        return None
 
     def _run(self, mixture: torch.Tensor) -> torch.Tensor:
         """(B, C, L) -> (B, J, C, L) with the engine's network (torch: the system's own)."""

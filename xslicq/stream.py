@@ -9,28 +9,22 @@ Reads audio a block at a time (a file through soundfile, or headerless PCM from 
 from stdin with ``-``), separates it hop by hop and writes ``out/<target>.wav`` as the
 output comes (and, with ``--stdout TARGET``, that target as raw PCM to stdout).
 
-How a stream is cut (``N = sllen``, ``hop = N / 2``, shapes ``C`` channels, ``J`` targets)::
+The stream itself (input blocks cut into slices, an engine step on the slices each block
+completes, the output overlap-added) is :class:`xslicq.streamer.Streamer`: every stage is
+slice-local except the network, which must be causal (its mask for a slice depends on that
+slice and earlier ones: ``model.causal``, e.g. Open-Unmix with ``unidirectional=True``,
+trained with ``python -m xslicq.train experiment=stream``), so the streamed stems equal the
+offline separation of the whole signal by the same system, and those of ``python -m
+xslicq.separate`` (which streams a causal model the same way, ``--chunk-seconds`` of input
+at a time). The first sample of a hop waits for the whole next slice but its zero-window
+margin: the algorithmic latency is ``N - (N / 4 - trlen / 2)`` samples
+(:func:`algorithmic_latency`). Wiener-EM is not causal (it estimates over the whole song)
+and is left out.
 
-    input samples, any block size
-      -> slice s: samples [(s - 1) hop, (s + 1) hop)    as soon as the last one whose slice
-                                                        window is not zero has arrived
-      -> engine.step  (C, N) -> (J, C, N)               one slice: window, sliCQT, causal
-                                                        network (state carried), masks,
-                                                        inverse sliCQT
-      -> overlap-add: hop s - 1 = tail of slice s - 1 + head of slice s, now final
-    output, one hop at a time
-
-Every stage is slice-local except the network, which must be causal (its mask for a slice
-depends on that slice and earlier ones: ``model.causal``, e.g. Open-Unmix with
-``unidirectional=True``, trained with ``python -m xslicq.train experiment=stream``), so the
-streamed stems equal the offline separation of the whole signal by the same system. The
-first sample of a hop waits for the whole next slice but its zero-window margin:
-the algorithmic latency is ``N - (N / 4 - trlen / 2)`` samples (:func:`algorithmic_latency`).
-Wiener-EM is not causal (it estimates over the whole song) and is left out.
-
-The engine (one slice in, stem slices out) is the only part that needs a framework: the
-stream, the readers and the writers are numpy and soundfile. :class:`TorchEngine` runs a
-training checkpoint; :class:`OnnxStreamEngine` runs the network of one exported by
+The engine (slices in, stem slices out) is the only part that needs a framework: the
+stream, the readers and the writers are numpy and soundfile. :class:`TorchEngine`
+(:mod:`xslicq.separator`, imported with torch only when asked for) runs a training
+checkpoint; :class:`OnnxStreamEngine` runs the network of one exported by
 ``python -m xslicq.export checkpoint=... format=onnx`` (a stream step: magnitudes and
 recurrent state in, masks and state out) with the sliCQT's NumPy backend and onnxruntime.
 """
@@ -42,11 +36,24 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
 from .cli import error_line
+from .inference import OnnxNetwork, OnnxSeparator
+from .streamer import StreamEngine, Streamer, StreamError, algorithmic_latency
+
+__all__ = [
+    "FORMATS",
+    "OnnxStreamEngine",
+    "StreamEngine",
+    "StreamError",
+    "Streamer",
+    "algorithmic_latency",
+    "main",
+    "open_engine",
+    "stream_file",
+]
 
 # headerless PCM: --format name -> (numpy dtype, full scale of an integer format)
 FORMATS = {
@@ -58,141 +65,23 @@ FORMATS = {
 DEFAULT_BLOCK = 1024  # input frames read at a time
 
 
-class StreamError(ValueError):
-    """The model, the input or the output of a stream is unusable; the message says why."""
+def __getattr__(name: str):
+    """:class:`xslicq.separator.TorchEngine` as ``xslicq.stream.TorchEngine``, imported (with
+    torch) only when asked for: the stream itself needs no torch."""
+    if name == "TorchEngine":
+        from .separator import TorchEngine
 
-
-def algorithmic_latency(sllen: int, trlen: int, lookahead: int = 0) -> int:
-    """Samples from a sample's arrival until its separated output is final.
-
-    A hop of output ``[k hop, (k + 1) hop)`` is final once slice ``k + 1``, which ends at
-    ``(k + 2) hop``, is analysed. Its last ``sllen / 4 - trlen / 2`` samples fall where the
-    slice window is zero, so the slice is complete without them: the first sample of the hop
-    waits ``sllen - (sllen / 4 - trlen / 2)`` samples, plus the network's ``lookahead`` (0
-    for a causal network). Reading the input in blocks adds up to one block more.
-    """
-    return int(sllen) - (int(sllen) // 4 - int(trlen) // 2) + int(lookahead)
+        return TorchEngine
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ---------------------------------------------------------------------- engines
-class StreamEngine(Protocol):
-    """One slice of a stream: raw mixture samples in, separated slices out.
-
-    Attributes:
-        sample_rate: Hz the model was trained at.
-        channels: C, audio channels the model takes.
-        targets: names of the J separated sources.
-        sllen, trlen: the sliCQT's slice and transition lengths (samples).
-        lookahead: samples of look-ahead of the network beyond the slice (0: causal).
-    """
-
-    sample_rate: int
-    channels: int
-    targets: tuple[str, ...]
-    sllen: int
-    trlen: int
-    lookahead: int
-
-    def initial_state(self):
-        """The state before the first slice (opaque to the stream)."""
-
-    def step(self, frame: np.ndarray, state) -> tuple[np.ndarray, object]:
-        """``frame`` (C, sllen) float32: the raw (not windowed) mixture samples of one slice,
-        ``[(s - 1) hop, (s + 1) hop)``, zeros before the start and after the end ->
-        ``((J, C, sllen) float32 windowed separated slices, to be overlap-added; the state
-        after this slice)``."""
-
-
-class TorchEngine:
-    """The :class:`StreamEngine` of a trained :class:`~xslicq.system.SeparationSystem`.
-
-    Args:
-        system: the system; its network must be causal (``model.causal``) with a
-            ``step(x, state) -> (masks, state)`` method; Wiener-EM is not used.
-    """
-
-    def __init__(self, system):
-        model = system.model
-        if not getattr(model, "causal", False) or not hasattr(model, "step"):
-            name = type(model).__name__
-            raise StreamError(
-                f"the model's network ({name}) is not causal: its masks depend on the whole "
-                "song, so it cannot stream; train a causal one with python -m xslicq.train "
-                "experiment=stream"
-            )
-        self.system = system.eval()
-        transform = system.transform
-        self.transform, self.model = transform, model
-        self.sample_rate = int(transform.sample_rate)
-        self.channels = int(model.nb_channels)
-        self.targets = tuple(system.targets)
-        self.sllen, self.trlen = int(transform.sllen), int(transform.trlen)
-        self.lookahead = 0
-        self.skipped_wiener = int(system.wiener_iterations)
-        self.device = next(system.parameters()).device
-        self._window = transform.slice_window.float().to(self.device)
-
-    @classmethod
-    def from_checkpoint(cls, path, device: str = "cpu") -> TorchEngine:
-        """The engine of a training checkpoint (:meth:`xslicq.Separator.from_checkpoint`)."""
-        from .separator import Separator
-
-        return cls(Separator.from_checkpoint(path, device=device).system)
-
-    def initial_state(self):
-        return self.model.initial_state(1, device=self.device)
-
-    def step_tensors(self, frame, state):
-        """The step on tensors: ``frame`` (C, sllen) float32 and the network's state ->
-        ``((J, C, sllen) separated slices, state)``; one exportable function."""
-        from .system import apply_masks
-
-        coefs = self.transform.analyse_slices((frame * self._window)[None, :, None])
-        mags = [c.abs() for c in coefs]  # (1, C, rows, 1, M) per block
-        masks, state = self._masks(mags, state)
-        est = apply_masks(coefs, masks)  # (1, J, C, rows, 1, M)
-        slices = self.transform.synthesise_slices([e[0] for e in est])  # (J, C, 1, N)
-        return slices[:, :, 0], state
-
-    def _masks(self, mags, state):
-        """:meth:`SeparationSystem.masks` with the network's state carried
-        (``model.step`` for ``model``)."""
-        system, j = self.system, len(self.targets)
-        if system.form == "ragged":
-            masks, state = self.model.step(mags, state)
-        else:
-            matrix = system.r2m(mags)  # (1, C, F, 1, T)
-            b, c, f, s, t = matrix.shape
-            if system.form == "frames":
-                out, state = self.model.step(system.r2m.flatten(matrix), state)
-                out = out.reshape(b, j, c, f, s, t)
-            else:
-                out, state = self.model.step(matrix, state)
-            ragged = system.r2m.inverse(out.reshape(b * j, c, f, s, t))
-            masks = [m.reshape((b, j) + tuple(m.shape[1:])) for m in ragged]
-        if system.mask_sum_to_one:
-            masks = [m / m.sum(1, keepdim=True).clamp_min(1e-8) for m in masks]
-        return masks, state
-
-    def step(self, frame: np.ndarray, state) -> tuple[np.ndarray, object]:
-        import torch
-
-        with torch.no_grad():
-            x = torch.from_numpy(np.ascontiguousarray(frame, dtype=np.float32)).to(self.device)
-            slices, state = self.step_tensors(x, state)
-        return slices.cpu().numpy(), state
-
-
-class OnnxStreamEngine:
-    """The :class:`StreamEngine` of a causal network exported by ``python -m xslicq.export
-    checkpoint=... format=onnx``, without torch: the sliCQT's NumPy backend and
-    onnxruntime, the same stages as :meth:`TorchEngine.step_tensors`::
-
-        frame (C, N) * slice window -> SliCQT.analyse_slices   (1, C, rows, 1, M) per block
-          -> |.|, RaggedToMatrix                                (1, C, F, 1, T)
-          -> network step (onnxruntime), state (h, c) carried   masks (1, J, C, F, 1, T)
-          -> RaggedToMatrix.inverse, * mixture coefficients     (1, J, C, rows, 1, M)
-          -> SliCQT.synthesise_slices                           (J, C, N)
+class OnnxStreamEngine(OnnxSeparator):
+    """The :class:`~xslicq.streamer.StreamEngine` of a causal network exported by
+    ``python -m xslicq.export checkpoint=... format=onnx``, without torch: an
+    :class:`~xslicq.inference.OnnxSeparator` (its :meth:`~xslicq.inference.OnnxSeparator.step`:
+    the sliCQT's NumPy backend and onnxruntime, the stages of the torch engine's step) that
+    refuses a whole-song network.
 
     Args:
         network: an :class:`xslicq.inference.OnnxNetwork` exported as a stream step (its
@@ -201,9 +90,6 @@ class OnnxStreamEngine:
     """
 
     def __init__(self, network, source: str = "the ONNX model"):
-        from .inference import OnnxSeparator
-        from .transform.slicing import slice_window
-
         meta = network.metadata
         if not network.streaming:
             name = meta.get("network", {}).get("class", "?")
@@ -214,42 +100,18 @@ class OnnxStreamEngine:
                 "(python -m xslicq.train experiment=stream) and export its checkpoint "
                 "(python -m xslicq.export checkpoint=last.ckpt format=onnx)"
             )
-        self.network = network
-        self.separator = OnnxSeparator(network, meta)  # the transform, matrix form, masks
-        self.transform = self.separator.transform
-        self.sample_rate = self.separator.sample_rate
-        self.channels = self.separator.channels
-        self.targets = self.separator.targets
-        self.sllen, self.trlen = int(self.transform.sllen), int(self.transform.trlen)
-        self.lookahead = int(meta["stream"].get("lookahead", 0))
-        self.skipped_wiener = int(meta.get("wiener_iterations", 0))
-        self._window = slice_window(self.sllen, self.trlen).astype(np.float32)
+        super().__init__(network, meta)
+        self.skipped_wiener = self.wiener_iterations
 
     @classmethod
     def from_file(cls, path, device: str = "cpu", threads: int | None = None):
         """The engine of an ``.onnx`` file; onnxruntime's idle threads do not spin between
         slices (a slice is a few milliseconds of work on a shared machine)."""
-        from .inference import OnnxNetwork
-
         try:
             network = OnnxNetwork.from_file(path, device=device, threads=threads, spinning=False)
         except ModuleNotFoundError as err:  # onnxruntime is not installed
             raise StreamError(str(err)) from None
         return cls(network, source=str(path))
-
-    def initial_state(self):
-        return self.network.initial_state(1)
-
-    def step(self, frame: np.ndarray, state) -> tuple[np.ndarray, object]:
-        sep = self.separator
-        x = np.asarray(frame, np.float32) * self._window
-        coefs = self.transform.analyse_slices(x[None, :, None])  # (1, C, rows, 1, M) per block
-        matrix = sep.r2m([np.abs(c) for c in coefs])  # (1, C, F, 1, T)
-        out, state = self.network.step(matrix, state)
-        masks = sep.ragged_masks(out, matrix.shape)  # (1, J, C, rows, 1, M) per block
-        est = [c[0, None] * m[0] for c, m in zip(coefs, masks)]  # (J, C, rows, 1, M)
-        slices = self.transform.synthesise_slices(est)  # (J, C, 1, N)
-        return np.asarray(slices[:, :, 0], np.float32), state
 
 
 def open_engine(model, device: str = "cpu", threads: int | None = None) -> StreamEngine:
@@ -272,86 +134,9 @@ def open_engine(model, device: str = "cpu", threads: int | None = None) -> Strea
         import torch
 
         torch.set_num_threads(threads)
+    from .separator import TorchEngine
+
     return TorchEngine.from_checkpoint(path, device=device)
-
-
-# ---------------------------------------------------------------------- the stream
-class Streamer:
-    """Cut an input stream into slices, run the engine on each, overlap-add the output.
-
-    ``push`` takes the next input block and returns the output that is final so far;
-    ``finish`` returns the rest, so that the output has exactly the input's length and
-    equals the offline separation of the whole input by the same system.
-
-    Args:
-        engine: a :class:`StreamEngine`.
-    """
-
-    def __init__(self, engine: StreamEngine):
-        self.engine = engine
-        self.sllen, self.hop = engine.sllen, engine.sllen // 2
-        self.margin = engine.sllen // 4 - engine.trlen // 2  # zero-window samples at each end
-        self.latency = algorithmic_latency(engine.sllen, engine.trlen, engine.lookahead)
-        c, j = engine.channels, len(engine.targets)
-        self.received = self.emitted = 0
-        self._slice = 0  # the next slice to analyse: samples [(s - 1) hop, (s + 1) hop)
-        self._buffer = np.zeros((c, self.hop), np.float32)  # input from (s - 1) hop on
-        self._tail = np.zeros((j, c, self.hop), np.float32)  # 2nd half of slice s - 1
-        self._state = engine.initial_state()
-        self._finished = False
-
-    def _ready(self) -> bool:
-        """Whether slice ``s`` is complete: every sample under its non-zero window is in."""
-        return self.received >= (self._slice + 1) * self.hop - self.margin
-
-    def _step(self) -> np.ndarray | None:
-        """Analyse slice ``s``; return hop ``s - 1`` of the output (J, C, hop), now final
-        (``None`` for slice 0: hop -1 lies before the signal)."""
-        frame = self._buffer[:, : self.sllen]
-        if frame.shape[1] < self.sllen:  # the rest is under the zero window, or past the end
-            frame = np.pad(frame, ((0, 0), (0, self.sllen - frame.shape[1])))
-        out, self._state = self.engine.step(frame, self._state)
-        done = self._tail + out[..., : self.hop]
-        self._tail = np.array(out[..., self.hop :], np.float32)
-        self._buffer = self._buffer[:, self.hop :]
-        self._slice += 1
-        return done if self._slice > 1 else None
-
-    def _output(self, hops: list) -> np.ndarray:
-        hops = [h for h in hops if h is not None]
-        if not hops:
-            return np.zeros((len(self.engine.targets), self.engine.channels, 0), np.float32)
-        out = np.concatenate(hops, axis=-1)
-        out = out[..., : max(0, self.received - self.emitted)] if self._finished else out
-        self.emitted += out.shape[-1]
-        return out
-
-    def push(self, block: np.ndarray) -> np.ndarray:
-        """Take ``block`` (C, n) float32, the next ``n`` input samples; return the output
-        samples (J, C, m) that became final (``m`` may be 0)."""
-        if self._finished:
-            raise StreamError("the stream is finished: push after finish")
-        block = np.asarray(block, np.float32)
-        if block.ndim != 2 or block.shape[0] != self.engine.channels:
-            raise StreamError(
-                f"expected a block of shape (channels={self.engine.channels}, samples), got "
-                f"{block.shape}"
-            )
-        self._buffer = np.concatenate([self._buffer, block], axis=1)
-        self.received += block.shape[1]
-        hops = []
-        while self._ready():
-            hops.append(self._step())
-        return self._output(hops)
-
-    def finish(self) -> np.ndarray:
-        """End of input: the remaining output (J, C, m), up to the input's length (the
-        input continues with zeros, as the offline transform pads it)."""
-        self._finished = True
-        hops = []
-        while (self._slice - 1) * self.hop < self.received:  # hop s - 1 holds input samples
-            hops.append(self._step())
-        return self._output(hops)
 
 
 # ---------------------------------------------------------------------- reading
