@@ -3,7 +3,7 @@
 # Both install what they need on a fresh machine (scripts/setup.sh) and are idempotent.
 PY := .venv/bin/python
 
-.PHONY: setup demo transform-demo test test-fast lint format bench record clean
+.PHONY: setup demo transform-demo test test-fast lint format bench record postgres postgres-stop clean
 .DEFAULT_GOAL := demo
 
 setup: .setup-stamp
@@ -44,6 +44,15 @@ bench: setup
 
 record:
 	$(MAKE) bench RECORD=1
+
+# a PostgreSQL server in outputs/postgres for Optuna studies shared by several sweep workers:
+# prints the URL to pass as hydra.sweeper.storage=<url> (scripts/postgres.sh; its studies
+# stay after postgres-stop)
+postgres: setup
+	@bash scripts/postgres.sh start
+
+postgres-stop: setup
+	@bash scripts/postgres.sh stop
 
 clean:
 	rm -rf .setup-stamp outputs .pytest_cache

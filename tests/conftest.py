@@ -1,11 +1,9 @@
 """Shared fixtures: seeding, a tiny MUSDB18-HQ-layout dataset and a PostgreSQL server.
 Plain helpers and constants are in helpers.py."""
 
+import contextlib
 import os
-import pwd
 import shutil
-import socket
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -44,65 +42,42 @@ def tiny_musdb(tmp_path_factory):
 
 
 # ------------------------------------------------------------------------- PostgreSQL
-def _postgres_bin() -> Path | None:
-    found = shutil.which("initdb")
-    if found:
-        return Path(found).resolve().parent  # the directory with all the tools
-    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    return versions[-1].parent if versions else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def postgres_url():
-    """A throwaway PostgreSQL server on a free local port (initdb + pg_ctl in a temporary
-    folder, run as the ``postgres`` user when the tests run as root, which PostgreSQL
-    refuses); yields the URL of an empty database and stops the server afterwards."""
-    bindir = _postgres_bin()
-    if bindir is None:
+    """A throwaway PostgreSQL server on a free local port, started the way
+    ``scripts/postgres.sh start`` starts one (:func:`xslicq.postgres.start`: initdb and
+    pg_ctl in a temporary folder, as the ``postgres`` user when the tests run as root), with
+    fsync off; yields the URL of an empty database and stops the server afterwards."""
+    from xslicq import postgres
+
+    with postgres_folder() as folder:
+        yield postgres.start(folder, durable=False)
+
+
+@contextlib.contextmanager
+def postgres_folder():
+    """A new folder for a PostgreSQL server, in the system's temporary folder (the
+    ``postgres`` user must reach it: pytest's own folders are closed to other users); skips
+    the test when PostgreSQL is not installed (fails it under ``CI=1``). Afterwards the
+    server (if one was started there) is stopped and the folder removed."""
+    from xslicq import postgres
+
+    if postgres.find_bindir() is None:
         message = "PostgreSQL is not installed (Debian: apt-get install postgresql)"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    base = Path(tempfile.mkdtemp(prefix="xslicq-pg-"))
-    run_as: list[str] = []
-    if os.geteuid() == 0:
-        user = pwd.getpwnam("postgres")
-        os.chown(base, user.pw_uid, user.pw_gid)
-        run_as = ["runuser", "-u", "postgres", "--"]
-    data, port = base / "data", _free_port()
-
-    def pg(tool, *args):
-        return subprocess.run(
-            run_as + [str(bindir / tool), *args],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-
-    pg("initdb", "-D", str(data), "-U", "xslicq", "-A", "trust", "-E", "UTF8", "--no-sync")
-    pg(
-        "pg_ctl",
-        "-D",
-        str(data),
-        "-l",
-        str(base / "server.log"),
-        "-w",
-        "-t",
-        "60",
-        "-o",
-        f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off",
-        "start",
-    )
+    folder = Path(tempfile.mkdtemp(prefix="xslicq-pg-"))
     try:
-        pg("createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "xslicq", "optuna")
-        yield f"postgresql://xslicq@127.0.0.1:{port}/optuna"
+        yield folder
     finally:
-        pg("pg_ctl", "-D", str(data), "-m", "immediate", "stop")
-        shutil.rmtree(base, ignore_errors=True)
+        if (folder / postgres.SETTINGS).is_file():
+            postgres.stop(folder, mode="immediate")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_folder():
+    """:func:`postgres_folder` for one test."""
+    with postgres_folder() as folder:
+        yield folder
