@@ -3,7 +3,9 @@ separators give the torch engine's stems within 1e-4 (relative), and every unsup
 request is one clear error."""
 
 import json
+import os
 import re
+import stat
 import subprocess
 import sys
 
@@ -148,6 +150,19 @@ def test_umx_with_sum_to_one_masks_exports_and_matches(tmp_path):
     stems = got.separate(audio, SR)
     assert_same_stems(stems, ref.separate(audio, SR))
     np.testing.assert_allclose(sum(stems.values()), audio, atol=1e-4)  # masks sum to one
+
+
+def test_the_exported_file_gets_the_mode_of_any_new_file(exported, tmp_path):
+    """0666 less the umask, as separate's and the stream's stems (not a temporary file's
+    0600)."""
+    old = os.umask(0o027)
+    try:
+        (path,) = run(
+            {"checkpoint": str(exported[0]), "format": "onnx", "out": str(tmp_path / "m.onnx")}
+        )
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
 
 
 @pytest.mark.slow

@@ -428,6 +428,8 @@ def test_separate_gives_the_streams_stems_for_a_causal_model(checkpoint, tmp_pat
     assert_parity(np.stack([stems[t] for t in system.targets]), reference)
     spans = list(sep.separate_spans(x, SR))
     assert len(spans) == 4  # a span per 2.5 s of input pushed, and the stream's end
+    mono = sep.separate(x[0], 22050)  # resampled whole, streamed, mixed back down
+    assert all(m.shape == (1, x.shape[1]) and np.abs(m).max() > 0.01 for m in mono.values())
     # Wiener-EM is not causal: with it, the song is cut into cross-faded chunks again
     sep.wiener_iterations = 1
     assert sep._stream_engine() is None
