@@ -71,7 +71,7 @@ def test_argparse_commands_answer_help(name, tmp_path):
     assert r.stdout.startswith(f"usage: python -m {COMMANDS[name]} ")
 
 
-@pytest.mark.slow  # seven Hydra start-ups: about 1 minute on 2 cores
+@pytest.mark.slow  # seven Hydra start-ups: 1-2 minutes on 2 cores (120 s loaded)
 def test_hydra_commands_answer_help_from_any_folder(tmp_path):
     """Hydra finds the configs (conf/) from a folder other than the repository's."""
     for name, task in HYDRA.items():
@@ -89,7 +89,7 @@ def test_separate_command_reports_errors_like_python_m(tmp_path):
         assert (r.returncode, r.stderr) == (1, f"error: audio file {missing} does not exist\n")
 
 
-@pytest.mark.slow  # a tiny training run: about 40 s on 2 cores
+@pytest.mark.slow  # a tiny training run: 40-70 s on 2 cores
 def test_train_command_trains(tmp_path, tiny_musdb):
     run_dir = tmp_path / "run"
     r = run(
@@ -111,7 +111,7 @@ def test_train_command_trains(tmp_path, tiny_musdb):
     assert "transform=bark" in overrides  # the command line reached Hydra
 
 
-@pytest.mark.slow  # two separations of one second: about 30 s on 2 cores
+@pytest.mark.slow  # two separations of one second: 30 s on 2 cores, 140 s loaded
 def test_separate_command_equals_python_m(tmp_path):
     checkpoint = fresh_checkpoint(tmp_path / "tiny.ckpt")
     song = tmp_path / "song.wav"

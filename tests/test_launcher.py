@@ -117,7 +117,7 @@ def reported(stdout):
     return {int(n): (overrides, result, folder) for n, overrides, result, folder in lines}
 
 
-@pytest.mark.slow  # two jobs that fail at the start: about 30 s on 2 cores
+@pytest.mark.slow  # two jobs that fail at the start: 30-70 s on 2 cores
 def test_local_multirun_reports_failed_jobs(tmp_path, tiny_musdb):
     sweep = tmp_path / "sweep"
     command = local_command(sweep, tiny_musdb, "system.columns_per_second=-1,-2")

@@ -111,7 +111,7 @@ def assert_serves(get, study):
 
 
 # ------------------------------------------------------------------------ the server
-@pytest.mark.slow  # initdb, a two-trial search and a dashboard: about 1 minute on 2 cores
+@pytest.mark.slow  # initdb, a two-trial search and a dashboard: 1-2 minutes on 2 cores
 def test_script_server_holds_a_sweep_across_restarts(pg_folder, tmp_path):
     data_root = make_dataset(tmp_path / "ds", train=2, test=1, valid=1, seconds=3.0)
     r = script("start", "--dir", str(pg_folder))
