@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from benchutil import parse_args, write_results
+from benchutil import measured_args, parse_args, write_results
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 SR = 44100
@@ -193,7 +193,7 @@ def main(argv=None) -> int:
     hop_ms = 1000 * info["hop"] / SR
     config = " ".join(["experiment=stream", *args.override])
     latency = info["latency"]
-    command = "python experiments/bench_stream.py " + " ".join(argv or sys.argv[1:])
+    command = "python experiments/bench_stream.py " + " ".join(measured_args(argv or sys.argv[1:]))
     lines = [
         "# Streaming separation: latency and real-time factor",
         "",

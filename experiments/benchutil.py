@@ -82,6 +82,18 @@ def parse_args(
     return args
 
 
+def measured_args(argv: list[str]) -> list[str]:
+    """``argv`` without ``--out DIR`` and ``--record``: the arguments that decide what is
+    measured, for the command line a results file names."""
+    kept, args = [], iter(argv)
+    for arg in args:
+        if arg == "--out":
+            next(args, None)  # and its folder
+        elif arg != "--record" and not arg.startswith("--out="):
+            kept.append(arg)
+    return kept
+
+
 def shown(path: Path) -> str:
     """``path`` relative to the repository when inside it, else as it is."""
     return str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-from benchutil import parse_args, write_results
+from benchutil import measured_args, parse_args, write_results
 from pytorch_lightning import Callback
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -378,7 +378,7 @@ def main(argv=None) -> int:
 
     facts = machine_facts()
     cuda = torch.cuda.is_available()
-    command = " ".join(["python", "experiments/gpu_check.py", *(argv or sys.argv[1:])])
+    command = " ".join(["python", "experiments/gpu_check.py", *measured_args(argv or sys.argv[1:])])
     lines = [
         "# GPU check: transform backends, bf16 training steps, loaders",
         "",

@@ -102,6 +102,19 @@ def test_out_and_record_choose_the_folder(tmp_path):
         parse(["--record", "--out", str(tmp_path)])
 
 
+def test_the_named_command_leaves_out_where_the_results_went():
+    assert benchutil.measured_args(["--seconds", "2", "--out", "/tmp/x", "--threads", "1"]) == [
+        "--seconds",
+        "2",
+        "--threads",
+        "1",
+    ]
+    assert benchutil.measured_args(["--record", "--repeats", "3", "--out=/x"]) == [
+        "--repeats",
+        "3",
+    ]
+
+
 @pytest.fixture
 def load(monkeypatch):
     """``load["now"]`` is the 1-minute load average os.getloadavg gives; 2 cores."""
