@@ -4,6 +4,7 @@ they write into ``--out`` (default outputs/experiments/, ignored by git) and onl
 average of its run (experiments/benchutil.py)."""
 
 import argparse
+import importlib.util
 import json
 import re
 import subprocess
@@ -14,8 +15,10 @@ import pytest
 from helpers import ROOT
 
 EXPERIMENTS = ROOT / "experiments"
-sys.path.insert(0, str(EXPERIMENTS))
-import benchutil  # noqa: E402
+# experiments/benchutil.py, imported as the scripts import it (their folder is not a package)
+_spec = importlib.util.spec_from_file_location("benchutil", EXPERIMENTS / "benchutil.py")
+benchutil = sys.modules.setdefault("benchutil", importlib.util.module_from_spec(_spec))
+_spec.loader.exec_module(benchutil)
 
 # arguments that make each `make bench` script finish in seconds (not minutes): short
 # signals, one repeat, small batches
