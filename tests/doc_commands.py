@@ -31,6 +31,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from helpers import BENCH_TINY
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
@@ -301,7 +303,11 @@ def _script(words: list[str]) -> str | None:
 
 # experiments/ scripts: the arguments that make them finish in seconds (their output goes
 # to the default output folder, outside the tracked tree)
-SCRIPT_ARGS: dict[str, list[str]] = {}
+SCRIPT_ARGS: dict[str, list[str]] = {
+    **{f"experiments/{name}": args for name, args in BENCH_TINY.items()},
+    "experiments/transform_search.py": ["--trials", "2", "--workers", "1"]
+    + ["--museval-workers", "1", "data=synthetic_tiny"],
+}
 
 SERVERS = ("tensorboard", "optuna-dashboard")
 

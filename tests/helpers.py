@@ -294,3 +294,34 @@ def stream_blocks(engine, x, block):
     streamer = Streamer(engine)
     parts = [streamer.push(x[:, a : a + block]) for a in range(0, x.shape[1], block)]
     return np.concatenate(parts + [streamer.finish()], axis=-1)
+
+
+# ------------------------------------------------------------------------ outside the tree
+def module_env() -> dict:
+    """The environment of a ``python -m xslicq.*`` subprocess started in another folder than
+    the repository (so that its ``outputs/`` and the run folders it names itself land
+    there): the repository first on ``PYTHONPATH``, as an installed package would be."""
+    import os
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    return env
+
+
+def only_run_folder(cwd, task="train") -> Path:
+    """The one run folder that a command started in ``cwd`` made (``outputs/<task>/*``)."""
+    runs = sorted((Path(cwd) / "outputs" / task).iterdir())
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+# ------------------------------------------------------------------------ benchmarks
+# arguments that make each `make bench` script finish in seconds (not minutes): short
+# signals, one repeat, small batches
+BENCH_TINY = {
+    "bench_transform.py": ["--repeats", "1", "--seconds", "2", "--batch", "1", "--ops"]
+    + ["slicqt_roundtrip", "stft_roundtrip"],
+    "bench_matrix.py": ["--repeats", "1", "--seconds", "2"],
+    "bench_training.py": ["--steps", "1", "--repeats", "1", "--batch-size", "1"],
+    "bench_data.py": ["--tracks", "3", "--seconds", "3", "--batches", "1", "--workers", "1"],
+}

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from helpers import ROOT
+from helpers import BENCH_TINY, ROOT
 
 EXPERIMENTS = ROOT / "experiments"
 # experiments/benchutil.py, imported as the scripts import it (their folder is not a package)
@@ -20,15 +20,6 @@ _spec = importlib.util.spec_from_file_location("benchutil", EXPERIMENTS / "bench
 benchutil = sys.modules.setdefault("benchutil", importlib.util.module_from_spec(_spec))
 _spec.loader.exec_module(benchutil)
 
-# arguments that make each `make bench` script finish in seconds (not minutes): short
-# signals, one repeat, small batches
-TINY = {
-    "bench_transform.py": ["--repeats", "1", "--seconds", "2", "--batch", "1", "--ops"]
-    + ["slicqt_roundtrip", "stft_roundtrip"],
-    "bench_matrix.py": ["--repeats", "1", "--seconds", "2"],
-    "bench_training.py": ["--steps", "1", "--repeats", "1", "--batch-size", "1"],
-    "bench_data.py": ["--tracks", "3", "--seconds", "3", "--batches", "1", "--workers", "1"],
-}
 # what each of them writes
 WRITES = {
     "bench_transform.py": ["transform.md", "transform.json"],
@@ -61,7 +52,7 @@ def git_status(*paths) -> str:
 
 def test_make_bench_writes_outside_the_record_and_make_record_into_it():
     bench, record = make_dry_run("bench"), make_dry_run("record")
-    assert [c[1] for c in bench] == [f"experiments/{name}" for name in TINY]
+    assert [c[1] for c in bench] == [f"experiments/{name}" for name in BENCH_TINY]
     assert all(c[2:] == ["--out", "outputs/experiments"] for c in bench), bench
     assert [c[1] for c in record] == [c[1] for c in bench]
     assert all(c[2:] == ["--record"] for c in record), record
@@ -192,14 +183,14 @@ def test_every_script_takes_out_and_record():
 
 @pytest.mark.slow
 def test_make_bench_scripts_write_only_into_out(tmp_path):
-    """Every script `make bench` runs, with TINY arguments and ``--out``: the record and
+    """Every script `make bench` runs, with BENCH_TINY arguments and ``--out``: the record and
     the docs stay as they are (git status), the folder gets every file with its load."""
     before = git_status(*TRACKED)
     out = tmp_path / "bench"
     for command in make_dry_run("bench"):
         script = command[1].split("/")[-1]
         proc = subprocess.run(
-            [sys.executable, command[1], *TINY[script], "--out", str(out)],
+            [sys.executable, command[1], *BENCH_TINY[script], "--out", str(out)],
             cwd=ROOT,
             capture_output=True,
             text=True,

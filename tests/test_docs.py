@@ -77,7 +77,10 @@ def test_small_overrides_are_appended_not_edited():
     assert dc.small(sweep) == sweep + " debug=default hydra.sweeper.n_trials=2"
     resume = "python -m xslicq.train resume=outputs/train/r trainer.max_epochs=500"
     assert dc.small(resume) == resume + " trainer.max_epochs=2"
-    assert dc.small("python -m xslicq.separate a.wav --out s") == "python -m xslicq.separate a.wav --out s"
+    assert (
+        dc.small("python -m xslicq.separate a.wav --out s")
+        == "python -m xslicq.separate a.wav --out s"
+    )
 
 
 def test_placeholders_are_the_folders_training_made(tmp_path):
@@ -162,7 +165,13 @@ def labs(doc_assets):
             made[doc] = dc.make_lab(folder, doc_assets["assets"])
         return made[doc]
 
-    return lab
+    yield lab
+    from xslicq import postgres
+
+    for folder in made.values():  # a documented server left running by a failed command
+        server = folder / "outputs" / "postgres"
+        if server.is_dir() and postgres.running(server):
+            postgres.stop(server)
 
 
 @pytest.mark.slow
