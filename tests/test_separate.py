@@ -178,6 +178,7 @@ def test_quickstart_trains_and_separates_a_held_out_song(tmp_path):
     r = run_module(
         "xslicq.quickstart",
         "trainer=debug",
+        "trainer.max_steps=2",  # the demo's own 368 steps would be 184 epochs of debug's 2
         f"paths.data_dir={tmp_path / 'data'}",
         "data.num_workers=0",
         "data.synthetic.tracks=3",
