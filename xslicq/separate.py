@@ -12,9 +12,10 @@ modules then) still import torch and OmegaConf (about 650 MiB of the process).
 
 Long songs are separated in bounded memory: ``--chunk-seconds`` (10 s) chunks cross-faded over
 1 s, or, for a causal model (``python -m xslicq.train experiment=stream``, without Wiener-EM),
-streamed slice by slice with the network's state carried through the whole song, that much
-input at a time: the stems of ``python -m xslicq.stream`` to float tolerance (either model
-form, ``--checkpoint`` or ``--model``).
+streamed slice by slice with the network's state carried through the whole song,
+``--chunk-seconds`` of input at a time: with ``--checkpoint`` or ``--model``, the stems of
+``python -m xslicq.stream`` with the same model to float tolerance. Files are created with
+the mode of any new file (0666 less the umask), as the stream's.
 
 Reads WAV/FLAC/OGG (and MP3 with libsndfile >= 1.1) with soundfile and anything else
 (MP4/M4A, STEMS) through ffmpeg; writes ``<target>.wav`` per target (and ``accompaniment.wav`` with
