@@ -1,11 +1,15 @@
 """Data-parallel training: the sharded :class:`EpochSampler`, its exact resume per rank, the
-``trainer=ddp`` config, and real 2-process runs on the CPU (gloo, Lightning ``ddp_spawn``).
+``trainer=ddp`` config, real 2-process runs on the CPU (gloo, Lightning ``ddp_spawn``), and
+the documented CPU recipe through ``python -m xslicq.train trainer=ddp``.
 
 Known answers: the shards of an epoch partition its order; ``W`` ranks with a batch of ``b``
 take the same steps as one process with a batch of ``W*b`` (the toy network has no
 batch-dependent layer, and the default models use GroupNorm, which is per sample)."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +18,7 @@ import torch
 
 from xslicq.data.datasets import EpochSampler, ResumableLoader
 
-from helpers import compose_config
+from helpers import TINY_DATA, TINY_MODEL, compose_config, module_env, only_run_folder
 
 
 def _order(n, seed, epoch):
@@ -225,3 +229,62 @@ def test_two_gloo_ranks_equal_one_process_with_twice_the_batch(tmp_path):
     for key in one_w[0]:
         torch.testing.assert_close(ddp_w[0][key], ddp_w[1][key], rtol=0, atol=0)
         torch.testing.assert_close(ddp_w[0][key], one_w[0][key], rtol=1e-6, atol=1e-6)
+
+
+# ------------------------------------------------------------------------ the CLI
+# conf/trainer/ddp.yaml's CPU recipe (gloo, 2 processes)
+DDP_CPU = [
+    "trainer=ddp",
+    "trainer.accelerator=cpu",
+    "trainer.devices=2",
+    "trainer.precision=32-true",
+    "trainer.benchmark=null",
+]
+
+
+def _train_in(cwd, *args):
+    r = subprocess.run(
+        [sys.executable, "-m", "xslicq.train", *args],
+        cwd=cwd,
+        env=module_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r
+
+
+@pytest.mark.slow
+def test_ddp_cli_trains_checkpoints_resumes_and_tests(tmp_path, tiny_musdb):
+    """``python -m xslicq.train trainer=ddp`` with 2 CPU processes: Lightning starts rank 1 by
+    running the command again, into the run folder that rank 0 named; the run trains (one
+    batch per rank and epoch: 4 excerpts, batch 2), writes one last.ckpt, one TensorBoard
+    run, and exits 0; ``resume=<folder>`` goes on in the same folder and runs the test stage.
+    (Rank 1 died in log_hparams, which only rank 0 can write, and Lightning killed the run:
+    exit 137; last.ckpt then hung the ranks, rank 0 linking it while rank 1 waited in
+    save_checkpoint's barrier.)"""
+    tiny = [f"data.root={tiny_musdb}", *TINY_DATA, *TINY_MODEL, "log_media=false"]
+    limits = [
+        "trainer.max_epochs=2",
+        "trainer.limit_val_batches=1",
+        "trainer.num_sanity_val_steps=0",
+    ]
+    _train_in(tmp_path, *DDP_CPU, *tiny, *limits)
+    run = only_run_folder(tmp_path)  # rank 1 made none of its own
+    last = run / "checkpoints" / "last.ckpt"
+    state = torch.load(last, weights_only=True)
+    assert (state["epoch"], state["global_step"]) == (1, 2)
+    events = list(run.rglob("events.out.tfevents.*"))
+    assert [p.parent for p in events] == [run / "tensorboard"]  # rank 0's only
+    assert (run / ".hydra" / "config.yaml").is_file()
+
+    r = _train_in(tmp_path, f"resume={run}", "trainer.max_epochs=3", "test=true")
+    assert only_run_folder(tmp_path) == run
+    state = torch.load(last, weights_only=True)
+    assert (state["epoch"], state["global_step"]) == (2, 3)
+    results = json.loads((run / "test" / "results.json").read_text())
+    assert Path(results["checkpoint"]).parent == run / "checkpoints"
+    assert all(p.parent == run / "tensorboard" for p in run.rglob("events.out.tfevents.*"))
+    assert "`Trainer.fit` stopped: `max_epochs=3` reached." in (run / "train.log").read_text()
+    assert "test/sdr" in r.stdout

@@ -2,22 +2,34 @@
 checkpoint files and folders, resume checks, run folder names and device errors."""
 
 import os
+import re
+import shlex
 import signal
 import stat
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
 import torch
 from omegaconf import open_dict
 
-from xslicq.callbacks import TrainingInterrupted, remove_stale_temp_files
+from xslicq.callbacks import TrainingInterrupted, remove_stale_temp_files, resume_command
 from xslicq.config import DeviceError, _beside, check_device, overrides_name
 from xslicq.train import CheckpointError, check_compatible, read_checkpoint, train
 
-from helpers import ROOT, TINY_DATA, TINY_MODEL, compose_config, run_module, tiny_train_config
+from helpers import (
+    ROOT,
+    TINY_DATA,
+    TINY_MODEL,
+    compose_config,
+    module_env,
+    only_run_folder,
+    run_module,
+    tiny_train_config,
+)
 
 # three training batches per epoch, two epochs
 THREE_BATCHES = [
@@ -185,15 +197,16 @@ def test_resume_with_another_transform_is_refused_before_training(tmp_path, tiny
 
 # ------------------------------------------------------------------ folders and names
 def test_run_folder_names_carry_the_overrides_and_a_unique_id():
-    assert overrides_name("transform=bark,loss=sdr_mix") == "transform=bark,loss=sdr_mix"
-    assert overrides_name("data.root=/a b/c") == "data.root=-a-b-c"
-    long = ",".join(f"model.k{i}={i}" for i in range(20))
+    assert overrides_name("loss-mse+transform-bark") == "loss-mse+transform-bark"
+    assert overrides_name("data.root-/a b/c") == "data.root-a-b-c"
+    assert overrides_name("oracle-[irm,mixphase]+x-a=b") == "oracle-irm-mixphase-+x-a-b"
+    long = "+".join(f"model.k{i}-{i}" for i in range(20))
     name = overrides_name(long)
-    assert len(name) == 60 and name.startswith("model.k0=0,model.k1=1") and "~" in name
-    assert overrides_name(long) == name and overrides_name(long + ",x=1") != name
+    assert len(name) <= 60 and name.startswith("model.k0-0+model.k1-1") and "@" in name
+    assert overrides_name(long) == name and overrides_name(long + "+x-1") != name
     code = (
         "from xslicq.config import _run_dir; "
-        "print(_run_dir(None, 'outputs/train', 'transform=bark'), _run_dir(None, 'o', 'a=1'))"
+        "print(_run_dir(None, 'outputs/train', 'transform-bark'), _run_dir(None, 'o', 'a-1'))"
     )
     runs = [
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
@@ -201,9 +214,64 @@ def test_run_folder_names_carry_the_overrides_and_a_unique_id():
     ]
     names = [r.stdout.split() for r in runs]
     for first, second in names:  # one name per process, whatever resolves it
-        assert first.startswith("outputs/train/") and "_transform=bark_" in first
+        assert first.startswith("outputs/train/") and "_transform-bark_" in first
         assert first.rsplit("_", 1)[1] == second.rsplit("_", 1)[1]
     assert names[0][0] != names[1][0]  # two runs started together: two folders
+
+
+def _plain_value(key, value):
+    """``key=value`` is one shell word that Hydra reads back as ``value``, unquoted."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    (word,) = shlex.split(f"{key}={value}")
+    assert not re.search(r"[^A-Za-z0-9._+@/=-]", word), word  # nothing a shell expands
+    assert OverridesParser.create().parse_override(word).value() == value
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["transform=bark", "loss=mse"],
+        [
+            "+x=[irm,mixphase]",
+            "trainer.max_steps=-1",
+            "+trainer.foo=a b",
+            "~callbacks.progress_bar",
+        ],
+        [f"+model.k{i}=v{i}" for i in range(20)],  # cut, with a hash
+    ],
+)
+def test_run_folders_need_no_quoting_in_resume_checkpoint_or_eval(overrides):
+    """The folder a run names itself from its overrides, the checkpoints in it and the
+    evaluation folder beside them go into resume=, checkpoint= and a shell as they are
+    (they failed with Hydra's "mismatched input '='" when named with = and ,)."""
+    cfg = compose_config(
+        "train", [*overrides, "hydra.runtime.output_dir=/o"], return_hydra_config=True
+    )
+    run = cfg.hydra.run.dir
+    assert run.startswith("outputs/train/20") and "=" not in run and "," not in run
+    checkpoint = f"/x/{run}/checkpoints/best-epoch004-sdr-1.50.ckpt"
+    _plain_value("resume", run)
+    _plain_value("checkpoint", checkpoint)
+    out = compose_config("evaluate", [f"checkpoint={checkpoint}", "metric=sdr"]).out
+    assert out == f"/x/{run}/eval/best-epoch004-sdr-1.50_test_sdr"
+    _plain_value("out", out)
+
+
+@pytest.mark.parametrize(
+    "folder",
+    ["/runs/a b", "/runs/it's", '/runs/q"uote', "/runs/a=b,c~d", "/runs/x\\", "/r/1", "null"],
+)
+def test_printed_commands_quote_what_needs_quoting(folder):
+    """A folder that a user named (hydra.run.dir=...) is quoted for Hydra and the shell in
+    the commands the run prints; a plain one is left plain."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    command = resume_command(folder)
+    words = shlex.split(command)
+    assert words[:3] == ["python", "-m", "xslicq.train"] and len(words) == 4
+    assert OverridesParser.create().parse_override(words[3]).value() == folder
+    assert (command == f"python -m xslicq.train resume={folder}") == (folder == "/r/1")
 
 
 def test_evaluation_outputs_go_next_to_the_checkpoint():
@@ -329,3 +397,100 @@ def test_default_callbacks_stop_early_and_monitor_the_learning_rate(tmp_path):
     assert "LearningRateMonitor" in kinds and "LastCheckpoint" in kinds
     best = kinds["ModelCheckpoint"]
     assert best.save_last is False and best.monitor == "val/sdr"
+
+
+# ------------------------------------------------------------- commands as printed
+TINY_CLI = [*TINY_DATA, *TINY_MODEL, "log_media=false", "trainer.num_sanity_val_steps=0"]
+
+
+@pytest.mark.slow
+def test_printed_resume_and_evaluate_commands_work_when_pasted(tmp_path, tiny_musdb):
+    """A run started in a folder names its own run folder (from overrides with ``=``, ``,``,
+    a list and a negative number); Ctrl-C prints the resume command, which runs as printed
+    (the test appends only an epoch limit), and the resumed run's closing lines name the
+    evaluation command, which runs as printed on the tiny test split (the test appends the
+    data). Both failed with Hydra's "mismatched input '='" when folders had = and , in them."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "xslicq.train",
+            "trainer=debug",
+            f"data.root={tiny_musdb}",
+            *TINY_CLI,
+            "data.targets=[vocals,drums,bass,other]",
+            "trainer.max_steps=-1",
+            "trainer.max_epochs=100",
+        ],
+        cwd=tmp_path,
+        env=module_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 400
+    while not list(tmp_path.glob("outputs/train/*/checkpoints/last.ckpt")):
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()[1][-2000:]
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err[-2000:]
+    run = only_run_folder(tmp_path)
+    assert "=" not in run.name and "," not in run.name
+    (printed,) = re.findall(r"resume with: (.+)$", err, re.M)
+    words = shlex.split(printed)
+    assert words[:3] == ["python", "-m", "xslicq.train"] and words[3] == f"resume={run}"
+    epoch = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"]
+
+    r = run_module(words[2], *words[3:], f"trainer.max_epochs={epoch + 2}")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == epoch + 1
+    assert re.findall(r"resume with: (.+)$", r.stdout, re.M) == [printed]
+    (evaluate,) = re.findall(r"evaluate with: (.+)$", r.stdout, re.M)
+    words = shlex.split(evaluate)
+    assert words[:3] == ["python", "-m", "xslicq.evaluate"]
+    best = Path(words[3].removeprefix("checkpoint="))
+    assert best.parent == run / "checkpoints" and best.name.startswith("best-epoch")
+    data = [f"data.root={tiny_musdb}", "data.synthetic=null", "metric=sdr", "workers=0"]
+    r = run_module(words[2], *words[3:], *data, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (run / "eval" / f"{best.stem}_test_sdr" / "summary.md").is_file()
+    assert sorted(p.name for p in (tmp_path / "outputs").iterdir()) == ["train"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "first, then, steps",
+    [
+        # two batches an epoch (trainer=debug): stopped at step 2, then 2 more
+        (["trainer.max_epochs=10", "trainer.max_steps=2"], ["trainer.max_steps=4"], (2, 4)),
+        (["trainer.max_epochs=1"], ["trainer.max_epochs=2"], (2, 4)),
+        # one second: stopped in some epoch (the stop ends it); one more epoch on resume
+        (
+            ["trainer.max_epochs=50", "trainer.max_time=00:00:00:01"],
+            ["trainer.max_time=00:01:00:00", "trainer.max_epochs={next}"],
+            None,
+        ),
+    ],
+    ids=["max_steps", "max_epochs", "max_time"],
+)
+def test_resume_past_a_reached_limit(first, then, steps, tmp_path, tiny_musdb):
+    """A run that stopped at a limit resumes with a larger one and trains on in its folder
+    (with max_steps it failed: "Early stopping conditioned on metric val/sdr which is not
+    available", Lightning replaying the end of the epoch without its validation)."""
+    run = tmp_path / "run"
+    base = ["trainer=debug", f"data.root={tiny_musdb}", *TINY_CLI]
+    r = run_module("xslicq.train", *base, *first, f"hydra.run.dir={run}")
+    assert r.returncode == 0, r.stderr[-2000:]
+    last = run / "checkpoints" / "last.ckpt"
+    stopped = torch.load(last, weights_only=True)
+    if steps is None:  # the time limit: wherever it stopped, one more whole epoch
+        assert stopped["epoch"] < 49
+        steps = (stopped["global_step"], stopped["global_step"] + 2)
+    then = [t.format(next=stopped["epoch"] + 2) for t in then]
+    r = run_module("xslicq.train", f"resume={run}", *then)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "nothing to train" not in r.stdout + r.stderr
+    resumed = torch.load(last, weights_only=True)
+    assert (stopped["global_step"], resumed["global_step"]) == steps
+    assert resumed["epoch"] == stopped["epoch"] + 1

@@ -2,6 +2,7 @@
 errors, the CLI and the Optuna sweep."""
 
 import math
+import re
 import resource
 import subprocess
 import sys
@@ -63,6 +64,12 @@ def test_tiny_training_run_logs_checkpoints_and_media(tmp_path, tiny_musdb):
     assert any("spectrograms" in t for t in tags["images"])
     assert any(t.startswith("val_audio/") for t in tags["audio"])
     assert "val/sdr_best" in tags["scalars"] and "lr-AdamW" in tags["scalars"]
+    # validation's scalars and its media on one step: the trainer's global step after each
+    # epoch's two batches (media on epoch 0 only: log_media_every_n_epochs is 20)
+    assert [e.step for e in acc.Scalars("val/sdr")] == [2, 4]
+    assert [e.step for e in acc.Scalars("val/sdr_best")] == [2, 4]
+    assert [e.step for e in acc.Images("val/spectrograms")] == [2]
+    assert [e.step for e in acc.Audio("val_audio/mixture")] == [2]
 
 
 def test_resume_restores_epoch_optimizer_and_rng(tmp_path, tiny_musdb):
@@ -148,7 +155,11 @@ def test_every_loss_trains(loss, tmp_path, tiny_musdb):
     assert_trained(metrics, objects)
 
 
-def test_cli_runs(tmp_path, tiny_musdb):
+def test_cli_runs_quietly_and_logs_lightning_in_train_log(tmp_path, tiny_musdb):
+    """``trainer.enable_progress_bar=false`` runs (it failed: Lightning refused the configured
+    TQDMProgressBar); train.log holds Lightning's messages and the final metrics (it held the
+    optimized metric only); no torch deprecation warning from Lightning's pytree code and no
+    Lightning advertisement on the console."""
     r = run_module(
         "xslicq.train",
         "trainer=debug",
@@ -156,10 +167,20 @@ def test_cli_runs(tmp_path, tiny_musdb):
         *TINY_DATA,
         *TINY_MODEL,
         "log_media=false",
+        "trainer.enable_progress_bar=false",
         f"hydra.run.dir={tmp_path}",
     )
     assert r.returncode == 0, r.stderr[-2000:]
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    console = r.stdout + r.stderr
+    assert "Epoch 0:" not in console  # no bar
+    assert "LeafSpec" not in console and "Tip:" not in console
+    log = (tmp_path / "train.log").read_text()
+    assert "`Trainer.fit` stopped: `max_epochs=1` reached." in log
+    assert re.search(r"^  val/sdr: -?\d+(\.\d+)?$", log, re.M)
+    assert re.search(r"^  train/loss: -?\d", log, re.M)
+    assert f"run folder: {tmp_path.resolve()} (epoch 1, step 2)" in log
+    assert re.search(r"val/sdr_best = -?\d+\.\d{3}$", log, re.M)
 
 
 SWEEP = """# @package _global_
@@ -219,6 +240,36 @@ def test_optuna_sweep_with_a_failing_trial(tmp_path, tiny_musdb):
     )
 
 
+@pytest.mark.slow
+def test_train_optuna_sweep_runs_as_documented(tmp_path, tiny_musdb):
+    """``python -m xslicq.train -m hparams_search=train_optuna`` as documented, with 2 trials
+    of the tiny model on the tiny data set: both complete with a value, in a study named
+    after the search, the data and the groups. (It failed at once: "HydraConfig was not
+    set", from ${hydra:runtime.choices...} in the study name, resolved before any job.)"""
+    import optuna
+
+    storage = f"sqlite:///{tmp_path / 'optuna.sqlite'}"
+    r = run_module(
+        "xslicq.train",
+        "-m",
+        "hparams_search=train_optuna",
+        "hydra.sweeper.n_trials=2",
+        "debug=default",
+        f"data.root={tiny_musdb}",
+        *TINY_DATA,
+        *TINY_MODEL,
+        f"hydra.sweeper.storage={storage}",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        timeout=900,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    name = "train_optuna-ds-bark-xumx_matrix-sdr_mix"  # data.name: the data folder's name
+    study = optuna.load_study(study_name=name, storage=storage)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    assert all(math.isfinite(t.value) for t in study.trials)
+    assert {"optimizer.lr", "loss.weight_freq", "loss.mask_sum"} == set(study.trials[0].params)
+
+
 def test_optuna_search_config_composes(tmp_path):
     cfg = compose_config(
         "train",
@@ -227,6 +278,8 @@ def test_optuna_search_config_composes(tmp_path):
     )
     sweeper = cfg.hydra.sweeper
     assert sweeper.direction == "maximize" and sweeper.sampler.seed == 1234
+    # resolvable outside a job, where the sweeper is built (no HydraConfig set then)
+    assert sweeper.study_name == "train_optuna-synthetic-24x20.0s-seed0-cqlog-xumx_matrix-sdr_mix"
     assert sweeper.storage.startswith("sqlite:///") and cfg.optimized_metric == "val/sdr_best"
     assert set(sweeper.params) == {
         "optimizer.lr",

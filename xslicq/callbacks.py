@@ -52,6 +52,20 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise
 
 
+def _link(source: Path, path: Path) -> bool:
+    """Make ``path`` a hard link to ``source`` (atomically replacing it); False when the
+    file system has no hard links."""
+    tmp = path.with_name(f".{path.name}.link.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+        os.replace(tmp, path)
+        return True
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        return False
+
+
 def remove_stale_temp_files(folder) -> list[Path]:
     """Delete half-written checkpoint temporaries (a run killed while saving) in ``folder``;
     only call it for a run's own checkpoint folder, before that run writes. Returns them."""
@@ -62,6 +76,13 @@ def remove_stale_temp_files(folder) -> list[Path]:
     return stale
 
 
+def resume_command(run) -> str:
+    """The command that continues the run in folder ``run``, ready to paste in a shell."""
+    from .config import override_arg
+
+    return f"python -m xslicq.train {override_arg('resume', run)}"
+
+
 class TrainingInterrupted(RuntimeError):
     """Training stopped on SIGINT/SIGTERM after writing ``checkpoint``."""
 
@@ -70,7 +91,7 @@ class TrainingInterrupted(RuntimeError):
         name = signal.Signals(signum).name
         super().__init__(
             f"training interrupted by {name} in epoch {epoch} at step {step}; "
-            f"resume with: python -m xslicq.train resume={self.checkpoint.parent.parent}"
+            f"resume with: {resume_command(self.checkpoint.parent.parent)}"
         )
 
     @property
@@ -138,24 +159,21 @@ class LastCheckpoint(Checkpoint):
         return Path(folder) / self.filename
 
     def _write(self, trainer) -> Path:
+        """Write ``last.ckpt`` (a hard link to the best checkpoint when that was just
+        written at this step). Every rank takes the same branch: ``save_checkpoint`` is
+        collective (rank 0 writes, all wait at a barrier), the link is rank 0's alone, so
+        rank 0 decides and tells the others."""
         path = self.checkpoint_path(trainer)
         best = trainer.checkpoint_callback
-        just_saved = (
-            getattr(best, "_last_global_step_saved", None) == trainer.global_step
-            and getattr(best, "_last_checkpoint_saved", "")
-            and Path(best._last_checkpoint_saved).is_file()
-        )
-        if just_saved and trainer.is_global_zero:
-            source = Path(best._last_checkpoint_saved)
-            tmp = path.with_name(f".{path.name}.link.tmp")
-            tmp.unlink(missing_ok=True)
-            try:
-                os.link(source, tmp)
-                os.replace(tmp, path)
-                return path
-            except OSError:  # no hard links on this file system: write a copy
-                tmp.unlink(missing_ok=True)
-        trainer.save_checkpoint(path)
+        source = getattr(best, "_last_checkpoint_saved", "")
+        linked = False
+        if trainer.is_global_zero and source and Path(source).is_file():
+            if getattr(best, "_last_global_step_saved", None) == trainer.global_step:
+                linked = _link(Path(source), path)
+        if trainer.world_size > 1:
+            linked = trainer.strategy.broadcast(linked, src=0)
+        if not linked:
+            trainer.save_checkpoint(path, weights_only=False)  # a full one: resumable
         return path
 
     def on_train_epoch_end(self, trainer, pl_module):
@@ -164,9 +182,16 @@ class LastCheckpoint(Checkpoint):
             self._write(trainer)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if self.requested is None:
+        signum = self.requested or 0
+        if trainer.world_size > 1:  # a signal to any rank stops all of them at this batch
+            signum = int(
+                trainer.strategy.reduce(
+                    torch.tensor(signum, device=pl_module.device), reduce_op="max"
+                )
+            )
+        if not signum:
             return
-        signum, self.requested = self.requested, None
+        self.requested = None
         path = self._write(trainer)
         log.warning("wrote %s", path)
         raise TrainingInterrupted(signum, path, trainer.current_epoch, trainer.global_step)

@@ -9,6 +9,8 @@ Importing this module registers the resolvers (the Hydra entry points import it)
                                 continues there), else ``BASE/<date>_<time>_<overrides>_<id>``
                                 with the command line's overrides shortened to a name and a
                                 random id, so runs started together never share a folder
+                                (e.g. ``2026-12-07_18-39-16_loss-mse+transform-bark_b1e0``:
+                                no character that a shell or a Hydra override must quote)
     ${xslicq.beside:CHECKPOINT,KIND,TAG,FALLBACK}
                                 where a checkpoint's evaluation goes: next to the run it
                                 scores (``<run>/KIND/<checkpoint name>_TAG``), or FALLBACK
@@ -23,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import shlex
 import time
 from pathlib import Path
 
@@ -42,15 +45,49 @@ def _basename(path) -> str:
     return Path(str(path)).expanduser().name
 
 
-def overrides_name(overrides: str | None, limit: int = MAX_NAME) -> str:
-    """The command line's overrides (Hydra's ``override_dirname``: ``a=1,b=x``) as part of a
-    folder name: path separators and unusual characters become ``-``; a name longer than
-    ``limit`` keeps its start and gets a short hash of the whole."""
-    name = re.sub(r"[^A-Za-z0-9=,._+-]+", "-", str(overrides or "")).strip("-")
-    if len(name) > limit:
+# the characters of a run folder's name: none of them needs quoting in a shell or in the
+# value of a Hydra override (its grammar's unquoted values: letters, digits, ``_-+./@`` and a
+# few that shells expand; ``=``, ``,`` and ``~`` are not among them)
+_NAME_CHARS = "A-Za-z0-9._+@-"
+_SHELL_SAFE = re.compile(rf"[/{_NAME_CHARS}]+")
+
+
+def name_part(text, limit: int | None = None) -> str:
+    """``text`` as part of a file or folder name: runs of other characters than letters,
+    digits and ``._+@-`` (with the ``-`` around them) become one ``-``; a name longer than
+    ``limit`` keeps its start and ends with ``@`` and a short hash of the whole, so names
+    stay distinct."""
+    name = re.sub(rf"-*[^{_NAME_CHARS}]+-*", "-", str(text or "")).strip("-")
+    if limit is not None and len(name) > limit:
         digest = hashlib.sha1(name.encode()).hexdigest()[:6]
-        name = f"{name[: limit - 7].rstrip(',-')}~{digest}"
+        name = f"{name[: limit - 7].rstrip('+-')}@{digest}"
     return name
+
+
+def overrides_name(overrides: str | None, limit: int = MAX_NAME) -> str:
+    """The command line's overrides as part of a folder name: Hydra's ``override_dirname``
+    as conf/train.yaml has it built (``loss-mse+transform-bark``: ``-`` for ``=`` and ``+``
+    between overrides), cut to ``limit`` characters by :func:`name_part`."""
+    return name_part(overrides, limit)
+
+
+def override_arg(key: str, value) -> str:
+    """``key=value`` as one shell word that Hydra reads back as exactly ``value`` (a string):
+    plain when that needs no quoting (every run folder xslicq names), else the value in
+    Hydra's quotes and the word in the shell's. For the commands the entry points print."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    value = str(value)
+    if _SHELL_SAFE.fullmatch(value):
+        try:
+            if OverridesParser.create().parse_override(f"{key}={value}").value() == value:
+                return f"{key}={value}"
+        except Exception:  # noqa: BLE001 - not a plain value: quote it
+            pass
+    # in Hydra's quotes a backslash is doubled only before a quote or at the end
+    quoted = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), value)
+    word = f"{key}='{quoted}'"
+    return f'"{word}"' if not re.search(r'["$`\\!]', word) else shlex.quote(word)
 
 
 def _run_dir(resume, base, overrides) -> str:
@@ -65,7 +102,8 @@ def _beside(checkpoint, kind, tag, fallback) -> str:
         return str(fallback)
     path = Path(str(checkpoint)).expanduser()
     run = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-    return str(run / str(kind) / "_".join(str(p) for p in (path.stem, tag) if p not in (None, "")))
+    name = "_".join(name_part(p) for p in (path.stem, tag) if p not in (None, ""))
+    return str(run / str(kind) / name)
 
 
 def _hydra_subdir(resume) -> str:

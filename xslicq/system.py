@@ -378,15 +378,24 @@ class SeparationSystem(pl.LightningModule):
         b = batch[0].shape[0]
         if not torch.isfinite(loss):
             raise FloatingPointError(f"{stage} loss is {float(loss)} at step {self.global_step}")
-        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=b)
+        # validation's values are epoch means: over all ranks when there are several
+        sync = stage != "train"
+        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=b, sync_dist=sync)
         for name, value in parts.items():
-            self.log(f"{stage}/{name}", value, batch_size=b)
+            self.log(f"{stage}/{name}", value, batch_size=b, sync_dist=sync)
         return loss, estimates
 
     def training_step(self, batch, batch_idx):
         loss = self.common_step(batch, "train")[0]
         # the epoch's mean as well: an epoch shorter than log_every_n_steps logs no step value
-        self.log("train/loss_epoch", loss, on_step=False, on_epoch=True, batch_size=len(batch[0]))
+        self.log(
+            "train/loss_epoch",
+            loss,
+            on_step=False,
+            on_epoch=True,
+            batch_size=len(batch[0]),
+            sync_dist=True,
+        )
         return loss
 
     # ------------------------------------------------------------ validation
@@ -415,17 +424,22 @@ class SeparationSystem(pl.LightningModule):
             return
         sdr = torch.cat(self._val_sdr).float()  # (items, J)
         self._val_sdr = []
+        # every rank scores the whole validation set: the means over ranks agree with each
+        # rank's, and every rank keeps the same running best
         for k, name in enumerate(self.targets):
-            self.log(f"val/sdr_{name}", sdr[:, k].mean())
-        mean = float(sdr.mean())
-        self.log("val/sdr", mean, prog_bar=True)
+            self.log(f"val/sdr_{name}", sdr[:, k].mean(), sync_dist=True)
+        mean = float(self.trainer.strategy.reduce(sdr.mean().to(self.device), reduce_op="mean"))
+        self.log("val/sdr", mean, prog_bar=True, sync_dist=True)
         if not self.trainer.sanity_checking:
+            # the scalars at the trainer's global_step, the step of the weights validated,
+            # where the media go too (Lightning's default would be one step earlier)
+            self.log("step", float(self.global_step))
             # the running best is undefined before the first real validation: never logged
             # then (and never a non-finite point, which TensorBoard draws as a gap)
             if math.isfinite(mean):
                 self.sdr_best = max(self.sdr_best, mean)
             if math.isfinite(self.sdr_best):
-                self.log("val/sdr_best", self.sdr_best)
+                self.log("val/sdr_best", self.sdr_best, sync_dist=True)
         if self._media is not None:
             self._log_media(*self._media)
         self._media = None
@@ -531,9 +545,9 @@ class SeparationSystem(pl.LightningModule):
             for t in self.targets:
                 value = summary["per_target"][t][score]
                 if math.isfinite(value):  # NaN: no frame of the target was scored
-                    self.log(f"test/{key}_{t}", value)
+                    self.log(f"test/{key}_{t}", value, sync_dist=True)
             if math.isfinite(summary["mean"][score]):
-                self.log(f"test/{key}", summary["mean"][score])
+                self.log(f"test/{key}", summary["mean"][score], sync_dist=True)
         if self.trainer.is_global_zero:
             folder = Path(self.trainer.default_root_dir) / "test"
             write_test_results(summary, folder, checkpoint=self.trainer.ckpt_path)

@@ -278,8 +278,10 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     Raises :class:`~xslicq.callbacks.TrainingInterrupted` when a signal stopped training
     (after writing ``last.ckpt``)."""
     from .callbacks import AtomicCheckpointIO, remove_stale_temp_files
+    from .quiet import quiet_third_party
     from .system import SeparationSystem
 
+    quiet_third_party()
     validate_config(cfg)
     checkpoint = read_checkpoint(cfg.ckpt_path) if cfg.get("ckpt_path") else None
     if cfg.get("seed") is not None:
@@ -293,6 +295,9 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     if checkpoint is not None:
         check_compatible(checkpoint["xslicq"].get("config") or {}, system.config, cfg.ckpt_path)
     callbacks = instantiate_list(cfg.get("callbacks"))
+    if not cfg.trainer.get("enable_progress_bar", True):
+        # the configured bar (callbacks.progress_bar) goes with it: Lightning refuses both
+        callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.ProgressBar)]
     for callback in callbacks:
         if getattr(callback, "dirpath", None):
             remove_stale_temp_files(callback.dirpath)
@@ -300,8 +305,9 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     trainer: pl.Trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
     )
-    for logger in loggers:
-        log_hparams(logger, _flat_hparams(cfg), cfg.get("optimized_metric"))
+    if trainer.is_global_zero:  # rank 0 writes the logs (the others hold no writer)
+        for logger in loggers:
+            log_hparams(logger, _flat_hparams(cfg), cfg.get("optimized_metric"))
 
     if cfg.get("train", True):
         datamodule.prepare_data()
@@ -311,26 +317,30 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
             batches = [b for _, b in zip(range(system.init_stats_batches), loader)]
             system.init_normalization(batches)
         trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k != "step"}
     if checkpoint is not None and trainer.global_step == checkpoint.get("global_step"):
         best = float(checkpoint["xslicq"].get("sdr_best", math.nan))
         log.warning(
             "nothing to train: %s had already finished (epoch %d, step %d, best val/sdr "
-            "%.3f); raise trainer.max_epochs (now %s) or trainer.max_time to go on",
+            "%.3f); raise trainer.max_epochs (now %s), trainer.max_steps (now %s) or "
+            "trainer.max_time (now %s) to go on",
             cfg.ckpt_path,
             checkpoint.get("epoch", -1),
             trainer.global_step,
             best,
             cfg.trainer.get("max_epochs"),
+            cfg.trainer.get("max_steps"),
+            cfg.trainer.get("max_time"),
         )
         metrics.setdefault("val/sdr_best", best)
     if cfg.get("test", False):
+        best = getattr(trainer.checkpoint_callback, "best_model_path", "") or "best"
         trainer.test(
             system,
             datamodule=datamodule,
-            ckpt_path="best" if cfg.get("train", True) else cfg.get("ckpt_path"),
+            ckpt_path=best if cfg.get("train", True) else cfg.get("ckpt_path"),
         )
-        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k != "step"})
     objects = {
         "cfg": cfg,
         "system": system,
@@ -376,6 +386,26 @@ def _flat_hparams(cfg: DictConfig) -> dict:
     return {k: v for k, v in flat.items() if not k.startswith(("hydra", "paths"))}
 
 
+def report(metrics: dict, trainer: pl.Trainer) -> None:
+    """Log (to the console and the run's train.log) the final metrics, where the run is and
+    the commands that continue it and evaluate its best checkpoint."""
+    from .callbacks import resume_command
+    from .config import override_arg
+
+    if metrics:
+        log.info(
+            "final metrics:\n%s", "\n".join(f"  {k}: {metrics[k]:.6g}" for k in sorted(metrics))
+        )
+    run = Path(trainer.default_root_dir).resolve()
+    best = getattr(trainer.checkpoint_callback, "best_model_path", "")
+    log.info("run folder: %s (epoch %d, step %d)", run, trainer.current_epoch, trainer.global_step)
+    if (run / "checkpoints" / "last.ckpt").is_file():
+        log.info("resume with: %s", resume_command(run))
+    if best:
+        checkpoint = override_arg("checkpoint", Path(best).resolve())
+        log.info("evaluate with: python -m xslicq.evaluate %s", checkpoint)
+
+
 def metric_value(metrics: dict, name: str) -> float:
     if name not in metrics:
         raise KeyError(
@@ -391,6 +421,7 @@ def main(cfg: DictConfig) -> float | None:
     is one ``error:`` line and exit status 2; a signal exits with 128 + its number."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
+    from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
     from .callbacks import TrainingInterrupted
     from .data.tracks import DatasetError
@@ -399,8 +430,11 @@ def main(cfg: DictConfig) -> float | None:
     try:
         if cfg.get("resume"):
             cfg = resumed_config(cfg, HydraConfig.get().overrides.task)
-        metrics, _ = train(cfg)
+        metrics, objects = train(cfg)
     except TrainingInterrupted as stop:
+        if rank_zero_only.rank > 0:  # stopped with rank 0, which reports; a non-zero exit
+            raise SystemExit(0) from None  # here would make Lightning kill rank 0 first
+        log.warning("interrupted: %s", stop)
         print(f"interrupted: {stop}", file=sys.stderr)
         raise SystemExit(stop.exit_code) from None
     except (ConfigError, DeviceError, DatasetError) as error:
@@ -408,9 +442,12 @@ def main(cfg: DictConfig) -> float | None:
             raise
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+    if rank_zero_only.rank == 0:
+        report(metrics, objects["trainer"])
     if cfg.get("optimized_metric"):
         value = metric_value(metrics, cfg.optimized_metric)
-        log.info("%s = %.3f", cfg.optimized_metric, value)
+        if rank_zero_only.rank == 0:
+            log.info("%s = %.3f", cfg.optimized_metric, value)
         return value
     return None
 
