@@ -2,7 +2,7 @@
 # One-time, idempotent set-up of a fresh machine: Debian packages, then a virtual
 # environment at .venv with xslicq and its pinned dependencies (constraints.txt).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$(readlink -f "$0")")/.."   # the repository, also when called through a link
 
 # Debian packages: fluidsynth + FluidR3_GM render the synthetic set; musdb, museval and
 # stempeg need ffmpeg on PATH to import; the tests start a PostgreSQL server to check Optuna
