@@ -17,6 +17,7 @@ import pytorch_lightning as pl
 import torch
 
 from xslicq.data.datasets import EpochSampler, ResumableLoader
+from xslicq.quiet import quiet_third_party
 
 from helpers import TINY_DATA, TINY_MODEL, compose_config, module_env, only_run_folder
 
@@ -190,6 +191,7 @@ class _ToyModule(pl.LightningModule):
 
 def _fit(out, devices, batch, n=16, epochs=2):
     out.mkdir()
+    quiet_third_party()  # as xslicq.train.train does: this Trainer is built here
     torch.manual_seed(0)
     module = _ToyModule(out, n, batch)
     pl.Trainer(
