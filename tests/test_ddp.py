@@ -290,3 +290,24 @@ def test_ddp_cli_trains_checkpoints_resumes_and_tests(tmp_path, tiny_musdb):
     assert all(p.parent == run / "tensorboard" for p in run.rglob("events.out.tfevents.*"))
     assert "`Trainer.fit` stopped: `max_epochs=3` reached." in (run / "train.log").read_text()
     assert "test/sdr" in r.stdout
+
+
+@pytest.mark.slow
+def test_ddp_spawn_cli_writes_last_checkpoint(tmp_path, tiny_musdb):
+    """``trainer.strategy=ddp_spawn`` (ranks started from inside the process): the epoch's
+    last.ckpt is written by all ranks together (rank 1 died in the checkpoint barrier after
+    fit, "Connection closed by peer", while rank 0 hard-linked last.ckpt to the best one)."""
+    run = tmp_path / "run"
+    tiny = [f"data.root={tiny_musdb}", *TINY_DATA, *TINY_MODEL, "log_media=false"]
+    limits = [
+        "trainer.max_epochs=2",
+        "trainer.limit_val_batches=1",
+        "trainer.num_sanity_val_steps=0",
+    ]
+    _train_in(
+        tmp_path, *DDP_CPU, "trainer.strategy=ddp_spawn", *tiny, *limits, f"hydra.run.dir={run}"
+    )
+    state = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert (state["epoch"], state["global_step"]) == (1, 2)
+    (best,) = (run / "checkpoints").glob("best-*.ckpt")
+    assert best.stat().st_ino == (run / "checkpoints" / "last.ckpt").stat().st_ino  # a link

@@ -398,7 +398,7 @@ def report(metrics: dict, trainer: pl.Trainer) -> None:
         )
     run = Path(trainer.default_root_dir).resolve()
     best = getattr(trainer.checkpoint_callback, "best_model_path", "")
-    log.info("run folder: %s (epoch %d, step %d)", run, trainer.current_epoch, trainer.global_step)
+    log.info("run folder: %s", run)
     if (run / "checkpoints" / "last.ckpt").is_file():
         log.info("resume with: %s", resume_command(run))
     if best:
