@@ -197,6 +197,22 @@ def test_datamodule_loaders(dataset):
     assert tmix.shape == (1, 2, 3 * SR)
 
 
+def test_an_epoch_that_cannot_fill_one_batch_per_process_is_refused(dataset):
+    """12 excerpts (3 training tracks x 4) and batches of 8: one batch alone, none per
+    process when two DDP processes share the epoch (the loader drops incomplete batches)."""
+    import types
+
+    from xslicq.data.checks import DataConfigError
+
+    dm = MusdbDataModule(str(dataset), seq_dur=1.0, samples_per_track=4, batch_size=8)
+    dm.prepare_data()
+    dm.setup("fit")
+    assert len(dm.train_dataloader()) == 1
+    dm.trainer = types.SimpleNamespace(world_size=2)
+    with pytest.raises(DataConfigError, match=r"12 training excerpts .* 6 per process with 2 "):
+        dm.train_dataloader()
+
+
 def test_datamodule_with_workers_is_reproducible(dataset):
     def first_batch(workers):
         dm = MusdbDataModule(

@@ -424,6 +424,7 @@ def main(cfg: DictConfig) -> float | None:
     from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
     from .callbacks import TrainingInterrupted
+    from .data.checks import DataConfigError
     from .data.tracks import DatasetError
 
     single = HydraConfig.get().mode == RunMode.RUN
@@ -437,7 +438,7 @@ def main(cfg: DictConfig) -> float | None:
         log.warning("interrupted: %s", stop)
         print(f"interrupted: {stop}", file=sys.stderr)
         raise SystemExit(stop.exit_code) from None
-    except (ConfigError, DeviceError, DatasetError) as error:
+    except (ConfigError, DeviceError, DatasetError, DataConfigError) as error:
         if not single:
             raise
         print(f"error: {error}", file=sys.stderr)

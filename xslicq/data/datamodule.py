@@ -160,6 +160,7 @@ class MusdbDataModule(pl.LightningDataModule):
             from .dali import DaliTrainLoader
 
             return DaliTrainLoader(self.train_set, self.batch_size, seed=self.seed)
+        self._check_batches()
         workers = self.num_workers
         return ResumableLoader(
             self.train_set,
@@ -171,6 +172,20 @@ class MusdbDataModule(pl.LightningDataModule):
             persistent_workers=self.persistent_workers and workers > 0,
             drop_last=True,
         )
+
+    def _check_batches(self) -> None:
+        """:class:`~xslicq.data.checks.DataConfigError` when an epoch cannot fill one batch per
+        process (the loader drops incomplete batches, so the epoch would train nothing)."""
+        world = self.trainer.world_size if self.trainer is not None else 1
+        excerpts = len(self.train_set)
+        if excerpts // world < self.batch_size:
+            raise checks.DataConfigError(
+                f"an epoch has {excerpts} training excerpts (data.samples_per_track="
+                f"{self.samples_per_track} x {len(self.train_set.tracks)} tracks), "
+                f"{excerpts // world} per process with {world} process(es): fewer than "
+                f"data.batch_size={self.batch_size}, so not one batch is drawn; raise "
+                "data.samples_per_track or lower data.batch_size"
+            )
 
     def _train_progress(self) -> tuple[int, int] | None:
         """(training batches done in this epoch, batches per epoch) from the trainer."""
