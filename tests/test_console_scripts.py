@@ -3,6 +3,7 @@ one per ``python -m xslicq.*`` entry point, each installed in the venv's bin fol
 answering ``--help`` from any folder, and ``xslicq-train`` and ``xslicq-separate`` giving what
 their ``python -m`` forms give."""
 
+import os
 import re
 import subprocess
 import sys
@@ -130,3 +131,42 @@ def test_separate_command_equals_python_m(tmp_path):
     for path, audio in stems["console"].items():
         assert audio.shape == (SR, 2)
         np.testing.assert_array_equal(audio, stems["module"][path])
+
+
+@pytest.mark.slow  # a wheel build and two Hydra start-ups: about 30 s on 2 cores
+def test_a_wheel_install_finds_its_configs(tmp_path):
+    """Installed from a wheel (not editable, no repository beside it), the Hydra commands
+    still compose their configs: the wheel carries conf/ as xslicq/conf (a link in the
+    repository), and every entry point looks there."""
+    wheels, target = tmp_path / "wheels", tmp_path / "site"
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(ROOT)],
+        check=True,
+    )
+    wheel = next(wheels.glob("xslicq-*.whl"))
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(target), str(wheel)], check=True)
+    installed = target / "xslicq" / "conf"
+    assert installed.is_dir() and not installed.is_symlink()
+    assert sorted(p.relative_to(installed) for p in installed.rglob("*.yaml")) == sorted(
+        p.relative_to(ROOT / "conf") for p in (ROOT / "conf").rglob("*.yaml")
+    )
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    for module in ("xslicq.train", "xslicq.cadenza"):
+        proc = subprocess.run(
+            [sys.executable, "-m", module, "--cfg", "job"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert "checkpoint" in proc.stdout or "task_name: train" in proc.stdout
+    where = subprocess.run(
+        [sys.executable, "-c", "import xslicq; print(xslicq.__file__)"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert where.stdout.strip() == str(target / "xslicq" / "__init__.py")

@@ -4,7 +4,7 @@
 Each command runs its module as ``__main__``, as ``python -m`` does (:func:`runpy.run_module`
 with ``alter_sys``), rather than calling its ``main`` from outside: Hydra finds a
 ``@hydra.main``'s configs relative to the file of a function defined in ``__main__``
-(``config_path="../conf"``), but as a package resource (``pkg://conf``, which is not one)
+(``config_path="conf"``), but as a package resource (``pkg://conf``, which is not one)
 for a function imported from a module. Run as ``__main__``, a command behaves exactly like
 its ``python -m`` form: the same config folder, job name, run folders, exit status, and the
 same way of starting processes (Lightning's DDP ranks, spawned workers).

@@ -62,7 +62,7 @@ def run(cfg: DictConfig) -> dict:
     )
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> float:
     """Returns the mean SDR over the targets."""
     try:

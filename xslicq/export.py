@@ -402,7 +402,7 @@ def run(cfg) -> list[Path]:
     return written
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="export")
+@hydra.main(version_base="1.3", config_path="conf", config_name="export")
 def main(cfg: DictConfig) -> None:
     from .train import CheckpointError
 

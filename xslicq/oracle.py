@@ -304,7 +304,7 @@ def run(cfg: DictConfig) -> tuple[dict[str, dict], object, DictConfig]:
     return summaries, transform, transform_cfg
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="oracle")
+@hydra.main(version_base="1.3", config_path="conf", config_name="oracle")
 def main(cfg: DictConfig):
     """Returns the mean SDR of the first oracle, or with ``objectives`` set (a sweep) the
     :func:`trial_result`. In a sweep, errors are raised for the sweeper to record."""

@@ -118,7 +118,7 @@ def tensorboard_command(logdir: Path) -> str:
     return f"{shown(exe) if exe.is_file() else 'tensorboard'} --logdir {shown(logdir)}"
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="quickstart")
+@hydra.main(version_base="1.3", config_path="conf", config_name="quickstart")
 def main(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
 

@@ -32,7 +32,7 @@ from .config import DeviceError, check_device
 
 log = logging.getLogger(__name__)
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+CONF_DIR = Path(__file__).resolve().parent / "conf"  # a link to the repository's conf/
 # what a checkpoint's network depends on: a resume with other values is refused
 ARCHITECTURE_KEYS = ("transform", "model", "system", "data.targets", "data.sample_rate")
 
@@ -414,7 +414,7 @@ def metric_value(metrics: dict, name: str) -> float:
     return float(metrics[name])
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Train; returns ``optimized_metric`` for a sweep. In a sweep an error fails that trial
     only: the sweeper records it with its reason and goes on. In a single run a bad value

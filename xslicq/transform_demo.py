@@ -61,7 +61,7 @@ def run_demo(cfg: DictConfig, out_dir: Path) -> dict:
     return result
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="transform_demo")
+@hydra.main(version_base="1.3", config_path="conf", config_name="transform_demo")
 def main(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
 

@@ -26,7 +26,7 @@ from .reports import summary_markdown
 __all__ = ["main"]
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="cadenza")
+@hydra.main(version_base="1.3", config_path="../conf", config_name="cadenza")
 def main(cfg: DictConfig) -> float:
     """Returns the mean HAAQI."""
     from ..evaluation import EvaluationError
