@@ -247,6 +247,8 @@ def small(command: str) -> str:
         elif _has(command, "trainer="):  # debug=default would replace the documented trainer
             extra = [] if _has(command, "data=") else ["data=synthetic_tiny"]
             extra += [*TINY_DATA, *TINY_TRAINER]
+            if _has(command, "trainer.devices="):  # a batch of 2 for each process
+                extra.append("data.samples_per_track=4")
         else:
             extra = ["debug=default"]
         if _has(command, "hparams_search="):
@@ -310,6 +312,11 @@ SCRIPT_ARGS: dict[str, list[str]] = {
 }
 
 SERVERS = ("tensorboard", "optuna-dashboard")
+
+
+def is_server(command: str) -> bool:
+    """Whether ``command`` starts a server that runs until stopped (``serve`` runs it)."""
+    return Path(command.split()[0]).name in SERVERS
 
 
 def _free_port() -> int:
@@ -397,7 +404,7 @@ def run(snippet: Snippet, lab: Path, dataset: Path, env: dict, timeout: float = 
         shown = snippet.text
     else:
         command = small(substitute(snippet.text, lab, dataset))
-        if command.split()[0] in SERVERS:
+        if is_server(command):
             return serve(command, lab, env)
         shown = command
         proc = subprocess.run(

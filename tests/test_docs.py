@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -115,14 +116,19 @@ def test_every_option_of_the_run_groups_is_documented(group):
 
 # ------------------------------------------------------------------------ running
 @pytest.fixture(scope="session")
-def doc_assets(tmp_path_factory):
+def doc_assets():
     """What the documented commands take as input, made once: song.wav (6 s stereo),
     song.mp3, a trained checkpoint model.ckpt (the default config, two batches),
     listeners.json; a MUSDB18-HQ-layout folder rendered by the synthetic generator; a
-    shared synthetic data cache. (model.onnx is what the documented export writes.)"""
+    shared synthetic data cache. (model.onnx is what the documented export writes.)
+
+    In a folder of /tmp that other users can pass through (pytest's own is closed to them):
+    the documented PostgreSQL server runs as the ``postgres`` user when the tests run as
+    root."""
     from xslicq.signals import music_like
 
-    base = tmp_path_factory.mktemp("docs")
+    base = Path(tempfile.mkdtemp(prefix="xslicq-docs-"))
+    base.chmod(0o755)
     assets, cache = base / "assets", base / "data_cache"
     assets.mkdir()
     env = dc.environment(cache)
@@ -147,10 +153,11 @@ def doc_assets(tmp_path_factory):
     shutil.copy(last, assets / "model.ckpt")
     dataset = base / "MUSDB18-HQ"
     python(
-        "-m", "xslicq.data.synthetic", "--out", str(dataset), "--tracks", "4", "--seconds",
-        "4", "--no-progress", cwd=base,
+        "-m", "xslicq.data.synthetic", "--out", str(dataset), "--tracks", "4",
+        "--valid-tracks", "1", "--seconds", "4", "--no-progress", cwd=base,
     )  # fmt: skip
-    return {"assets": assets, "dataset": dataset, "env": env, "base": base}
+    yield {"assets": assets, "dataset": dataset, "env": env, "base": base}
+    shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -179,3 +186,10 @@ def labs(doc_assets):
 @pytest.mark.parametrize("snippet", RUN, ids=[s.id for s in RUN])
 def test_documented_command(snippet, labs, doc_assets):
     dc.run(snippet, labs(snippet.doc), doc_assets["dataset"], doc_assets["env"])
+
+
+def test_servers_are_recognised_whatever_the_path():
+    """``.venv/bin/tensorboard`` is served (started, asked for a page, stopped), not run."""
+    assert dc.is_server(".venv/bin/tensorboard --logdir outputs/train")
+    assert dc.is_server("optuna-dashboard sqlite:///outputs/optuna.sqlite")
+    assert not dc.is_server("python -m xslicq.train")

@@ -183,6 +183,27 @@ def test_cli_runs_quietly_and_logs_lightning_in_train_log(tmp_path, tiny_musdb):
     assert re.search(r"val/sdr_best = -?\d+\.\d{3}$", log, re.M)
 
 
+def test_a_run_that_never_validated_ends_cleanly(tmp_path, tiny_musdb):
+    """``trainer=overfit`` validates every 10th epoch: one epoch of it logs no val/sdr_best.
+    A single run says so and exits 0 with its checkpoint (it ended in a KeyError traceback,
+    exit 1); in a sweep the trial fails with the reason (test_sweeper)."""
+    r = run_module(
+        "xslicq.train",
+        "trainer=overfit",
+        f"data.root={tiny_musdb}",
+        *TINY_DATA,
+        *TINY_MODEL,
+        "log_media=false",
+        "trainer.max_epochs=1",
+        f"hydra.run.dir={tmp_path}",
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "val/sdr_best was never logged (no validation ran: trainer.max_epochs=1, " in (
+        r.stdout + r.stderr
+    )
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+
+
 SWEEP = """# @package _global_
 defaults:
   - override /hydra/sweeper: xslicq_optuna

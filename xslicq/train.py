@@ -446,6 +446,17 @@ def main(cfg: DictConfig) -> float | None:
     if rank_zero_only.rank == 0:
         report(metrics, objects["trainer"])
     if cfg.get("optimized_metric"):
+        if single and cfg.optimized_metric not in metrics:
+            # a run that never validated (trainer=overfit validates every 10th epoch) is
+            # not an error on its own; a sweep's trial without its metric is (it fails)
+            log.warning(
+                "%s was never logged (no validation ran: trainer.max_epochs=%s, "
+                "check_val_every_n_epoch=%s)",
+                cfg.optimized_metric,
+                cfg.trainer.get("max_epochs"),
+                cfg.trainer.get("check_val_every_n_epoch"),
+            )
+            return None
         value = metric_value(metrics, cfg.optimized_metric)
         if rank_zero_only.rank == 0:
             log.info("%s = %.3f", cfg.optimized_metric, value)
