@@ -378,7 +378,7 @@ def test_bad_input_is_one_clear_error(checkpoint, tmp_path, capsys, stdin):
     assert run_main(capsys, "--model", checkpoint, wav, done)[0] == 0
     one_error(
         run_main(capsys, "--model", checkpoint, wav, done),
-        "already holds vocals.wav, drums.wav, bass.wav, other.wav; use --force",
+        f"output folder {done} exists and is not empty; use --force to replace the stems",
     )
     assert run_main(capsys, "--model", checkpoint, wav, done, "--force")[0] == 0
 

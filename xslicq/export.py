@@ -50,6 +50,7 @@ from .inference import (
     STATE_INPUTS,
     STATE_OUTPUTS,
 )
+from .outputs import OutputError, OutputFolder, check_writable, claim
 
 log = logging.getLogger(__name__)
 
@@ -378,27 +379,49 @@ def run(cfg) -> list[Path]:
             raise ExportError(
                 f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}"
             )
+        from .inference import MAX_CHUNK_SECONDS
+
+        chunk = cfg.get("chunk_seconds", 10.0)
+        number = isinstance(chunk, (int, float)) and not isinstance(chunk, bool)
+        if not (number and 0 < chunk <= MAX_CHUNK_SECONDS):  # the engine's largest input
+            raise ExportError(
+                f"chunk_seconds must be positive and at most {MAX_CHUNK_SECONDS:g} (the "
+                f"separator's longest chunk; memory grows with it), got {chunk!r}"
+            )
         check_tensorrt()  # before the work: one clear error where it cannot run
     checkpoint = Path(str(cfg.checkpoint)).expanduser()
     out = Path(str(cfg.out)).expanduser() if cfg.get("out") else default_out(checkpoint, fmt)
-    if out.is_dir():
+    if out.is_dir() and not out.is_symlink():
         raise ExportError(f"out={out} is a folder; give a file name such as {out / 'model.onnx'}")
+    onnx_path = out if fmt == "onnx" else out.with_suffix(".onnx")
+    names = [onnx_path.name] + ([out.name] if fmt == "tensorrt" else [])
+    # the output policy (xslicq.outputs): never the checkpoint, a link or a file export did
+    # not write; its own earlier export only with force=true; checked before the work
+    folder = OutputFolder(out.parent, "export", [checkpoint], force_hint="force=true")
+    check_writable(out.parent, "out= folder")
+    folder.plan_files(names, bool(cfg.get("force", False)))
     separator = Separator.from_checkpoint(checkpoint, device="cpu")
     # a causal network exports as a stream step, but TensorRT builds the whole-song network
     data = onnx_bytes(separator.system, exporter, stream=False if fmt == "tensorrt" else None)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    onnx_path = out if fmt == "onnx" else out.with_suffix(".onnx")
-    onnx_path.write_bytes(data)
-    written = [onnx_path]
-    if fmt == "tensorrt":
-        from .tensorrt import build_engine
+    with claim(out.parent, "out= folder"):
+        folder.plan_files(names, bool(cfg.get("force", False)))  # again, under the claim
+        folder.begin([], source={"checkpoint": str(checkpoint.resolve())})
+        try:
+            folder.write(onnx_path.name, data)
+            written = [onnx_path]
+            if fmt == "tensorrt":
+                from .tensorrt import build_engine
 
-        chunk = int(cfg.get("chunk_seconds", 10.0) * separator.sample_rate)
-        engine = build_engine(
-            data, precision=precision, max_slices=separator.system.transform.nb_slices(chunk)
-        )
-        out.write_bytes(engine)
-        written.append(out)
+                chunk = int(cfg.get("chunk_seconds", 10.0) * separator.sample_rate)
+                engine = build_engine(
+                    data,
+                    precision=precision,
+                    max_slices=separator.system.transform.nb_slices(chunk),
+                )
+                folder.write(out.name, engine)
+                written.append(out)
+        finally:
+            folder.save()
     return written
 
 
@@ -408,7 +431,7 @@ def main(cfg: DictConfig) -> None:
 
     try:
         written = run(cfg)
-    except (ExportError, CheckpointError) as err:
+    except (ExportError, CheckpointError, OutputError) as err:
         raise SystemExit(f"xslicq.export: error: {err}") from None
     except (ImportError, RuntimeError) as err:  # tensorrt or a GPU missing
         if cfg.get("format") != "tensorrt":

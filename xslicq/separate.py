@@ -26,128 +26,60 @@ refused, naming the file. The output folder keeps a manifest, ``.xslicq-separate
 of the files separate wrote there (with their SHA-256), the input and the checkpoint:
 separate never writes over a file it did not write; ``--force`` replaces its own
 earlier stems (and removes those this run does not write again) and leaves other files
-alone. Output folders are checked before the separation starts, and every error is
-one ``error: ...`` line with exit status 1.
+alone. Nor does it write through a symbolic link or onto its input, or into a folder
+another run is writing (the output policy of every command, :mod:`xslicq.outputs`). Output
+folders are checked before the separation starts, and every error (a full disk included)
+is one ``error: ...`` line with exit status 1.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
+import contextlib
 import itertools
-import json
 import math
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import soundfile as sf
 
 from .audio import load_audio
 from .cli import error_line, temporary_file
+from .inference import MAX_CHUNK_SECONDS
+from .outputs import OutputError, OutputFolder, check_writable, claim, write_failure
 
-MANIFEST = ".xslicq-separate.json"
+__all__ = ["MANIFEST", "OutputError", "main", "plan_outputs", "separate_file", "write_outputs"]
 
-
-class OutputError(ValueError):
-    """The output folder cannot take the stems; the message names the path and why."""
+MANIFEST = ".xslicq-separate.json"  # separate's manifest (xslicq.outputs.OutputFolder)
 
 
 # ---------------------------------------------------------------------- reading audio
 # ---------------------------------------------------------------------- the output folder
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def _folder(out: Path, inputs=()) -> OutputFolder:
+    return OutputFolder(out, "separate", inputs)
 
 
 def check_output_folder(out: Path) -> None:
     """An :class:`OutputError` unless ``out`` is, or can be made as, a folder this process
     can write in (checked by creating and removing a file there)."""
-    existing = out
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        where = "" if existing == out else f" ({existing} is a file, so it cannot be made)"
-        what = " is a file, not a folder" if existing == out else where
-        raise OutputError(f"output folder {out}{what}")
-    try:
-        handle, probe = tempfile.mkstemp(prefix=".xslicq-probe-", dir=existing)
-        os.close(handle)
-        os.unlink(probe)
-    except OSError as err:
-        raise OutputError(
-            f"output folder {out} cannot be written: no new file can be made in {existing} "
-            f"({err.strerror or err})"
-        ) from None
+    check_writable(out)
 
 
 def read_manifest(out: Path) -> dict:
     """The manifest separate left in ``out`` (``{}`` when there is none)."""
-    path = out / MANIFEST
-    if not path.exists():
-        return {}
-    try:
-        manifest = json.loads(path.read_text())
-        if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
-            raise ValueError("no list of files")
-    except (OSError, ValueError) as err:  # JSONDecodeError is a ValueError
-        raise OutputError(
-            f"cannot read {path} ({err}): it is damaged or not separate's; move it away or "
-            "choose another --out folder"
-        ) from None
-    return manifest
+    return _folder(out).read_manifest()
 
 
-def plan_outputs(out: Path, names: list[str], force: bool) -> list[str]:
+def plan_outputs(out: Path, names: list[str], force: bool, inputs=()) -> list[str]:
     """Check that ``names`` (file names) can be written in ``out``; return separate's own
     earlier files there that this run does not write again (``--force`` removes them).
 
     ``out``'s own files are those its manifest lists whose contents are unchanged. Any
-    other file in the way is an :class:`OutputError` naming it, ``--force`` or not; a
-    folder that is not empty needs ``force``."""
-    present = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
-    if not present:
-        return []
-    manifest = read_manifest(out)
-    ours = set()
-    for name, digest in manifest.get("files", {}).items():
-        if not isinstance(name, str) or name in ("", ".", "..") or Path(name).name != name:
-            continue  # only plain file names in this folder are separate's
-        path = out / name
-        if path.is_file() and not path.is_symlink() and digest in (None, _sha256(path)):
-            ours.add(name)  # None: written by a run that stopped before recording its hash
-    foreign = [n for n in present if n not in ours and n != MANIFEST]
-    clash = [n for n in names if n in foreign]
-    if clash:
-        raise OutputError(
-            f"output folder {out} holds files that separate did not write (or that changed "
-            f"since), which it would overwrite: {', '.join(clash)}; choose another --out "
-            "folder (--force replaces only separate's own earlier stems)"
-        )
-    if not force:
-        if ours:
-            earlier = Path(str(manifest.get("input", "an earlier song"))).name
-            raise OutputError(
-                f"output folder {out} exists and is not empty; use --force to replace the "
-                f"stems of {earlier} that separate wrote there"
-            )
-        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
-        raise OutputError(
-            f"output folder {out} exists and is not empty (it holds {shown}); use --force to "
-            "write the stems beside these files, or choose an empty folder"
-        )
-    return sorted(ours - set(names))
-
-
-def _write_manifest(out: Path, record: dict) -> None:
-    handle, tmp = temporary_file(out, ".xslicq-", ".json")
-    with os.fdopen(handle, "w") as f:
-        json.dump(record, f, indent=1)
-    os.replace(tmp, out / MANIFEST)
+    other file in the way, a symbolic link and any of ``inputs`` (the song, the model) are
+    an :class:`OutputError` naming it, ``--force`` or not; a folder that is not empty needs
+    ``force`` (:meth:`xslicq.outputs.OutputFolder.plan`)."""
+    return _folder(out, inputs).plan(names, force, what="stems")
 
 
 def write_outputs(out: Path, stems, rate: int, stale: list[str], source: dict) -> None:
@@ -156,43 +88,50 @@ def write_outputs(out: Path, stems, rate: int, stale: list[str], source: dict) -
     ``{name: (channels, samples)}`` dict or an iterable of such dicts, consecutive stretches
     of the stems written as they come (so no whole stem need be held). Each WAV is written
     to a temporary file and renamed; the manifest lists a file before it is written, so a
-    run that stops midway leaves no file that a later ``--force`` would refuse to replace.
-    Every file gets the mode of any new file (0666 less the umask), as the stream's."""
+    run that stops midway leaves no file that a later ``--force`` would refuse to replace,
+    and after a failure (a full disk: one error that says so) it lists only the files that
+    are there. Every file gets the mode of any new file (0666 less the umask), as the
+    stream's."""
     spans = iter([stems] if isinstance(stems, dict) else stems)
     first = next(spans)
-    out.mkdir(parents=True, exist_ok=True)
-    before = read_manifest(out).get("files", {})
-    files = {n: before.get(n) for n in stale}
-    files.update({f"{name}.wav": None for name in first})
-    _write_manifest(out, {"version": 1, **source, "files": files})
+    folder = _folder(out)
+    folder.begin([f"{name}.wav" for name in first], stale, source)
     tmps, writers = {}, {}
+    done = False
     try:
         for name, stem in first.items():
-            handle, tmps[name] = temporary_file(out, f".{name}-", ".wav.partial")
-            os.close(handle)
-            writers[name] = sf.SoundFile(
-                tmps[name], "w", rate, stem.shape[0], subtype="FLOAT", format="WAV"
-            )
+            try:
+                handle, tmps[name] = temporary_file(out, f".{name}-", ".wav.partial")
+                os.close(handle)
+                writers[name] = sf.SoundFile(
+                    tmps[name], "w", rate, stem.shape[0], subtype="FLOAT", format="WAV"
+                )
+            except (OSError, RuntimeError) as err:
+                raise write_failure(err, out / f"{name}.wav") from None
         for span in itertools.chain([first], spans):
             for name, stem in span.items():
                 try:
                     writers[name].write(stem.T)
                 except RuntimeError as err:  # libsndfile's: a full disk, a file size limit
-                    raise OutputError(f"cannot write {out / name}.wav: {err}") from None
+                    raise write_failure(err, out / f"{name}.wav") from None
         for name, tmp in tmps.items():
-            writers.pop(name).close()
-            os.replace(tmp, out / f"{name}.wav")
-            files[f"{name}.wav"] = _sha256(out / f"{name}.wav")
+            try:
+                writers.pop(name).close()
+                os.replace(tmp, out / f"{name}.wav")
+            except (OSError, RuntimeError) as err:
+                raise write_failure(err, out / f"{name}.wav") from None
+            folder.record(f"{name}.wav")
+        folder.finish(stale)
+        done = True
     finally:
         for writer in writers.values():
-            writer.close()
+            with contextlib.suppress(OSError, RuntimeError):
+                writer.close()
         for tmp in tmps.values():
             if os.path.exists(tmp):
                 os.unlink(tmp)
-    for name in stale:
-        (out / name).unlink(missing_ok=True)
-        del files[name]
-    _write_manifest(out, {"version": 1, **source, "files": files})
+        if not done:
+            folder.settle()
 
 
 def _with_accompaniment(spans):
@@ -244,27 +183,40 @@ def separate_file(
         check_device(device, "--device")
     if isinstance(chunk_seconds, bool) or not math.isfinite(chunk_seconds) or chunk_seconds <= 0:
         raise ValueError(f"--chunk-seconds must be a finite number > 0, got {chunk_seconds}")
+    if chunk_seconds > MAX_CHUNK_SECONDS:
+        raise ValueError(
+            f"--chunk-seconds must be at most {MAX_CHUNK_SECONDS:g} (memory grows with it), "
+            f"got {chunk_seconds:g}"
+        )
     if wiener is not None and wiener < 0:
         raise ValueError(f"--wiener must be >= 0, got {wiener}")
     check_output_folder(out)
     waveform, rate = load_audio(audio)
     separator = load_separator(checkpoint, model, device, chunk_seconds)
     names = list(separator.targets)
-    if accompaniment and "vocals" in names:
+    if accompaniment and "vocals" not in names:
+        raise ValueError(
+            "--accompaniment writes everything but the vocals, and this model has no vocals "
+            f"target (its targets: {', '.join(names)}); leave --accompaniment out"
+        )
+    if accompaniment:
         names.append("accompaniment")
-    stale = plan_outputs(out, [f"{n}.wav" for n in names], force)
     if wiener is not None:
         separator.wiener_iterations = wiener
-    # both engines: the stems a chunk at a time, written as they come (no whole stem held)
-    spans = separator.separate_spans(waveform, rate, progress=progress, any_rate=any_rate)
-    if "accompaniment" in names:
-        spans = _with_accompaniment(spans)
     source = {"input": str(Path(audio).resolve())}
     if model is not None:
         source["model"] = str(Path(model).resolve())
     else:
         source["checkpoint"] = str(Path(checkpoint).resolve())
-    write_outputs(out, spans, rate, stale, source)
+    # one run at a time in `out`: planned and written under its claim (xslicq.outputs)
+    with claim(out):
+        inputs = [audio, model if model is not None else checkpoint]
+        stale = plan_outputs(out, [f"{n}.wav" for n in names], force, inputs)
+        # both engines: the stems a chunk at a time, written as they come (no whole stem held)
+        spans = separator.separate_spans(waveform, rate, progress=progress, any_rate=any_rate)
+        if "accompaniment" in names:
+            spans = _with_accompaniment(spans)
+        write_outputs(out, spans, rate, stale, source)
     return [out / f"{n}.wav" for n in names]
 
 
@@ -304,7 +256,7 @@ def main(argv=None) -> int:
         "--chunk-seconds",
         type=float,
         default=10.0,
-        help="chunk length: memory grows with it (default 10 s)",
+        help=f"chunk length: memory grows with it (default 10 s, at most {MAX_CHUNK_SECONDS:g})",
     )
     parser.add_argument(
         "--any-rate",

@@ -32,6 +32,7 @@ recurrent state in, masks and state out) with the sliCQT's NumPy backend and onn
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -39,8 +40,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .cli import error_line
+from .audio import check_complete, special_file
+from .cli import error_line, temporary_file
 from .inference import OnnxNetwork, OnnxSeparator
+from .outputs import OutputFolder, check_writable, claim, write_failure
 from .streamer import StreamEngine, Streamer, StreamError, algorithmic_latency
 
 __all__ = [
@@ -63,6 +66,10 @@ FORMATS = {
     "s32le": ("<i4", 2**31),
 }
 DEFAULT_BLOCK = 1024  # input frames read at a time
+# the most frames read at a time: a block is held, and its slices go through the engine in
+# one step, so memory grows with it (1 << 20 frames: 23.8 s at 44.1 kHz, about the memory of
+# separate's largest --chunk-seconds)
+MAX_BLOCK = 1 << 20
 
 
 def __getattr__(name: str):
@@ -180,7 +187,11 @@ def file_blocks(path, block: int):
     path = Path(path)
     if path.is_dir():
         raise StreamError(f"{path} is a folder, not an audio file")
-    if not path.is_file():
+    kind = special_file(path)
+    pipe = kind == "a named pipe"  # read as it comes, once (bash's <(...) gives one)
+    if kind is not None and not pipe:
+        raise StreamError(f"audio file {path} is {kind}, not a regular file")
+    if not pipe and not path.is_file():
         raise StreamError(f"audio file {path} does not exist")
     try:
         handle = sf.SoundFile(str(path))
@@ -189,16 +200,40 @@ def file_blocks(path, block: int):
             f"cannot read {path} as audio ({' '.join(str(err).split())}); for headerless "
             "PCM give --raw with --rate, --channels and --format"
         ) from None
+    rate, declared = handle.samplerate, handle.frames
+    if not pipe:  # a header that promises more than the file holds, as separate refuses it
+        try:
+            check_complete(path, handle, declared, rate)
+        except ValueError:
+            handle.close()
+            raise
+    # a WAV written to a pipe (ffmpeg ... -f wav -) leaves its length open: a data size of
+    # 0xFFFFFFFF bytes, which libsndfile counts as frames; only a length under 2 GiB (at 4
+    # bytes a sample or fewer) is one the header states
+    stated = declared * max(1, handle.channels) * 4 < 0x7FFF0000 if pipe else True
 
     def blocks():
+        read = 0
         with handle:
             while True:
-                x = handle.read(block, dtype="float32", always_2d=True)
+                try:
+                    x = handle.read(block, dtype="float32", always_2d=True)
+                except RuntimeError as err:  # LibsndfileError: a FLAC's frames stop, ...
+                    raise StreamError(
+                        f"audio file {path} is damaged or cut short: soundfile cannot read "
+                        f"on after {read / rate:.2f} s ({' '.join(str(err).split())})"
+                    ) from None
                 if not len(x):
-                    return
+                    break
+                read += len(x)
                 yield x.T
+        if stated and read < declared:  # a FLAC or a pipe cut short, found at its end
+            raise StreamError(
+                f"audio file {path} is cut short: its header says {declared / rate:.2f} s but "
+                f"it holds {read / rate:.2f} s of audio (an interrupted download or copy?)"
+            )
 
-    return handle.samplerate, handle.channels, blocks()
+    return rate, handle.channels, blocks()
 
 
 def check_input_layout(rate: int, channels: int, engine: StreamEngine, what: str) -> None:
@@ -218,17 +253,14 @@ def check_input_layout(rate: int, channels: int, engine: StreamEngine, what: str
 
 
 # ---------------------------------------------------------------------- writing
-def plan_output(out: Path, targets, force: bool) -> None:
-    """An :class:`StreamError` unless ``out`` is, or can be made as, a folder in which
-    ``<target>.wav`` may be written (existing ones only with ``force``)."""
-    if out.exists() and not out.is_dir():
-        raise StreamError(f"output folder {out} is a file, not a folder")
-    present = [f"{t}.wav" for t in targets if (out / f"{t}.wav").exists()]
-    if present and not force:
-        raise StreamError(
-            f"output folder {out} already holds {', '.join(present)}; use --force to replace "
-            "them or choose another folder"
-        )
+def plan_output(out: Path, targets, force: bool, inputs=()) -> list[str]:
+    """A :class:`~xslicq.outputs.OutputError` unless ``out`` is, or can be made as, a folder
+    in which ``<target>.wav`` may be written: existing ones only with ``force`` and only
+    those an earlier stream wrote there (its manifest ``.xslicq-stream.json``), never a
+    symbolic link or one of ``inputs`` (:mod:`xslicq.outputs`). Returns the stream's own
+    earlier files that this run does not write again (removed at the end)."""
+    check_writable(out)
+    return OutputFolder(out, "stream", inputs).plan([f"{t}.wav" for t in targets], force, "stems")
 
 
 def to_pcm(x: np.ndarray, fmt: str) -> bytes:
@@ -241,14 +273,42 @@ def to_pcm(x: np.ndarray, fmt: str) -> bytes:
 
 
 class StemWriters:
-    """``<out>/<target>.wav`` (float) per target, opened on the first output and written as
-    the output comes, and one target's raw PCM to a binary stream (``--stdout``)."""
+    """``<out>/<target>.wav`` (float) per target, and one target's raw PCM to a binary
+    stream (``--stdout``). Each WAV is written as the output comes to a temporary
+    ``.<target>-*.wav.partial`` in ``out``, opened on the first output, and renamed into
+    place when the stream ends (:meth:`close`), so a stem file is whole or absent; the
+    stream's manifest lists them (:class:`xslicq.outputs.OutputFolder`)."""
 
-    def __init__(self, out, targets, rate, channels, stdout=None, stdout_target=None, fmt=None):
+    def __init__(
+        self, out, targets, rate, channels, stdout=None, stdout_target=None, fmt=None, stale=()
+    ):
         self.out, self.targets, self.rate, self.channels = out, tuple(targets), rate, channels
-        self.stdout, self.fmt = stdout, fmt
+        self.stdout, self.fmt, self.stale = stdout, fmt, list(stale)
         self.stdout_index = None if stdout_target is None else self.targets.index(stdout_target)
-        self.files = []
+        self.folder = None if out is None else OutputFolder(out, "stream")
+        self.files, self.tmps = [], []
+
+    def _open(self) -> None:
+        import soundfile as sf
+
+        self.folder.begin([f"{t}.wav" for t in self.targets], self.stale)
+        for t in self.targets:
+            try:
+                handle, tmp = temporary_file(self.out, f".{t}-", ".wav.partial")
+                os.close(handle)
+                self.tmps.append(tmp)
+                self.files.append(
+                    sf.SoundFile(
+                        tmp,
+                        "w",
+                        samplerate=self.rate,
+                        channels=self.channels,
+                        subtype="FLOAT",
+                        format="WAV",
+                    )
+                )
+            except (OSError, RuntimeError) as err:
+                raise write_failure(err, self.out / f"{t}.wav") from None
 
     def write(self, stems: np.ndarray) -> None:
         """``stems`` (J, C, m) of the model's channels; mono output is their mean."""
@@ -257,30 +317,38 @@ class StemWriters:
         if self.channels == 1:
             stems = stems.mean(1, keepdims=True)
         if self.out is not None and not self.files:
-            import soundfile as sf
-
-            self.out.mkdir(parents=True, exist_ok=True)
-            self.files = [
-                sf.SoundFile(
-                    str(self.out / f"{t}.wav"),
-                    "w",
-                    samplerate=self.rate,
-                    channels=self.channels,
-                    subtype="FLOAT",
-                    format="WAV",
-                )
-                for t in self.targets
-            ]
-        for f, stem in zip(self.files, stems):
-            f.write(stem.T)
-            f.flush()
+            self._open()
+        for t, f, stem in zip(self.targets, self.files, stems):
+            try:
+                f.write(stem.T)
+                f.flush()
+            except RuntimeError as err:  # libsndfile's: a full disk, a file size limit
+                raise write_failure(err, self.out / f"{t}.wav") from None
         if self.stdout is not None:
             self.stdout.write(to_pcm(stems[self.stdout_index], self.fmt))
             self.stdout.flush()
 
-    def close(self) -> None:
-        for f in self.files:
-            f.close()
+    def close(self, complete: bool = True) -> None:
+        """Close the files; ``complete``: rename them into place and record them, else
+        remove them (the manifest then lists only what is there)."""
+        try:
+            for f in self.files:
+                f.close()
+            if complete and self.files:
+                for t, tmp in zip(self.targets, self.tmps):
+                    try:
+                        os.replace(tmp, self.out / f"{t}.wav")
+                    except OSError as err:
+                        raise write_failure(err, self.out / f"{t}.wav") from None
+                    self.folder.record(f"{t}.wav")
+                self.folder.finish(self.stale)
+        finally:
+            for tmp in self.tmps:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+            if self.files and not (complete and self.folder.files):
+                self.folder.settle()
+            self.files, self.tmps = [], []
 
 
 # ---------------------------------------------------------------------- the command
@@ -312,8 +380,11 @@ def stream_file(
     if out is None and stdout_target is None:
         raise StreamError("nothing to write: give an output folder, --stdout TARGET, or both")
     check_format(fmt)
-    if isinstance(block, bool) or not isinstance(block, int) or block < 1:
-        raise StreamError(f"--block must be a whole number of frames >= 1, got {block!r}")
+    if isinstance(block, bool) or not isinstance(block, int) or not 1 <= block <= MAX_BLOCK:
+        raise StreamError(
+            f"--block must be a whole number of frames from 1 to {MAX_BLOCK} (memory grows "
+            f"with it), got {block!r}"
+        )
     raw = raw or str(source) == "-"
     if raw and (isinstance(channels, bool) or not isinstance(channels, int) or channels < 1):
         raise StreamError(f"--channels must be a whole number >= 1, got {channels!r}")
@@ -323,8 +394,38 @@ def stream_file(
             f"--stdout must name one of the model's targets ({', '.join(engine.targets)}), "
             f"got {stdout_target!r}"
         )
-    if out is not None:
-        plan_output(out, engine.targets, force)
+    claimed = contextlib.ExitStack()
+    stale = []
+    if out is not None:  # one run at a time in `out`, from here to the last file
+        check_writable(out)
+        claimed.enter_context(claim(out))
+        try:
+            stale = plan_output(out, engine.targets, force, [source, model])
+        except BaseException:
+            claimed.close()
+            raise
+    with claimed:
+        return _stream(
+            engine,
+            source,
+            out,
+            raw,
+            rate,
+            channels,
+            fmt,
+            block,
+            stdout_target,
+            stale,
+            stdin,
+            stdout,
+            log,
+        )
+
+
+def _stream(
+    engine, source, out, raw, rate, channels, fmt, block, stdout_target, stale, stdin, stdout, log
+) -> dict:
+    """:func:`stream_file` once the engine and the output are checked (and claimed)."""
     if raw:
         rate = engine.sample_rate if rate is None else rate
         what = "stdin" if str(source) == "-" else str(source)
@@ -349,8 +450,9 @@ def stream_file(
             file=log,
         )
     sink = None if stdout_target is None else (stdout or sys.stdout.buffer)
-    writers = StemWriters(out, engine.targets, rate, channels, sink, stdout_target, fmt)
+    writers = StemWriters(out, engine.targets, rate, channels, sink, stdout_target, fmt, stale)
     busy = 0.0
+    complete = False
     try:
         for x in blocks:
             if not np.isfinite(x).all():
@@ -368,10 +470,13 @@ def stream_file(
         y = streamer.finish()
         busy += time.perf_counter() - t0
         writers.write(y)
+        complete = True
     finally:
-        writers.close()
-        if raw and str(source) != "-":
-            handle.close()
+        try:
+            writers.close(complete)
+        finally:
+            if raw and str(source) != "-":
+                handle.close()
     seconds = streamer.received / rate
     return {
         "samples": streamer.received,
