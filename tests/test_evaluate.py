@@ -296,8 +296,9 @@ def test_evaluate_errors_name_the_problem(dataset, tmp_path):
         find_tracks(missing, "test")
 
 
-def test_config_composes_and_run_checks_paths(tmp_path):
+def test_config_composes_and_run_checks_paths(tmp_path, monkeypatch):
     from xslicq.evaluate import run
+    from xslicq.train import CheckpointError
 
     cfg = compose_config("evaluate")
     assert cfg.split == "test" and cfg.metric == "museval" and cfg.workers == 2
@@ -310,10 +311,14 @@ def test_config_composes_and_run_checks_paths(tmp_path):
     ckpt = tmp_path / "real.ckpt"
     ckpt.write_bytes(b"")
     nowhere = tmp_path / "no_musdb"
+    bad_data = compose_config(
+        "evaluate", [f"checkpoint={ckpt}", "data=musdb", f"data.root={nowhere}"]
+    )
+    with pytest.raises(CheckpointError, match=f"cannot read checkpoint {ckpt}"):
+        run(bad_data)  # the checkpoint is read first, before any data work
+    stand_in_separator(monkeypatch, ckpt, object())
     with pytest.raises(DatasetError, match=f"dataset folder {nowhere} does not exist"):
-        run(
-            compose_config("evaluate", [f"checkpoint={ckpt}", "data=musdb", f"data.root={nowhere}"])
-        )
+        run(bad_data)
     with pytest.raises(DatasetError, match="data.root is not set"):
         load_split(compose_config("evaluate", ["data=musdb"]).data, "test")
     with pytest.raises(

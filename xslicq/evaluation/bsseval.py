@@ -49,7 +49,17 @@ shorter than one window is one frame), and a frame in which any reference is dig
 (all zeros) is not scored for any target (NaN); :func:`skipped_frames` says which frames
 those are, and the evaluation reports their count. A target whose reference is silent in
 the whole track is not scored (all its frames are skipped) and does not enter the others'
-evaluation. Infinite values are stored as NaN, as museval does.
+evaluation.
+
+A perfect estimate scores a finite ceiling, :data:`CEILING_DB` = 100 dB, for every score
+and every metric, and no score exceeds it: a scored frame in which the estimate equals its
+reference sample for sample gets 100 dB (museval and the ``sdr`` formula give +inf or NaN
+there, fast_bss_eval about 100 dB through its diagonal loading), and higher values are
+clamped to 100 dB. So a perfect stem enters every median and mean like any other (museval
+stores such frames as NaN, which left them out: exact vocals with the mixture for the other
+stems averaged *below* the mixture for every stem). 100 dB is beyond what a 16-bit reference
+can show (its quantisation noise lies about 98 dB below a full-scale sine). The training
+metric :func:`xslicq.metrics.sdr_db` has the same ceiling. NaN means "not scored" only.
 
 One deliberate difference from museval: museval also skips a frame in which an *estimate*
 is digital silence, so an estimate that is silent where the reference sounds (or one too
@@ -72,6 +82,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "CEILING_DB",
     "METRICS",
     "EvaluationError",
     "WINDOW_SECONDS",
@@ -90,6 +101,10 @@ METRICS: dict[str, tuple[str, ...]] = {
     "fast_bss_eval": ("SDR",),
 }
 """Metric name -> the scores it gives per target (dB)."""
+
+CEILING_DB = 100.0
+"""The score of a perfect estimate (zero error) and the highest score any metric gives, dB
+(every score of :data:`METRICS` and :func:`xslicq.metrics.sdr_db`; see the module docstring)."""
 
 WINDOW_SECONDS = 1.0
 FILTER_LENGTH = 512
@@ -145,6 +160,39 @@ def _silent(x: np.ndarray) -> np.ndarray:
     return np.all(x.sum(axis=-2) == 0, axis=-1)
 
 
+def _ceiling(
+    scores: dict[str, np.ndarray],
+    refs: np.ndarray,
+    ests: np.ndarray,
+    sample_rate: float,
+    window_seconds: float,
+) -> dict[str, np.ndarray]:
+    """Scores with :data:`CEILING_DB`: a frame of a target whose estimate equals the reference
+    scores the ceiling (unless a reference or an estimate is silent there: not scored), higher
+    values (+inf included) are clamped to it, and what is left that is not finite is NaN.
+
+    Args:
+        scores: ``{score name: (J, F)}`` dB of a frame function.
+        refs, ests: (J, C, N) float64, framed as the scores.
+    """
+    J, C, N = refs.shape
+    F, L = _frame_geometry(N, sample_rate, window_seconds)
+    r = refs[..., : F * L].reshape(J, C, F, L)
+    e = ests[..., : F * L].reshape(J, C, F, L)
+    exact = np.all(r == e, axis=(1, 3))  # (J, F)
+    skip = _silent(r.transpose(2, 0, 1, 3)).any(-1) | _silent(e.transpose(2, 0, 1, 3)).any(-1)
+    exact &= ~skip[None, :]
+    out = {}
+    for name, values in scores.items():
+        v = np.array(values, dtype=np.float64)
+        v[exact] = CEILING_DB
+        with np.errstate(invalid="ignore"):
+            v[v > CEILING_DB] = CEILING_DB  # +inf too; NaN compares False
+        v[~np.isfinite(v)] = np.nan
+        out[name] = v
+    return out
+
+
 def museval_frames(
     refs: np.ndarray, ests: np.ndarray, sample_rate: float, window_seconds: float = WINDOW_SECONDS
 ) -> dict[str, np.ndarray]:
@@ -155,15 +203,19 @@ def museval_frames(
         sample_rate: Hz.
     Returns:
         ``{"SDR", "SIR", "SAR", "ISR"}`` -> (targets, frames) float64 dB; NaN for frames
-        museval does not score (silence) and for infinite values (as museval stores them).
+        museval does not score (silence); :data:`CEILING_DB` for frames where the estimate
+        equals the reference (museval gives inf or NaN there), and no value above it.
     """
     museval = _import_metric("museval")
+    refs = np.asarray(refs, dtype=np.float64)
+    ests = np.asarray(ests, dtype=np.float64)
     win = int(window_seconds * sample_rate)
-    sdr, isr, sir, sar = museval.evaluate(
-        np.moveaxis(refs, 1, 2), np.moveaxis(ests, 1, 2), win=win, hop=win, mode="v4"
-    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sdr, isr, sir, sar = museval.evaluate(
+            np.moveaxis(refs, 1, 2), np.moveaxis(ests, 1, 2), win=win, hop=win, mode="v4"
+        )
     out = {"SDR": sdr, "SIR": sir, "SAR": sar, "ISR": isr}
-    return {k: np.where(np.isfinite(v), v, np.nan).astype(np.float64) for k, v in out.items()}
+    return _ceiling(out, refs, ests, sample_rate, window_seconds)
 
 
 def sdr_frames(
@@ -175,8 +227,9 @@ def sdr_frames(
         refs, ests: (targets, channels, samples) float arrays.
         sample_rate: Hz.
     Returns:
-        ``{"SDR": (targets, frames)}`` float64 dB; NaN where museval gives NaN: frames in
-        which any reference or any estimate is silent, and infinite values.
+        ``{"SDR": (targets, frames)}`` float64 dB; NaN where museval does not score: frames
+        in which any reference or any estimate is silent; :data:`CEILING_DB` where the
+        estimate equals the reference, and no value above it.
     """
     refs = np.asarray(refs, dtype=np.float64)
     ests = np.asarray(ests, dtype=np.float64)
@@ -190,8 +243,7 @@ def sdr_frames(
         sdr = 10.0 * np.log10(target / error)
     skip = _silent(r.transpose(2, 0, 1, 3)).any(-1) | _silent(e.transpose(2, 0, 1, 3)).any(-1)
     sdr[:, skip] = np.nan
-    sdr[~np.isfinite(sdr)] = np.nan
-    return {"SDR": sdr}
+    return _ceiling({"SDR": sdr}, refs, ests, sample_rate, window_seconds)
 
 
 def fast_frames(
@@ -218,7 +270,8 @@ def fast_frames(
         refs, ests: (targets, channels, samples) float arrays.
         sample_rate: Hz.
     Returns:
-        ``{"SDR": (targets, frames)}`` float64 dB, NaN where museval would give NaN.
+        ``{"SDR": (targets, frames)}`` float64 dB, NaN where museval does not score;
+        :data:`CEILING_DB` where the estimate equals the reference, no value above it.
     """
     fbe = _import_metric("fast_bss_eval")
     import torch
@@ -268,8 +321,7 @@ def fast_frames(
                     sdr[idx] = 10.0 * np.log10(target.sum(1) / distortion.sum(1))
     finally:
         torch.set_num_threads(threads)
-    sdr[~np.isfinite(sdr)] = np.nan
-    return {"SDR": sdr.T}
+    return _ceiling({"SDR": sdr.T}, refs, ests, sample_rate, window_seconds)
 
 
 _FRAME_FUNCTIONS: dict[str, Callable] = {
@@ -378,12 +430,15 @@ def score_arrays(
         all-NaN frames; :func:`skipped_frames` of the (aligned) references says which
         frames silence left out.
     Raises:
-        EvaluationError: the shapes differ (other than in length with ``align``).
+        EvaluationError: the shapes differ (other than in length with ``align``), or a dtype
+            or scale that :func:`~xslicq.evaluation.estimates.float_audio` refuses (integer
+            PCM is scored at its full scale: int16 / 32768).
     """
-    from .estimates import check_align
+    from .estimates import check_align, float_audio
 
     align = check_align(align)
-    refs, ests = np.asarray(refs), np.asarray(ests)
+    refs = float_audio(refs, f"track {track_name}: references of {list(targets)}", np.float64)
+    ests = float_audio(ests, f"track {track_name}: estimates of {list(targets)}", np.float64)
     if refs.ndim != 3 or refs.shape[:2] != ests.shape[:2]:
         raise EvaluationError(
             f"track {track_name}: references {refs.shape} and estimates "

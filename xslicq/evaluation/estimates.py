@@ -16,8 +16,14 @@ length must be equal too unless ``align`` (:data:`ALIGNS`) says how to score ano
   sound is scored, not skipped (:mod:`xslicq.evaluation.bsseval`), so an estimate half as
   long scores about 0 dB SDR on the missing half.
 
-Used by :func:`xslicq.evaluation.evaluate`, :func:`xslicq.evaluation.score_track` and
-:func:`xslicq.cadenza.evaluate_cadenza`.
+Estimates must be audio with full scale 1.0 (:func:`float_audio`): float arrays are taken as
+they are, integer PCM (int16, int32, uint8, ...) is converted to float by its full scale
+(int16 / 32768), as soundfile reads a PCM file; any other dtype (bool, complex) and float audio
+peaking above :data:`MAX_PEAK` (integer PCM stored as float) are refused. Scored as raw
+integers, a perfect int16 estimate read about -90 dB.
+
+Used by :func:`xslicq.evaluation.evaluate`, :func:`xslicq.evaluation.score_track`,
+:func:`xslicq.evaluation.score_arrays` and :func:`xslicq.cadenza.evaluate_cadenza`.
 """
 
 from __future__ import annotations
@@ -28,10 +34,21 @@ import numpy as np
 
 from .bsseval import EvaluationError, fit_length
 
-__all__ = ["ALIGNS", "check_align", "check_estimates", "separator_output"]
+__all__ = [
+    "ALIGNS",
+    "MAX_PEAK",
+    "check_align",
+    "check_estimates",
+    "float_audio",
+    "separator_output",
+]
 
 ALIGNS = ("crop", "pad")
 """How estimates of another length than the references may be scored (``align=``)."""
+
+MAX_PEAK = 100.0
+"""The highest peak taken in float audio, whose full scale is 1.0 (40 dB above it): a float
+estimate beyond it is refused as integer PCM stored as float (16-bit PCM peaks up to 32767)."""
 
 _COMMON_RATES = (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000)
 
@@ -44,6 +61,42 @@ def check_align(align) -> str | None:
         f"align must be null (lengths must match), 'crop' (score the samples estimate and "
         f"reference share) or 'pad' (pad the estimate; the padding counts as error), got {align!r}"
     )
+
+
+def float_audio(x, what: str, dtype=np.float32) -> np.ndarray:
+    """``x`` (numpy or torch) as float audio with full scale 1.0, or a clear error.
+
+    Float input keeps its values (cast to ``dtype``); integer PCM is divided by its full
+    scale, ``2 ** (bits - 1)`` (int16 by 32768, int32 by 2**31), unsigned PCM centred first
+    (uint8: ``(x - 128) / 128``), as soundfile reads PCM files.
+
+    Args:
+        what: names the array in the messages (``"track t: estimate of 'vocals'"``).
+    Raises:
+        EvaluationError: another dtype (bool, complex, object), or float values peaking above
+            :data:`MAX_PEAK` (NaN and inf are left to the caller's check).
+    """
+    if hasattr(x, "detach"):  # torch: bfloat16 and float16 have no numpy twin to go through
+        x = x.detach().cpu()
+        x = (x.double() if x.is_floating_point() else x).numpy()
+    x = np.asarray(x)
+    kind = x.dtype.kind
+    if kind in "iu":
+        full = 2.0 ** (8 * x.dtype.itemsize - 1)
+        return ((x.astype(np.float64) - (full if kind == "u" else 0.0)) / full).astype(dtype)
+    if kind != "f":
+        raise EvaluationError(
+            f"{what} has dtype {x.dtype}; give float audio (full scale 1.0) or integer PCM "
+            "(int16, int32: scaled by their full scale)"
+        )
+    peak = float(np.max(np.abs(x), initial=0.0))  # NaN or inf: left to the caller's check
+    if np.isfinite(peak) and peak > MAX_PEAK:
+        raise EvaluationError(
+            f"{what} peaks at {peak:.1f} (float audio has full scale 1.0; at most {MAX_PEAK:g} "
+            "is taken): is it integer PCM stored as float? Divide it by its full scale "
+            "(32768 for 16-bit) or pass the integer array itself"
+        )
+    return x.astype(dtype, copy=False)
 
 
 def separator_output(output) -> tuple[Mapping, float | None]:
@@ -89,8 +142,10 @@ def check_estimates(
         length, or with ``align="crop"`` possibly less (cut the references to it).
     Raises:
         EvaluationError: not a dict of stems, a target missing, another sample rate, another
-            number of channels, another length (unless ``align``), an empty estimate, or
-            NaN / inf values; the message names the track, the target and both values.
+            number of channels, another length (unless ``align``), an empty estimate,
+            NaN / inf values, or a dtype or scale :func:`float_audio` refuses (integer PCM
+            is converted by its full scale); the message names the track, the target and
+            both values.
     """
     align = check_align(align)
     channels, length = int(shape[0]), int(shape[1])
@@ -113,10 +168,7 @@ def check_estimates(
                 f"{where}: the separator returned no estimate for target {t!r} "
                 f"(got {sorted(stems)})"
             )
-        x = stems[t]
-        if hasattr(x, "detach"):
-            x = x.detach().cpu().numpy()
-        x = np.asarray(x, dtype=np.float32)
+        x = float_audio(stems[t], f"{where}: estimate of {t!r}")
         if x.ndim != 2:
             raise EvaluationError(
                 f"{where}: estimate of {t!r} has shape {x.shape}, expected (channels, samples) "
