@@ -30,10 +30,11 @@ __all__ = ["main"]
 def main(cfg: DictConfig) -> float:
     """Returns the mean HAAQI."""
     from ..evaluation import EvaluationError
+    from ..train import CheckpointError
 
     try:
         summary = run(cfg)
-    except (CadenzaError, DatasetError, EvaluationError, DeviceError) as err:
+    except (CadenzaError, DatasetError, EvaluationError, DeviceError, CheckpointError) as err:
         raise SystemExit(f"xslicq.cadenza: error: {err}") from None
     print(summary_markdown(summary, summary.get("options")))
     print(f"written to {Path(cfg.out).resolve()}")

@@ -6,8 +6,12 @@ A CAD1 listener file (``listeners.*.json``) is one object keyed by listener id::
                "audiogram_levels_l": [...], "audiogram_levels_r": [...]}, ...}
 
 with the audiogram frequencies in Hz and the hearing levels of each ear in dB HL at those
-frequencies. Without a file the four made-up listeners of :data:`EXAMPLE_LISTENERS` are
-used (mild, moderate, sloping, near-normal; *not* the challenge's listeners).
+frequencies. Levels must lie in :data:`LEVEL_RANGE` (-10 to 120 dB HL, an audiometer's range)
+and frequencies in :data:`FREQUENCY_RANGE` (125 Hz to 16 kHz, the standard audiogram
+frequencies); a value outside is refused, naming the listener, the field, the value and the
+range (a 500 dB HL audiogram was taken). Without a file the four made-up listeners of
+:data:`EXAMPLE_LISTENERS` are used (mild, moderate, sloping, near-normal; *not* the
+challenge's listeners).
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from .errors import CadenzaError, clarity_api
 __all__ = [
     "EARS",
     "EXAMPLE_LISTENERS",
+    "FREQUENCY_RANGE",
+    "LEVEL_RANGE",
     "LISTENER_FIELDS",
     "ear_audiograms",
     "load_listeners",
@@ -38,6 +44,13 @@ EARS = ("left", "right")
 
 LISTENER_FIELDS = ("audiogram_cfs", "audiogram_levels_l", "audiogram_levels_r")
 """The fields every entry of a CAD1 listener file must have (``name`` is optional)."""
+
+LEVEL_RANGE = (-10.0, 120.0)
+"""Hearing levels an audiogram may hold, dB HL: what audiometers measure (ISO 8253-1)."""
+
+FREQUENCY_RANGE = (125.0, 16000.0)
+"""Audiogram frequencies allowed, Hz: the lowest and highest standard audiogram frequency
+(``clarity.utils.audiogram.FULL_STANDARD_AUDIOGRAM_FREQUENCIES``)."""
 
 
 def _listener_from_entry(key: str, entry, source):
@@ -75,11 +88,16 @@ def _listener_from_entry(key: str, entry, source):
                 f"listener {key!r} in {source}: audiogram_cfs and {field} must be "
                 "finite numbers (no null)"
             )
-        if np.any(freqs <= 0):
-            raise CadenzaError(
-                f"listener {key!r} in {source}: audiogram_cfs must be positive Hz, "
-                f"got {freqs.tolist()}"
-            )
+        for checked, values, (low, high), unit in (
+            ("audiogram_cfs", freqs, FREQUENCY_RANGE, "Hz"),
+            (field, levels, LEVEL_RANGE, "dB HL"),
+        ):
+            bad = values[(values < low) | (values > high)]
+            if bad.size:
+                raise CadenzaError(
+                    f"listener {key!r} in {source}: {checked} holds {bad[0]:g} {unit}, outside "
+                    f"the range {low:g} to {high:g} {unit}"
+                )
         try:
             ears[ear] = c["Audiogram"](levels=levels, frequencies=freqs)
         except ValueError as err:  # lengths differ, or not ascending / unique

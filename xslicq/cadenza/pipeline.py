@@ -34,7 +34,18 @@ from .reports import CSV_COLUMNS, write_results
 
 log = logging.getLogger(__name__)
 
-__all__ = ["check_seconds", "check_workers", "evaluate_cadenza", "process_song", "run"]
+__all__ = [
+    "check_flag",
+    "check_seconds",
+    "check_workers",
+    "evaluate_cadenza",
+    "process_song",
+    "run",
+]
+
+
+FLAGS = {"compressor": False, "soft_clip": True, "save_remix": False}
+"""The boolean settings of ``conf/cadenza.yaml`` and their defaults."""
 
 
 def _check_stems(stems: Mapping, references: Mapping) -> tuple[list[str], int]:
@@ -101,6 +112,7 @@ def process_song(
     """
     sample_rate = check_sample_rate(sample_rate)
     check_reference_mode(reference)
+    compressor, soft = check_flag(compressor, "compressor"), check_flag(soft, "soft_clip")
     audiograms = ear_audiograms(listener)
     names, _ = _check_stems(stems, references)
     processed = {}
@@ -178,6 +190,14 @@ def check_seconds(seconds) -> float | None:
     return float(seconds)
 
 
+def check_flag(value, name: str) -> bool:
+    """``value`` if it is a boolean (``compressor``, ``soft_clip``, ``save_remix``), else a
+    :class:`CadenzaError` naming it (``bool("false")`` would read as true)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise CadenzaError(f"{name} must be true or false, got {value!r}")
+    return bool(value)
+
+
 def check_workers(workers) -> int:
     """``workers`` if it is an integer >= 0 (0: score in this process), else an error."""
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
@@ -227,6 +247,8 @@ def evaluate_cadenza(
     workers = check_workers(workers)
     seconds = check_seconds(seconds)
     check_reference_mode(reference)
+    compressor, soft = check_flag(compressor, "compressor"), check_flag(soft, "soft_clip")
+    save_remix = check_flag(save_remix, "save_remix")
     tracks, listeners = list(tracks), list(listeners)
     if not tracks:
         raise CadenzaError("no songs to evaluate")
@@ -346,6 +368,10 @@ def _run_pool(
 def run(cfg: DictConfig) -> dict:
     """Evaluate ``cfg.checkpoint`` on ``cfg.split`` of ``cfg.data`` for ``cfg.listeners``.
 
+    Every setting is checked, and the checkpoint read, before the data set is read or
+    generated: a damaged checkpoint is one error at once (it came as a traceback after the
+    synthetic set's generation, 44 s).
+
     Args:
         cfg: the composed ``conf/cadenza.yaml`` (checkpoint, split, data, listeners, workers,
             device, compressor, soft_clip, reference, seconds, save_remix, targets, out).
@@ -363,11 +389,12 @@ def run(cfg: DictConfig) -> dict:
     workers = check_workers(cfg.workers)
     seconds = check_seconds(cfg.get("seconds"))
     reference = check_reference_mode(cfg.get("reference", "cad1"))
+    flags = {k: check_flag(cfg.get(k, d), k) for k, d in FLAGS.items()}
     listeners = load_listeners(cfg.get("listeners"))
-    tracks = load_split(cfg.data, cfg.split)
     from ..separator import Separator
 
     separator = Separator.from_checkpoint(str(checkpoint), device=cfg.get("device", "cpu"))
+    tracks = load_split(cfg.data, cfg.split)
     log.info(
         "Cadenza HAAQI of %s: %d %s songs x %d listeners",
         checkpoint,
@@ -381,10 +408,10 @@ def run(cfg: DictConfig) -> dict:
         listeners,
         cfg.out,
         workers=workers,
-        compressor=bool(cfg.compressor),
+        compressor=flags["compressor"],
         reference=reference,
-        soft=bool(cfg.get("soft_clip", True)),
+        soft=flags["soft_clip"],
         seconds=seconds,
-        save_remix=bool(cfg.get("save_remix", False)),
+        save_remix=flags["save_remix"],
         targets=list(cfg.targets) if cfg.get("targets") else None,
     )
