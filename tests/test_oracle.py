@@ -143,7 +143,7 @@ def test_oracle_cli(two_sources, tmp_path):
         "xslicq.oracle",
         "data=musdb",
         f"data.root={tmp_path / 'missing'}",
-        f"out={out}",
+        f"out={tmp_path / 'out-missing'}",  # (out already holds the first run's results)
         timeout=120,
     )
     assert r.returncode != 0 and f"dataset folder {tmp_path / 'missing'} does not exist" in r.stderr

@@ -19,7 +19,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from .config import DeviceError
-from .data.tracks import DatasetError
+from .data.tracks import SPLITS, DatasetError
 from .evaluation import (
     EvaluationError,
     check_metric,
@@ -28,8 +28,11 @@ from .evaluation import (
     load_split,
     summary_markdown,
 )
+from .outputs import OutputError, results
 
 log = logging.getLogger(__name__)
+
+RESULT_FILES = ("summary.md", "summary.csv", "tracks.csv", "summary.json")  # write_summary's
 
 __all__ = ["main", "run"]
 
@@ -47,6 +50,8 @@ def run(cfg: DictConfig) -> dict:
         raise EvaluationError(f"checkpoint {checkpoint} does not exist (or is not a file)")
     check_metric(cfg.metric)
     workers = check_workers(cfg.workers)
+    if cfg.split not in SPLITS:  # before the checkpoint: a typo is no reason to load a model
+        raise DatasetError(f"unknown split {cfg.split!r}; choose one of {', '.join(SPLITS)}")
     from .separator import Separator
 
     separator = Separator.from_checkpoint(str(checkpoint), device=cfg.get("device", "cpu"))
@@ -55,15 +60,26 @@ def run(cfg: DictConfig) -> dict:
     log.info(
         "evaluating %s on %d %s tracks with %s", checkpoint, len(tracks), cfg.split, cfg.metric
     )
-    return evaluate(
-        separator.separate,
-        tracks,
-        cfg.out,
-        metric=cfg.metric,
-        workers=workers,
-        targets=targets,
-        align=cfg.get("align"),
-    )
+    # the output policy (xslicq.outputs): one run at a time in `out`, nothing it did not
+    # write replaced, its own earlier results only with force=true
+    subsets = sorted({t.folder.parent.name for t in tracks}) if cfg.metric == "museval" else []
+    with results(
+        Path(str(cfg.out)),
+        "evaluate",
+        [*RESULT_FILES, *subsets],
+        bool(cfg.get("force", False)),
+        [checkpoint, cfg.data.get("root")],
+        source={"checkpoint": str(checkpoint.resolve()), "split": str(cfg.split)},
+    ):
+        return evaluate(
+            separator.separate,
+            tracks,
+            cfg.out,
+            metric=cfg.metric,
+            workers=workers,
+            targets=targets,
+            align=cfg.get("align"),
+        )
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
@@ -73,7 +89,7 @@ def main(cfg: DictConfig) -> float:
 
     try:
         summary = run(cfg)
-    except (EvaluationError, DatasetError, DeviceError, CheckpointError) as err:
+    except (EvaluationError, DatasetError, DeviceError, CheckpointError, OutputError) as err:
         raise SystemExit(f"xslicq.evaluate: error: {err}") from None
     print(summary_markdown(summary, "Separation scores"))
     print(f"written to {Path(cfg.out).resolve()}")

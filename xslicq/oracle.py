@@ -45,6 +45,7 @@ from .evaluation import (
     summarize,
     write_summary,
 )
+from .outputs import OutputError, results
 
 log = logging.getLogger(__name__)
 
@@ -300,7 +301,19 @@ def run(cfg: DictConfig) -> tuple[dict[str, dict], object, DictConfig]:
     log.info(
         "oracles %s of %s on %d %s tracks (%s)", kinds, name, len(tracks), cfg.split, cfg.metric
     )
-    summaries = run_oracles(transform, tracks, kinds, cfg.metric, workers, targets, cfg.out, name)
+    # the output policy (xslicq.outputs): one run at a time in `out`, nothing it did not
+    # write replaced, its own earlier results only with force=true
+    with results(
+        Path(str(cfg.out)),
+        "oracle",
+        ["summary.md", *kinds],
+        bool(cfg.get("force", False)),
+        [cfg.data.get("root")],
+        source={"transform": name, "split": str(cfg.split)},
+    ):
+        summaries = run_oracles(
+            transform, tracks, kinds, cfg.metric, workers, targets, cfg.out, name
+        )
     return summaries, transform, transform_cfg
 
 
@@ -321,7 +334,7 @@ def main(cfg: DictConfig):
             if cfg.get("objectives")
             else None
         )
-    except (EvaluationError, DatasetError, InvalidTransform) as err:
+    except (EvaluationError, DatasetError, InvalidTransform, OutputError) as err:
         if sweeping:
             raise
         raise SystemExit(f"xslicq.oracle: error: {err}") from None

@@ -30,11 +30,13 @@ __all__ = ["main"]
 def main(cfg: DictConfig) -> float:
     """Returns the mean HAAQI."""
     from ..evaluation import EvaluationError
+    from ..outputs import OutputError
     from ..train import CheckpointError
 
+    errors = (CadenzaError, DatasetError, EvaluationError, DeviceError, CheckpointError)
     try:
         summary = run(cfg)
-    except (CadenzaError, DatasetError, EvaluationError, DeviceError, CheckpointError) as err:
+    except (*errors, OutputError) as err:
         raise SystemExit(f"xslicq.cadenza: error: {err}") from None
     print(summary_markdown(summary, summary.get("options")))
     print(f"written to {Path(cfg.out).resolve()}")

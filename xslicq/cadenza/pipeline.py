@@ -402,16 +402,28 @@ def run(cfg: DictConfig) -> dict:
         cfg.split,
         len(listeners),
     )
-    return evaluate_cadenza(
-        separator.separate,
-        tracks,
-        listeners,
-        cfg.out,
-        workers=workers,
-        compressor=flags["compressor"],
-        reference=reference,
-        soft=flags["soft_clip"],
-        seconds=seconds,
-        save_remix=flags["save_remix"],
-        targets=list(cfg.targets) if cfg.get("targets") else None,
-    )
+    from ..outputs import results
+
+    # the output policy (xslicq.outputs): one run at a time in `out`, nothing it did not
+    # write replaced, its own earlier results only with force=true
+    with results(
+        Path(str(cfg.out)),
+        "cadenza",
+        ["scores.csv", "scores.partial.csv", "summary.json", "summary.md", "remix"],
+        bool(cfg.get("force", False)),
+        [checkpoint, cfg.data.get("root")],
+        source={"checkpoint": str(checkpoint.resolve()), "split": str(cfg.split)},
+    ):
+        return evaluate_cadenza(
+            separator.separate,
+            tracks,
+            listeners,
+            cfg.out,
+            workers=workers,
+            compressor=flags["compressor"],
+            reference=reference,
+            soft=flags["soft_clip"],
+            seconds=seconds,
+            save_remix=flags["save_remix"],
+            targets=list(cfg.targets) if cfg.get("targets") else None,
+        )

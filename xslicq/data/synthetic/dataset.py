@@ -42,6 +42,7 @@ MANIFEST_NAME = "xslicq_synthetic.json"  # written last: the set is complete
 PROGRESS_NAME = "xslicq_synthetic.partial.json"  # written first: a render is under way
 VERSION = 1
 SAMPLE_RATE = 44100
+MAX_SECONDS = 600.0  # the longest track: each is rendered and mixed in memory (MUSDB's ~10 min)
 GENERATOR = "xslicq.data.synthetic"  # recorded in the manifest
 FOLDERS = {"train": "train", "valid": "train", "test": "test"}  # split -> subfolder
 _TRACK_DIR = re.compile(r"^synth_\d+_[a-z0-9_]+$")
@@ -170,6 +171,11 @@ def _check_seconds(seconds):
         raise ValueError(f"seconds must be positive, got {seconds:g}")
     if seconds < 2:
         raise ValueError(f"seconds must be >= 2 (the shortest track), got {seconds:g}")
+    if seconds > MAX_SECONDS:
+        raise ValueError(
+            f"seconds must be at most {MAX_SECONDS:g} (each track is rendered and mixed in "
+            f"memory), got {seconds:g}"
+        )
     return seconds
 
 
@@ -407,13 +413,29 @@ def _difference(old, params, name):
 
 
 def _remove_tracks(out, keep=()):
-    """Delete the ``synth_*`` track folders of ``out`` whose names are not in ``keep``
-    (nothing else)."""
+    """Delete the files this generator writes (:func:`_track_files`, and their temporary
+    files) in the ``synth_*`` track folders of ``out`` whose names are not in ``keep``, and
+    each folder then empty; a file the generator does not write is left where it is, and
+    its folder with it (a log line names them)."""
     for folder in ("train", "test"):
         if (out / folder).is_dir():
-            for d in (out / folder).iterdir():
-                if d.is_dir() and _TRACK_DIR.match(d.name) and d.name not in keep:
-                    shutil.rmtree(d)
+            for d in sorted((out / folder).iterdir()):
+                if d.is_symlink() or not d.is_dir() or not _TRACK_DIR.match(d.name):
+                    continue
+                if d.name in keep:
+                    continue
+                for path in _track_files(d) + sorted(d.glob("*.wav.tmp")):
+                    if path.is_file() or path.is_symlink():
+                        path.unlink()
+                others = sorted(p.name for p in d.iterdir())
+                if others:
+                    log.warning(
+                        "%s: kept, with files this generator did not write: %s",
+                        d,
+                        ", ".join(others),
+                    )
+                else:
+                    d.rmdir()
 
 
 def _write_json(path, obj):
