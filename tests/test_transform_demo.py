@@ -65,4 +65,5 @@ def test_demo_cli(tmp_path):
 
 def test_demo_rejects_bad_seconds(tmp_path):
     r = run_module("xslicq.transform_demo", "seconds=0", f"hydra.run.dir={tmp_path}", timeout=300)
-    assert r.returncode != 0 and "seconds must be positive, got 0" in r.stderr
+    assert r.returncode == 2 and "error: seconds must be positive and at most 120" in r.stderr
+    assert "Traceback" not in r.stderr

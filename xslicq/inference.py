@@ -47,6 +47,10 @@ from .streamer import Streamer
 # the sample rates separate() takes without ``any_rate=True``: below is a rate given in kHz
 # or a boolean (True is 1 Hz, upsampled 44,100x), above is no audio rate in use
 SAMPLE_RATE_RANGE = (8_000, 384_000)
+# the longest chunk separated at once: memory grows with the chunk, about 27 MiB a second
+# for the default model (torch: 1155 MiB peak at 10 s, 2507 MiB at 60 s); a song shorter
+# than its chunk is one chunk, so a larger bound would only let a long song exhaust memory
+MAX_CHUNK_SECONDS = 60.0
 METADATA_KEY = "xslicq"  # the metadata_props entry that holds the pipeline's JSON
 FORMAT_VERSION = 1  # of that JSON; a reader refuses other versions
 MATRIX_INPUT, MASK_OUTPUT = "magnitudes", "masks"  # the network's input and output names
@@ -74,9 +78,15 @@ def check_seconds(value, name: str) -> float:
 
 
 def check_chunking(chunk_seconds, overlap_seconds) -> tuple[float, float]:
-    """``(chunk_seconds, overlap_seconds)`` as floats if ``chunk > 2 * overlap > 0``."""
+    """``(chunk_seconds, overlap_seconds)`` as floats if ``chunk > 2 * overlap > 0`` and
+    the chunk is at most :data:`MAX_CHUNK_SECONDS`."""
     chunk_seconds = check_seconds(chunk_seconds, "chunk_seconds")
     overlap_seconds = check_seconds(overlap_seconds, "overlap_seconds")
+    if chunk_seconds > MAX_CHUNK_SECONDS:
+        raise ValueError(
+            f"chunk_seconds must be at most {MAX_CHUNK_SECONDS:g} (memory grows with it), "
+            f"got {chunk_seconds:g}"
+        )
     if not chunk_seconds > 2 * overlap_seconds > 0:
         raise ValueError(
             f"need chunk_seconds > 2 * overlap_seconds > 0, got "
@@ -388,6 +398,7 @@ class OnnxNetwork:
                 f"{what}: its {METADATA_KEY!r} metadata is damaged ({err})"
             ) from None
         self.metadata = check_metadata(meta, what)
+        self.source = what
         self.input_name = self.session.get_inputs()[0].name
         self.providers = self.session.get_providers()
         self.streaming = "stream" in self.metadata
@@ -402,6 +413,51 @@ class OnnxNetwork:
         if not path.is_file():
             raise ModelFileError(f"model {path} does not exist")
         return cls(path, device=device, **kwargs)
+
+    def check_pipeline(self, channels: int, bins: int, columns: int, targets: int) -> None:
+        """A :class:`ModelFileError` naming every disagreement between the graph's fixed
+        dimensions and the pipeline its metadata describes (``channels``, frequency ``bins``
+        and matrix ``columns`` per slice of the transform, number of ``targets``, a causal
+        network's state shape), found when the model is loaded rather than as an
+        onnxruntime error on the first chunk: the input is (batch, C, F, slices, T), the
+        masks (batch, J, C, F, slices, T)."""
+        graph_in, graph_out = self.session.get_inputs()[0], self.session.get_outputs()[0]
+        c, f, t = ("channels", channels), ("frequency bins", bins), ("columns per slice", columns)
+        wanted = [  # (graph argument, rank, {axis: (what, value)})
+            (graph_in, 5, {1: c, 2: f, 4: t}),
+            (graph_out, 6, {1: ("targets", targets), 2: c, 3: f, 5: t}),
+        ]
+        problems = []
+        for arg, rank, dims in wanted:
+            shape = list(arg.shape)
+            if len(shape) != rank:
+                problems.append(f"its {arg.name!r} has {len(shape)} dimensions, not {rank}")
+                continue
+            for axis, (what, value) in dims.items():
+                if isinstance(shape[axis], int) and shape[axis] != value:
+                    problems.append(
+                        f"the metadata gives {value} {what}, the network's {arg.name!r} "
+                        f"{shape[axis]} (axis {axis})"
+                    )
+        if self.streaming:
+            state = self.metadata["stream"]["state"]["shape"]
+            for arg in self.session.get_inputs()[1:]:
+                shape = list(arg.shape)
+                differ = len(shape) != len(state) or any(
+                    isinstance(a, int) and isinstance(b, int) and a != b
+                    for a, b in zip(shape, state)
+                )
+                if differ:
+                    problems.append(
+                        f"the metadata gives the state shape {state}, the network's "
+                        f"{arg.name!r} {shape}"
+                    )
+        if problems:
+            raise ModelFileError(
+                f"{self.source}: its metadata disagrees with its network: "
+                + "; ".join(problems)
+                + " (a file edited after export? export it again with python -m xslicq.export)"
+            )
 
     def initial_state(self, batch: int = 1) -> tuple[np.ndarray, ...]:
         """A causal network's state before the first slice: zeros of the exported state
@@ -479,6 +535,8 @@ class OnnxSeparator(ChunkedSeparator):
         self.sllen, self.trlen = int(self.transform.sllen), int(self.transform.trlen)
         self.lookahead = int(stream.get("lookahead", 0)) if stream else 0
         self._window = slice_window(self.sllen, self.trlen).astype(np.float32)
+        if hasattr(network, "check_pipeline"):  # an OnnxNetwork: its graph against the metadata
+            network.check_pipeline(self.channels, self.r2m.nb_bins, self.r2m.T, len(self.targets))
 
     @classmethod
     def from_file(cls, path, device: str = "cpu", **kwargs) -> OnnxSeparator:

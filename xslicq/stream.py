@@ -67,8 +67,8 @@ FORMATS = {
 }
 DEFAULT_BLOCK = 1024  # input frames read at a time
 # the most frames read at a time: a block is held, and its slices go through the engine in
-# one step, so memory grows with it (1 << 20 frames: 23.8 s at 44.1 kHz, about the memory of
-# separate's largest --chunk-seconds)
+# one step, so memory grows with it as with separate's chunks (about 27 MiB a second for the
+# default model); 1 << 20 frames is 23.8 s at 44.1 kHz
 MAX_BLOCK = 1 << 20
 
 

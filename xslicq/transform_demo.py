@@ -8,6 +8,9 @@ a spectrogram PNG (sliCQT beside an STFT of the same signal).
 from __future__ import annotations
 
 import logging
+import math
+import numbers
+import sys
 import time
 from pathlib import Path
 
@@ -20,6 +23,30 @@ from . import signals
 
 log = logging.getLogger(__name__)
 
+# the longest test signal: the transform holds all its coefficients at once (the default
+# cqlog, analysed and resynthesised: 572 MiB peak for 1 s of stereo, 1165 MiB for 60 s, about
+# 10 MiB a second; 120 s stays under 2 GiB)
+MAX_SECONDS = 120.0
+DTYPES = ("float32", "float64")  # the precisions the transforms compute in
+
+
+def check_config(cfg: DictConfig) -> None:
+    """A ValueError naming the value and what is allowed, for ``seconds`` outside
+    (0, :data:`MAX_SECONDS`] or a ``dtype`` not in :data:`DTYPES`."""
+    seconds = cfg.seconds
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, numbers.Real)
+        or not math.isfinite(seconds)
+        or not 0 < seconds <= MAX_SECONDS
+    ):
+        raise ValueError(
+            f"seconds must be positive and at most {MAX_SECONDS:g} (the whole signal is "
+            f"transformed at once), got {seconds!r}"
+        )
+    if cfg.dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {cfg.dtype!r}")
+
 
 def run_demo(cfg: DictConfig, out_dir: Path) -> dict:
     """Run the demo and return its numbers (used by tests)."""
@@ -30,8 +57,7 @@ def run_demo(cfg: DictConfig, out_dir: Path) -> dict:
 
     from .plotting import spectrogram_figure
 
-    if cfg.seconds <= 0:
-        raise ValueError(f"seconds must be positive, got {cfg.seconds}")
+    check_config(cfg)
     transform = hydra.utils.instantiate(cfg.transform)
     sr = transform.sample_rate
     audio = signals.music_like(cfg.seconds, sr, channels=2, seed=cfg.seed)
@@ -63,9 +89,21 @@ def run_demo(cfg: DictConfig, out_dir: Path) -> dict:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="transform_demo")
 def main(cfg: DictConfig) -> float:
+    """The demo; a value it or the transform refuses is one ``error:`` line, exit status 2."""
     from hydra.core.hydra_config import HydraConfig
+    from hydra.errors import InstantiationException
 
-    r = run_demo(cfg, Path(HydraConfig.get().runtime.output_dir))
+    from .cli import error_line
+
+    try:
+        r = run_demo(cfg, Path(HydraConfig.get().runtime.output_dir))
+    except (ValueError, InstantiationException) as err:
+        if isinstance(err, InstantiationException):  # the transform's own check, wrapped
+            if not isinstance(err.__cause__, ValueError):
+                raise
+            err = err.__cause__
+        print(error_line(err), file=sys.stderr)
+        raise SystemExit(2) from None
     print(f"{r['transform']}")
     print(
         f"{cfg.seconds} s of song-like stereo audio -> {r['blocks']} blocks, "

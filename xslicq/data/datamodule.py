@@ -114,8 +114,9 @@ class MusdbDataModule(pl.LightningDataModule):
 
     def _check_root(self) -> None:
         if not self.root.is_dir():
+            what = "is a file, not a folder" if self.root.exists() else "does not exist"
             raise DatasetError(
-                f"data.root={self.root} does not exist: set data.root to your MUSDB18-HQ "
+                f"data.root={self.root} {what}: set data.root to your MUSDB18-HQ "
                 "folder (ROOT/{train,test}/<track>/<stem>.wav), or use data=synthetic for "
                 "the offline synthetic set"
             )

@@ -9,8 +9,11 @@ Splits:
 
 The validation tracks are the 14 of the standard MUSDB18 split (read from the
 installed ``musdb`` package) unless ``ROOT`` holds the manifest of a synthetic
-set (:mod:`xslicq.data.synthetic`), whose own split is used. A synthetic set whose render
-was interrupted (its progress file but no manifest) is an error until it is finished.
+set (:mod:`xslicq.data.synthetic`), whose own split is used. A folder in the layout that
+holds none of those 14 names in ``train/`` (a data set of one's own) validates on the last
+eighth of its ``train/`` tracks in name order, at least one (:func:`fallback_validation`),
+as the synthetic sets do. A synthetic set whose render was interrupted (its progress file
+but no manifest) is an error until it is finished.
 
 Mono stems are upmixed to stereo with a warning (MUSDB18-HQ is stereo
 throughout; a mono stem usually means a re-exported file). Everything else that
@@ -144,13 +147,22 @@ def split_names(root: Path) -> dict[str, list[str]] | None:
     return {s: list(split.get(s, [])) for s in SPLITS}
 
 
+def fallback_validation(names: list[str]) -> list[str]:
+    """The validation tracks of a ``train/`` folder without any of MUSDB18's: its last
+    ``max(1, len(names) // 8)`` names in sorted order (an eighth, as the synthetic sets'
+    default), none when it holds a single track (that one trains)."""
+    names = sorted(names)
+    return names[len(names) - max(1, len(names) // 8) :] if len(names) > 1 else []
+
+
 def find_tracks(root, split: str, sample_rate: int = 44100, stems=STEMS) -> list[Track]:
     """All tracks of ``split`` (``train``, ``valid`` or ``test``) under ``root``, sorted."""
     if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+        raise DatasetError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     root = Path(root)
     if not root.is_dir():
-        raise DatasetError(f"dataset folder {root} does not exist")
+        what = "is a file, not a folder" if root.exists() else "does not exist"
+        raise DatasetError(f"dataset folder {root} {what}")
     if (root / SYNTHETIC_PROGRESS).is_file() and not (root / SYNTHETIC_MANIFEST).is_file():
         raise DatasetError(
             f"dataset folder {root} holds a synthetic set whose render was interrupted; "
@@ -175,7 +187,15 @@ def find_tracks(root, split: str, sample_rate: int = 44100, stems=STEMS) -> list
             )
         names = [n for n in names if n in wanted]
     elif split != "test":
-        valid = set(musdb_validation_tracks())
+        valid = set(musdb_validation_tracks()) & set(names)
+        if not valid:  # not MUSDB18's tracks: a data set of one's own
+            valid = set(fallback_validation(names))
+        if split == "valid" and len(names) == 1 and not valid:
+            raise DatasetError(
+                f"split 'valid' of {root} has no tracks: {folder} holds a single track, "
+                "which trains; add a second track there (the last eighth of train/ in name "
+                "order validates when none of MUSDB18's validation tracks is there)"
+            )
         names = [n for n in names if (n in valid) == (split == "valid")]
     if not names:
         raise DatasetError(f"split {split!r} of {root} has no tracks")

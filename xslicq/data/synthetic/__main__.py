@@ -24,7 +24,9 @@ def _parser():
     )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--tracks", type=int, required=True, help="number of tracks over all splits")
-    p.add_argument("--seconds", type=float, required=True, help="duration of every track (>= 2)")
+    p.add_argument(
+        "--seconds", type=float, required=True, help="duration of every track (2 to 600)"
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument(
         "--test-tracks",
