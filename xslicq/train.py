@@ -117,6 +117,12 @@ def validate_config(cfg: DictConfig) -> None:
         epochs is None or (isinstance(epochs, int) and (epochs >= 1 or epochs == -1)),
         f"trainer.max_epochs must be an integer >= 1 (or -1: no limit), got {epochs!r}",
     )
+    steps = trainer.get("max_steps")
+    _check(
+        steps is None
+        or (isinstance(steps, int) and not isinstance(steps, bool) and (steps >= 1 or steps == -1)),
+        f"trainer.max_steps must be an integer >= 1 (or -1: no limit), got {steps!r}",
+    )
     clip = trainer.get("gradient_clip_val")
     _check(
         clip is None or (_is_number(clip) and clip >= 0),
@@ -165,6 +171,19 @@ def validate_transform(cfg: DictConfig, transform) -> None:
             f"transform.sample_rate={transform.sample_rate} differs from "
             f"data.sample_rate={cfg.data.sample_rate}"
         )
+
+
+def config_key_message(error: Exception, cfg: DictConfig) -> str:
+    """``error``'s message with the config group of the value it names: the networks name
+    their arguments (``hidden must be a positive integer, got 0``), the command line names
+    them ``model.hidden``."""
+    message = str(error)
+    word = message.split(" ", 1)[0]
+    for group in ("model", "system", "loss"):
+        node = cfg.get(group)
+        if isinstance(node, DictConfig) and word in node:
+            return f"{group}.{message}"
+    return message
 
 
 def instantiate_list(cfg) -> list:
@@ -290,7 +309,10 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     if cfg.get("keep_freed_memory", False) and not keep_freed_memory():
         log.info("keep_freed_memory: not a glibc malloc here; left as it is")
     datamodule = instantiate_data(cfg.data)
-    system = SeparationSystem.from_config(cfg)
+    try:
+        system = SeparationSystem.from_config(cfg)
+    except ValueError as error:  # a value the network refuses (model.hidden=0, ...)
+        raise ConfigError(config_key_message(error, cfg)) from None
     validate_transform(cfg, system.transform)
     if checkpoint is not None:
         check_compatible(checkpoint["xslicq"].get("config") or {}, system.config, cfg.ckpt_path)
@@ -426,6 +448,7 @@ def main(cfg: DictConfig) -> float | None:
     from .callbacks import TrainingInterrupted
     from .data.checks import DataConfigError
     from .data.tracks import DatasetError
+    from .outputs import OutputError
 
     single = HydraConfig.get().mode == RunMode.RUN
     try:
@@ -438,7 +461,7 @@ def main(cfg: DictConfig) -> float | None:
         log.warning("interrupted: %s", stop)
         print(f"interrupted: {stop}", file=sys.stderr)
         raise SystemExit(stop.exit_code) from None
-    except (ConfigError, DeviceError, DatasetError, DataConfigError) as error:
+    except (ConfigError, DeviceError, DatasetError, DataConfigError, OutputError) as error:
         if not single:
             raise
         print(f"error: {error}", file=sys.stderr)
