@@ -254,7 +254,7 @@ def test_run_folders_need_no_quoting_in_resume_checkpoint_or_eval(overrides):
     _plain_value("resume", run)
     _plain_value("checkpoint", checkpoint)
     out = compose_config("evaluate", [f"checkpoint={checkpoint}", "metric=sdr"]).out
-    assert out == f"/x/{run}/eval/best-epoch004-sdr-1.50_test_sdr"
+    assert out == f"/x/{run}/eval/best-epoch004-sdr-1.50_synthetic-24x20.0s-seed0_test_sdr"
     _plain_value("out", out)
 
 
@@ -281,7 +281,7 @@ def test_evaluation_outputs_go_next_to_the_checkpoint():
     assert _beside("model.ckpt", "cadenza", "test", "fb") == "cadenza/model_test"
     assert _beside(None, "eval", "test", "outputs/evaluate/now") == "outputs/evaluate/now"
     cfg = compose_config("evaluate", ["checkpoint=o/run/checkpoints/last.ckpt", "metric=sdr"])
-    assert cfg.out == "o/run/eval/last_test_sdr"
+    assert cfg.out == "o/run/eval/last_synthetic-24x20.0s-seed0_test_sdr"
 
 
 def test_common_trainer_keys_override_without_plus():
@@ -454,7 +454,7 @@ def test_printed_resume_and_evaluate_commands_work_when_pasted(tmp_path, tiny_mu
     data = [f"data.root={tiny_musdb}", "data.synthetic=null", "metric=sdr", "workers=0"]
     r = run_module(words[2], *words[3:], *data, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert (run / "eval" / f"{best.stem}_test_sdr" / "summary.md").is_file()
+    assert (run / "eval" / f"{best.stem}_{tiny_musdb.name}_test_sdr" / "summary.md").is_file()
     assert sorted(p.name for p in (tmp_path / "outputs").iterdir()) == ["train"]
 
 

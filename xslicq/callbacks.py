@@ -37,18 +37,29 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     :func:`remove_stale_temp_files` when a run starts or resumes in that folder."""
 
     def save_checkpoint(self, checkpoint, path, storage_options=None):
+        """A full disk or a folder that cannot be written is an
+        :class:`~xslicq.outputs.OutputError` that says so (torch's zip writer reports a full
+        disk as ``unexpected pos``); the checkpoint already there is kept."""
+        from .outputs import write_failure
+
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        tmp = None
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
             with os.fdopen(fd, "wb") as f:
                 torch.save(checkpoint, f)
                 f.flush()
                 os.fsync(f.fileno())
             os.chmod(tmp, 0o666 & ~_umask())
             os.replace(tmp, path)
+        except (OSError, RuntimeError) as err:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+            raise write_failure(err, path) from None
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
             raise
 
 
