@@ -210,7 +210,11 @@ def main() -> None:
     sweep = json.loads(record.read_text()) if record.is_file() else None
 
     cfg = compose(["hparams_search=transform_oracle", *args.overrides])
-    study_name = cfg.hydra.sweeper.study_name
+    from xslicq.sweeper import latest_study_name
+
+    study_name = latest_study_name(storage, cfg.hydra.sweeper.study_name)  # + space digest
+    if study_name is None:
+        raise SystemExit(f"no study {cfg.hydra.sweeper.study_name}-<digest> in {storage}")
     study = optuna.load_study(study_name=study_name, storage=storage)
     all_trials = study.get_trials(deepcopy=False)
     trials = [t for t in all_trials if t.state.name == "COMPLETE"]

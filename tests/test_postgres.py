@@ -18,6 +18,7 @@ import optuna
 import pytest
 
 from xslicq import postgres
+from xslicq.sweeper import latest_study_name
 
 from helpers import ROOT, make_dataset
 
@@ -119,7 +120,8 @@ def test_script_server_holds_a_sweep_across_restarts(pg_folder, tmp_path):
     url = r.stdout.strip()
     assert LOCAL_URL.fullmatch(url), r.stdout
     oracle_sweep(data_root, url, tmp_path / "sweep", 2)
-    study = optuna.load_study(study_name=STUDY, storage=url)
+    name = latest_study_name(url, STUDY)  # STUDY and the digest of the search space
+    study = optuna.load_study(study_name=name, storage=url)
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
     assert {t.params["search.scale"] for t in study.trials} <= {"bark", "mel"}
     with dashboard(url, tmp_path) as get:
@@ -136,7 +138,7 @@ def test_script_server_holds_a_sweep_across_restarts(pg_folder, tmp_path):
 
     r = script("start", "--dir", str(pg_folder))  # the same server, URL and study again
     assert (r.returncode, r.stdout) == (0, f"{url}\n"), r.stderr
-    again = optuna.load_study(study_name=STUDY, storage=url)
+    again = optuna.load_study(study_name=name, storage=url)
     assert [t.values for t in again.trials] == values
     assert script("stop", "--dir", str(pg_folder)).returncode == 0
 

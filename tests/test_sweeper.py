@@ -4,6 +4,7 @@ resumption, and search spaces that fit the composed configuration."""
 
 import logging
 import math
+import re
 import signal
 import subprocess
 import sys
@@ -16,11 +17,12 @@ import yaml
 from omegaconf import OmegaConf
 
 from xslicq.search import pareto_front
-from xslicq.sweeper import StudySweeper
+from xslicq.sweeper import StudySweeper, SweepStorageError, latest_study_name
 
 from helpers import ROOT, compose_config, make_dataset
 
-STUDY = "transform_oracle-ds-valid"  # search name, data.name (the folder), split
+STUDY = "transform_oracle-ds-valid"  # search name, data.name (the folder), split; the
+# study's name adds the digest of its search space: latest_study_name finds it
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +67,7 @@ def test_search_records_failed_trials_with_reasons_and_resumes(data_root, tmp_pa
         "hydra.sweeper.sampler.seed=0",
     ]  # draws 16000, 30000, 16000, 30000
     run(search_command(data_root, storage, tmp_path / "sweep", 4, *space))
-    study = optuna.load_study(study_name=STUDY, storage=storage)
+    study = optuna.load_study(study_name=latest_study_name(storage, STUDY), storage=storage)
     assert [t.number for t in study.trials] == [0, 1, 2, 3]
     assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL", "COMPLETE", "FAIL"]
     for t in study.trials:
@@ -83,7 +85,7 @@ def test_search_records_failed_trials_with_reasons_and_resumes(data_root, tmp_pa
         assert (Path(attrs["output_dir"]) / "mixphase" / "summary.md").is_file()
 
     run(search_command(data_root, storage, tmp_path / "sweep2", 5, *space))
-    study = optuna.load_study(study_name=STUDY, storage=storage)
+    study = optuna.load_study(study_name=latest_study_name(storage, STUDY), storage=storage)
     assert [t.number for t in study.trials] == [0, 1, 2, 3, 4]
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
     front = {
@@ -99,10 +101,10 @@ def test_search_records_failed_trials_with_reasons_and_resumes(data_root, tmp_pa
 
 def _trial_numbers(url, sweep_dir, state):
     """Numbers of the trials in ``state`` that the worker writing into ``sweep_dir`` runs."""
-    try:
-        study = optuna.load_study(study_name=STUDY, storage=url)
-    except KeyError:  # the study does not exist yet
+    name = latest_study_name(url, STUDY)
+    if name is None:  # the study does not exist yet
         return []
+    study = optuna.load_study(study_name=name, storage=url)
     return [
         t.number
         for t in study.get_trials(deepcopy=False)
@@ -174,7 +176,9 @@ def test_two_workers_share_a_postgres_study_and_a_killed_one_is_failed(
         for p in (a, b):
             if p is not None and p.poll() is None:
                 p.kill()
-    study = optuna.load_study(study_name=STUDY, storage=postgres_url)
+    study = optuna.load_study(
+        study_name=latest_study_name(postgres_url, STUDY), storage=postgres_url
+    )
     trials = study.get_trials(deepcopy=False)
     assert sorted(t.number for t in trials) == list(range(n))
     # the seeded sampler is reseeded per trial number: the workers never repeat a point
@@ -290,7 +294,7 @@ def test_every_outcome_is_recorded_and_the_sweep_goes_on(tmp_path):
     storage = f"sqlite:///{tmp_path / 's.sqlite'}"
     sweeper = scripted_sweeper(tmp_path, outcome, 10, {"x": "interval(0, 1)"}, storage)
     sweeper.sweep(["kind=choice(raise,notfinite,two,prune,ok)"])
-    study = optuna.load_study(study_name="scripted", storage=storage)
+    study = optuna.load_study(study_name=latest_study_name(storage, "scripted"), storage=storage)
     assert [n for n, _ in sweeper.launcher.launched] == [t.number for t in study.trials]
     expected = {
         "raise": ("FAIL", "RuntimeError: boom"),
@@ -315,17 +319,23 @@ def test_every_outcome_is_recorded_and_the_sweep_goes_on(tmp_path):
     ] == {s: sum(t.state.name == s for t in study.trials) for s in ("FAIL", "PRUNED", "COMPLETE")}
 
 
-def test_a_space_that_contradicts_the_study_fails_its_trial_and_stops(tmp_path):
-    """Resuming a study with another distribution for a stored parameter cannot go on: the
-    asked trial is failed with the reason (never left RUNNING) and the error is raised."""
+def test_a_study_holding_another_search_space_is_refused(tmp_path):
+    """A study of the sweep's name (``scripted-<digest>``) whose stored search space is not the
+    sweep's is refused before any trial is asked (only a digest collision or a study written
+    by hand can do this: another space has another name)."""
     storage = f"sqlite:///{tmp_path / 's.sqlite'}"
-    scripted_sweeper(tmp_path, lambda p: 1.0, 2, {"x": "interval(0, 1)"}, storage).sweep([])
-    sweeper = scripted_sweeper(tmp_path, lambda p: 1.0, 4, {"x": "choice(0.1, 0.2)"}, storage)
-    with pytest.raises(ValueError):
+    sweeper = scripted_sweeper(tmp_path, lambda p: 1.0, 2, {"x": "interval(0, 1)"}, storage)
+    name, space = sweeper.study_name_of(*sweeper._search_space([]))
+    assert space == (
+        '{"directions":["maximize"],"fixed":{},"params":{"x":{"attributes":{"high":1.0,'
+        '"low":0.0},"name":"UniformDistribution"}}}'
+    )
+    assert re.fullmatch(r"scripted-[0-9a-f]{8}", name)
+    study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
+    study.set_user_attr("search_space", "{}")
+    with pytest.raises(SweepStorageError, match=f"study '{name}' in sqlite:///.* holds another"):
         sweeper.sweep([])
-    study = optuna.load_study(study_name="scripted", storage=storage)
-    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE", "FAIL"]
-    assert study.trials[2].user_attrs["fail_reason"].startswith("ValueError")
+    assert optuna.load_study(study_name=name, storage=storage).trials == []
 
 
 def test_max_failure_rate_stops_a_worker_whose_trials_keep_failing(tmp_path):

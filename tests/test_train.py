@@ -250,7 +250,10 @@ def test_optuna_sweep_with_a_failing_trial(tmp_path, tiny_musdb):
     assert r.returncode == 0, r.stderr[-3000:]
     import optuna
 
-    study = optuna.load_study(study_name="test_sweep", storage=f"sqlite:///{db}")
+    from xslicq.sweeper import latest_study_name
+
+    storage = f"sqlite:///{db}"
+    study = optuna.load_study(study_name=latest_study_name(storage, "test_sweep"), storage=storage)
     assert len(study.trials) == 2
     assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL"]
     for t in study.trials:
@@ -285,7 +288,9 @@ def test_train_optuna_sweep_runs_as_documented(tmp_path, tiny_musdb):
     )
     assert r.returncode == 0, r.stderr[-3000:]
     name = "train_optuna-ds-bark-xumx_matrix-sdr_mix"  # data.name: the data folder's name
-    study = optuna.load_study(study_name=name, storage=storage)
+    from xslicq.sweeper import latest_study_name
+
+    study = optuna.load_study(study_name=latest_study_name(storage, name), storage=storage)
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
     assert all(math.isfinite(t.value) for t in study.trials)
     assert {"optimizer.lr", "loss.weight_freq", "loss.mask_sum"} == set(study.trials[0].params)

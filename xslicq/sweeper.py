@@ -34,6 +34,20 @@ what a long, shared search needs:
   workers sharing a study never draw the same points (each would otherwise repeat the
   same random sequence) and a study's draws do not depend on which worker ran what.
 
+* The study is named ``<study_name>-<digest>``: 8 hex digits of SHA-256 over the search
+  space (each parameter's distribution, the values fixed on the command line for
+  parameters of ``params``, and the directions), :func:`search_space`. The same command
+  resumes its study; another search space opens a new study beside it instead of running 0
+  trials in the old one and reporting its results. The space is stored with the study (the
+  ``search_space`` user attribute), and a study of that name holding another space is refused.
+  :func:`latest_study_name` finds the study of a base name in a storage.
+* The storage's tables are created by one worker at a time (a PostgreSQL advisory lock, the
+  file lock beside a SQLite file): workers started together on a fresh database raced to
+  create them and one died (``UniqueViolation`` on ``CREATE TYPE studydirection``). A storage
+  that cannot be opened (malformed URL, unreachable server, read-only database) is one
+  :class:`SweepStorageError` naming the storage (its password masked), which the command
+  line prints as one ``error:`` line with exit status 2.
+
 The SQLite default needs no server; a ``postgresql://user@host:port/db`` URL shares one
 study between workers on several machines.
 """
@@ -43,8 +57,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import logging
 import math
+import re
 import threading
 import time
 import warnings
@@ -61,9 +77,85 @@ from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 
-__all__ = ["StudySweeper", "make_storage", "study_lock"]
+__all__ = [
+    "SPACE_ATTR",
+    "StudySweeper",
+    "SweepStorageError",
+    "latest_study_name",
+    "make_storage",
+    "open_study",
+    "search_space",
+    "study_lock",
+]
 
 _ABSENT = object()
+
+SPACE_ATTR = "search_space"
+"""The study user attribute that holds the search space (:func:`search_space`'s JSON)."""
+
+CONNECT_TIMEOUT_S = 30
+"""Seconds a PostgreSQL connection may take before the storage counts as unreachable."""
+
+_SCHEMA_LOCK_KEY = int.from_bytes(hashlib.sha1(b"xslicq optuna schema").digest()[:8], "big") - (
+    1 << 63
+)  # the advisory lock of the schema creation (a signed 64-bit key)
+
+
+class SweepStorageError(ValueError):
+    """The sweep's storage cannot be opened or used; the message names it."""
+
+
+def shown_url(url) -> str:
+    """``url`` with its password, if any, replaced by ``***`` (for messages and logs)."""
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", str(url))
+
+
+def _reason_of(err: BaseException) -> str:
+    """A database error's own message on one line (SQLAlchemy's without its SQL and links;
+    for Optuna's ``StorageInternalError``, that of the database error behind it)."""
+    if isinstance(err, optuna.exceptions.StorageInternalError) and err.__cause__ is not None:
+        err = err.__cause__
+    orig = getattr(err, "orig", None)
+    text = str(orig if orig is not None else err) or type(err).__name__
+    return " ".join(text.split())
+
+
+@contextlib.contextmanager
+def _schema_lock(url: str, engine_kwargs: dict) -> Iterator[None]:
+    """Hold a lock, across processes and machines, while Optuna creates the tables of
+    ``url``: a PostgreSQL advisory lock, ``flock`` on the ``.lock`` file beside a SQLite file
+    (the one :func:`study_lock` uses), nothing for other databases."""
+    if url.startswith("sqlite"):
+        path = url.split(":///", 1)[-1]
+        if not path or path == ":memory:":
+            yield
+            return
+        with open(str(Path(path).expanduser()) + ".lock", "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return
+    if not url.startswith("postgresql"):
+        yield
+        return
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url, **engine_kwargs)
+    try:
+        with engine.connect() as conn:
+            conn.execute(
+                sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": _SCHEMA_LOCK_KEY}
+            )
+            try:
+                yield
+            finally:
+                conn.execute(
+                    sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": _SCHEMA_LOCK_KEY}
+                )
+    finally:
+        engine.dispose()
 
 
 def make_storage(
@@ -71,32 +163,129 @@ def make_storage(
 ):
     """An Optuna storage for ``url`` (``None``: in memory) with heartbeats enabled.
 
-    SQLite files get a generous lock timeout so that several local workers can share one.
+    SQLite files get a generous lock timeout so that several local workers can share one;
+    PostgreSQL connections time out after :data:`CONNECT_TIMEOUT_S`. The tables are created
+    under a lock (:func:`_schema_lock`), so workers started at the same instant on a fresh
+    database do not race to create them.
+
+    Raises:
+        SweepStorageError: ``url`` is not a database URL, or the storage cannot be opened
+            (no such driver, server unreachable, a folder or database that cannot be
+            written); the message names the storage and the reason.
     """
     if url is None:
         return None
     if not isinstance(url, str) or "://" not in url:
-        raise ValueError(
+        raise SweepStorageError(
             f"hydra.sweeper.storage must be a database URL such as "
             f"sqlite:///path/study.sqlite or postgresql://user@host:5432/db, "
-            f"got {url!r}"
+            f"got {shown_url(url)!r}"
         )
+    import sqlalchemy.exc
+
     engine_kwargs: dict = {}
-    if url.startswith("sqlite"):
-        engine_kwargs = {"connect_args": {"timeout": 120}}
-        path = url.split(":///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    else:
-        engine_kwargs = {"pool_pre_ping": True}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=heartbeat_interval,
-            grace_period=grace_period,
+    try:
+        if url.startswith("sqlite"):
+            engine_kwargs = {"connect_args": {"timeout": 120}}
+            path = url.split(":///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        else:
+            engine_kwargs = {"pool_pre_ping": True}
+            if url.startswith("postgresql"):
+                engine_kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
+        with _schema_lock(url, engine_kwargs), warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period,
+            )
+    except (
+        sqlalchemy.exc.SQLAlchemyError,
+        optuna.exceptions.StorageInternalError,
+        OSError,
+        ImportError,
+        ValueError,
+    ) as err:
+        raise SweepStorageError(
+            f"cannot open the sweep storage {shown_url(url)}: {_reason_of(err)}"
+        ) from err
+
+
+def search_space(distributions: Mapping, fixed: Mapping, directions: Sequence[str]) -> str:
+    """The search space as canonical JSON: each parameter's distribution
+    (``optuna.distributions.distribution_to_json``), the fixed values of search parameters
+    and the directions. Its digest names the study (:meth:`StudySweeper.sweep`)."""
+    space = {
+        "directions": list(directions),
+        "params": {
+            k: json.loads(optuna.distributions.distribution_to_json(d))
+            for k, d in sorted(distributions.items())
+        },
+        "fixed": {k: str(v) for k, v in sorted(fixed.items())},
+    }
+    return json.dumps(space, sort_keys=True, separators=(",", ":"))
+
+
+def space_digest(space: str) -> str:
+    """8 hex digits of SHA-256 of a :func:`search_space` JSON."""
+    return hashlib.sha256(space.encode()).hexdigest()[:8]
+
+
+def open_study(
+    storage, name: str | None, space: str, sampler=None, directions: Sequence[str] = ("maximize",)
+) -> optuna.Study:
+    """Create or load the study ``name`` on ``storage`` (under :func:`study_lock`) and store
+    ``space`` with it (:data:`SPACE_ATTR`).
+
+    Raises:
+        SweepStorageError: the study holds another search space, or the storage cannot be
+            written (a read-only database); the message names the storage.
+    """
+    import sqlalchemy.exc
+
+    where = shown_url(getattr(storage, "url", "in memory"))
+    try:
+        with study_lock(storage, name or ""):
+            study = optuna.create_study(
+                study_name=name,
+                storage=storage,
+                sampler=sampler,
+                directions=list(directions),
+                load_if_exists=True,
+            )
+            stored = study.user_attrs.get(SPACE_ATTR)
+            if stored is None:
+                study.set_user_attr(SPACE_ATTR, space)
+    except (
+        sqlalchemy.exc.SQLAlchemyError,
+        optuna.exceptions.StorageInternalError,
+        OSError,
+    ) as err:
+        raise SweepStorageError(
+            f"cannot use the sweep storage {where} for study {name!r}: {_reason_of(err)}"
+        ) from err
+    if stored is not None and stored != space:
+        raise SweepStorageError(
+            f"study {name!r} in {where} holds another search space ({stored}), not {space}; "
+            "give the sweep another hydra.sweeper.study_name"
         )
+    return study
+
+
+def latest_study_name(storage, base: str) -> str | None:
+    """The name of the newest study named ``<base>-<8 hex digits>`` (a sweep's study of the
+    search ``base``, :meth:`StudySweeper.sweep`) in ``storage`` (a URL or an Optuna storage);
+    ``None`` when there is none."""
+    pattern = re.compile(re.escape(base) + r"-[0-9a-f]{8}")
+    found = [
+        s
+        for s in optuna.get_all_study_summaries(storage=storage)
+        if pattern.fullmatch(s.study_name)
+    ]
+    return max(found, key=lambda s: s._study_id).study_name if found else None
 
 
 @contextlib.contextmanager
@@ -359,22 +548,26 @@ class StudySweeper(Sweeper):
             log.warning("trial %d failed: %s", trial.number, reason)
 
     # -------------------------------------------------------------------- sweep
+    def study_name_of(self, distributions: Mapping, fixed: Mapping) -> tuple[str | None, str]:
+        """``(study name, search space JSON)``: ``<study_name>-<digest of the space>``
+        (``None`` stays: a random name); see the module docstring."""
+        pinned = {k: v for k, v in fixed.items() if k in (self.params or {})}
+        space = search_space(distributions, pinned, self.directions)
+        if self.study_name is None:
+            return None, space
+        return f"{self.study_name}-{space_digest(space)}", space
+
     def sweep(self, arguments: list[str]) -> None:
         assert self.config is not None and self.launcher is not None
         distributions, fixed = self._search_space(arguments)
+        name, space = self.study_name_of(distributions, fixed)
         storage = make_storage(self.storage_url, self.heartbeat_interval, self.grace_period)
-        study = optuna.create_study(
-            study_name=self.study_name,
-            storage=storage,
-            sampler=self.sampler,
-            directions=self.directions,
-            load_if_exists=True,
-        )
+        study = open_study(storage, name, space, self.sampler, self.directions)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         log.info(
             "study %r (%s), %s, %d trials in all, parameters %s",
             study.study_name,
-            self.storage_url or "in memory",
+            shown_url(self.storage_url) if self.storage_url else "in memory",
             self.directions,
             self.n_trials,
             ", ".join(distributions),

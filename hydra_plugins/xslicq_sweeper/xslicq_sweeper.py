@@ -4,6 +4,8 @@ Hydra only instantiates sweepers defined under ``hydra_plugins`` and imports eve
 there at start-up, so this one is thin and imports Optuna only when a sweep is built.
 """
 
+import sys
+
 from hydra.plugins.sweeper import Sweeper
 
 
@@ -19,4 +21,12 @@ class XslicqOptunaSweeper(Sweeper):
         self.sweeper.setup(hydra_context=hydra_context, task_function=task_function, config=config)
 
     def sweep(self, arguments):
-        return self.sweeper.sweep(arguments)
+        """Run the sweep; a storage that cannot be opened is one ``error:`` line, exit 2."""
+        from xslicq.cli import error_line
+        from xslicq.sweeper import SweepStorageError
+
+        try:
+            return self.sweeper.sweep(arguments)
+        except SweepStorageError as err:
+            print(error_line(err), file=sys.stderr)
+            raise SystemExit(2) from None
