@@ -203,7 +203,11 @@ def evaluate(
             ``({target: ...}, rate)`` to say the rate the stems are at; runs in this
             process. The estimates must have the track's channels, rate and length
             (:func:`~xslicq.evaluation.estimates.check_estimates`), else an
-            :class:`EvaluationError` names the track, the target and both values.
+            :class:`EvaluationError` names the track, the target and both values. Float
+            estimates are taken as they are (full scale 1.0; peaks above 100 are refused as
+            integer PCM stored as float); integer PCM (int16, int32) is converted to float by
+            its full scale (int16 / 32768), not scored as raw integers; other dtypes are
+            refused.
         tracks: :class:`~xslicq.data.tracks.Track` objects (e.g. from ``find_tracks``).
         out_dir: receives ``summary.md``, ``summary.csv``, ``tracks.csv``,
             ``summary.json`` (with the frames skipped because a reference is silent, per
