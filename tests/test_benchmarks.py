@@ -169,6 +169,16 @@ def test_sections_keep_the_others_and_each_states_its_load(load, tmp_path):
     )
 
 
+def test_every_recorded_results_file_states_the_load():
+    """The record itself: every Markdown results file, and every section of the files that
+    several scripts write, says what the machine's load was (or that it was not recorded)."""
+    for path in sorted(benchutil.RESULTS.glob("*.md")):
+        text = path.read_text()
+        sections = text.split("\n## ") if path.name in benchutil.TITLES else [text]
+        for section in sections[1:] if path.name in benchutil.TITLES else sections:
+            assert benchutil.LOAD_PREFIX in section, f"{path.name}: {section[:60]!r}"
+
+
 def test_every_script_takes_out_and_record():
     """No script of experiments/ parses its own arguments or writes into the record
     itself: all go through benchutil.parse_args and its writers."""
