@@ -10,6 +10,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,16 @@ def transform(scale="cqlog", backend="torch", **kwargs):
         kw = {**SCALE_KWARGS[scale], **kwargs}
         _TRANSFORMS[key] = SliCQT(scale=scale, sample_rate=SR, backend=backend, **kw)
     return _TRANSFORMS[key]
+
+
+def peak_bytes(run) -> int:
+    """The most memory NumPy and Python held at once while ``run()`` ran (tracemalloc)."""
+    tracemalloc.start()
+    try:
+        run()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
 
 
 def rel_err(x, y):

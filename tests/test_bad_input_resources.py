@@ -2,8 +2,6 @@
 of the two rates (44099 Hz built a 7.8 GB kernel), and every block and chunk size has an
 upper bound that is one clear error naming it, never a MemoryError."""
 
-import tracemalloc
-
 import numpy as np
 import pytest
 
@@ -15,7 +13,7 @@ from xslicq.stream import MAX_BLOCK
 from xslicq.stream import main as stream_main
 from xslicq.transform_demo import MAX_SECONDS, check_config
 
-from helpers import SR, noise_song
+from helpers import SR, noise_song, peak_bytes
 
 FREQ = 1000.0  # Hz of the test sine: well inside every rate's band
 
@@ -25,16 +23,6 @@ def sine(rate: int, seconds: float) -> np.ndarray:
     t = np.arange(round(seconds * rate)) / rate
     w = 2 * np.pi * FREQ * t
     return np.stack([np.sin(w), 0.5 * np.cos(w)]).astype(np.float32)
-
-
-def peak_bytes(run) -> int:
-    """The most memory NumPy and Python held at once while ``run()`` ran (tracemalloc)."""
-    tracemalloc.start()
-    try:
-        run()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
 
 
 class ConstantMasks:

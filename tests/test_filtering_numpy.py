@@ -2,14 +2,14 @@
 rounding and bound the working memory, the closed-form solve is the matrix solve, and the
 result is the torch version's."""
 
-import tracemalloc
-
 import numpy as np
 import pytest
 import torch
 
 from xslicq.filtering import wiener_block as wiener_torch
 from xslicq.filtering_numpy import BATCH_COEFFICIENTS, _solve, wiener_block
+
+from helpers import peak_bytes
 
 
 def block(b=1, j=4, c=2, f=5, s=3, m=16, seed=0):
@@ -64,15 +64,6 @@ def test_the_solve_is_the_inverse_of_the_mixture_covariance(c):
     got = _solve(r, v, x, eps)
     assert got.shape == x.shape and got.dtype == np.complex64
     assert rel_error(got, ref) < 1e-5
-
-
-def peak_bytes(run) -> int:
-    tracemalloc.start()
-    try:
-        run()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
 
 
 def test_the_working_memory_is_one_copy_of_the_estimates_and_a_batch():

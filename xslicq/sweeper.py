@@ -121,6 +121,30 @@ def _reason_of(err: BaseException) -> str:
 
 
 @contextlib.contextmanager
+def _file_lock(database: str) -> Iterator[None]:
+    """``flock`` on ``<database>.lock``, the file beside a SQLite database that every
+    worker on it locks (:func:`_schema_lock`, :func:`study_lock`)."""
+    with open(str(Path(database).expanduser()) + ".lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _advisory_lock(conn, key: int) -> Iterator[None]:
+    """A PostgreSQL session advisory lock ``key`` held on the connection ``conn``."""
+    import sqlalchemy
+
+    conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
+    try:
+        yield
+    finally:
+        conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+
+
+@contextlib.contextmanager
 def _schema_lock(url: str, engine_kwargs: dict) -> Iterator[None]:
     """Hold a lock, across processes and machines, while Optuna creates the tables of
     ``url``: a PostgreSQL advisory lock, ``flock`` on the ``.lock`` file beside a SQLite file
@@ -130,12 +154,8 @@ def _schema_lock(url: str, engine_kwargs: dict) -> Iterator[None]:
         if not path or path == ":memory:":
             yield
             return
-        with open(str(Path(path).expanduser()) + ".lock", "a+") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with _file_lock(path):
+            yield
         return
     if not url.startswith("postgresql"):
         yield
@@ -144,16 +164,8 @@ def _schema_lock(url: str, engine_kwargs: dict) -> Iterator[None]:
 
     engine = sqlalchemy.create_engine(url, **engine_kwargs)
     try:
-        with engine.connect() as conn:
-            conn.execute(
-                sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": _SCHEMA_LOCK_KEY}
-            )
-            try:
-                yield
-            finally:
-                conn.execute(
-                    sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": _SCHEMA_LOCK_KEY}
-                )
+        with engine.connect() as conn, _advisory_lock(conn, _SCHEMA_LOCK_KEY):
+            yield
     finally:
         engine.dispose()
 
@@ -301,24 +313,13 @@ def study_lock(storage, study_name: str) -> Iterator[None]:
         yield
         return
     if url.startswith("sqlite"):
-        path = Path(url.split(":///", 1)[-1]).expanduser()
-        with open(str(path) + ".lock", "a+") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with _file_lock(url.split(":///", 1)[-1]):
+            yield
         return
     if url.startswith("postgresql"):
-        import sqlalchemy
-
         key = int.from_bytes(hashlib.sha1(study_name.encode()).digest()[:8], "big", signed=True)
-        with storage.engine.connect() as conn:
-            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
-            try:
-                yield
-            finally:
-                conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+        with storage.engine.connect() as conn, _advisory_lock(conn, key):
+            yield
         return
     warnings.warn(
         f"no lock for {url.split(':', 1)[0]} storages: workers sharing the study may "
