@@ -147,3 +147,25 @@ def test_oracle_cli(two_sources, tmp_path):
         timeout=120,
     )
     assert r.returncode != 0 and f"dataset folder {tmp_path / 'missing'} does not exist" in r.stderr
+
+
+def test_a_multirun_writes_each_job_into_its_own_folder(two_sources, tmp_path):
+    """``python -m xslicq.oracle -m transform=...`` (docs/research.md): the jobs share the
+    default ``out``, so each writes its own job folder (the second job was refused: 'output
+    folder ... exists and is not empty')."""
+    root = two_sources[0].folder.parents[1]
+    sweep = tmp_path / "sweep"
+    r = run_module(
+        "xslicq.oracle",
+        "-m",
+        "transform=stft,bark",
+        "data=musdb",
+        f"data.root={root}",
+        "workers=0",
+        "targets=[vocals,bass]",
+        f"hydra.sweep.dir={sweep}",
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    for job in ("0", "1"):
+        assert (sweep / job / "summary.md").exists() and (sweep / job / "irm").is_dir()

@@ -32,7 +32,7 @@ from pathlib import Path
 import hydra
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from .data import SOURCES
 from .data.tracks import DatasetError, Track, read
@@ -326,7 +326,12 @@ def main(cfg: DictConfig):
 
     from .search import InvalidTransform
 
-    sweeping = HydraConfig.get().mode == RunMode.MULTIRUN
+    hydra_cfg = HydraConfig.get()
+    sweeping = hydra_cfg.mode == RunMode.MULTIRUN
+    if sweeping and not any(o.startswith("out=") for o in hydra_cfg.overrides.task):
+        # the jobs of a multirun share the default `out`: each writes its own job folder
+        with open_dict(cfg):
+            cfg.out = hydra_cfg.runtime.output_dir
     try:
         summaries, transform, transform_cfg = run(cfg)
         result = (
