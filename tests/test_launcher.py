@@ -130,8 +130,8 @@ def test_local_multirun_reports_failed_jobs(tmp_path, tiny_musdb):
         overrides, result, folder = jobs[n]
         assert f"system.columns_per_second={value}" in overrides.split()
         assert result == (
-            "failed: ValueError: columns_per_second must be a positive number (matrix columns "
-            f"per second of audio), got {value}"
+            "failed: ConfigError: system.columns_per_second must be a positive number (matrix "
+            f"columns per second of audio), got {value}"
         )
         assert folder == str(sweep / str(n))
     logs = list((sweep / ".submitit").iterdir())  # one folder per job id, no %j
