@@ -264,3 +264,80 @@ def test_channels_last_layout_gives_the_masks_of_the_contiguous_one():
     x = torch.rand(2, 2, 263, 3, 64)
     with torch.no_grad():
         torch.testing.assert_close(contiguous(x), model(x), rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------ the model protocol
+class _Gain(torch.nn.Module):
+    """A minimal network of the protocol (docs/extending.md's toy): one gain per bin."""
+
+    input_form = "matrix"
+    columns_per_second = 35.0
+
+    def __init__(self, nb_bins, T, channels, targets):
+        super().__init__()
+        self.nb_channels = channels
+        self.gain = torch.nn.Parameter(torch.zeros(targets, channels, nb_bins, 1, 1))
+
+    def forward(self, x):
+        b, _, _, s, t = x.shape
+        return torch.sigmoid(self.gain).expand(b, -1, -1, -1, s, t)
+
+
+class _NoChannels(_Gain):
+    def __init__(self, **geometry):
+        torch.nn.Module.__init__(self)  # no nb_channels
+
+
+class _Causal(_Gain):
+    causal = True  # but no step(x, state) nor initial_state(nb_samples)
+
+
+def _system(model_class):
+    from functools import partial
+
+    from xslicq.losses import MSELoss
+    from xslicq.system import SeparationSystem
+
+    return SeparationSystem(transform("bark"), partial(model_class), MSELoss(), None)
+
+
+@pytest.mark.parametrize("cls", list(MODELS.values()))
+def test_the_shipped_networks_follow_the_protocol(cls):
+    from xslicq.models.protocol import check_model_class
+
+    assert check_model_class(cls) is cls
+
+
+def test_a_protocol_network_is_built_and_its_grid_read_from_its_class():
+    system = _system(_Gain)
+    assert system.form == "matrix" and system.model.nb_channels == 2
+    # 35 columns per second on bark's 3200-sample hop: 2.5 columns, the power of two 2
+    assert system.r2m.T == 2
+
+
+def test_a_network_missing_part_of_the_protocol_is_one_error_naming_it():
+    from xslicq.train import ConfigError
+
+    no_form = type("NoForm", (torch.nn.Module,), {"columns_per_second": None})
+    with pytest.raises(ConfigError, match="network NoForm has no class attribute 'input_form'"):
+        _system(no_form)
+    bad = type("BadForm", (_Gain,), {"input_form": "image"})
+    with pytest.raises(ConfigError, match="BadForm: input_form must be one of matrix, frames"):
+        _system(bad)
+    with pytest.raises(ConfigError, match="network _NoChannels has no 'nb_channels'"):
+        _system(_NoChannels)
+    with pytest.raises(ConfigError, match="_Causal says it is causal but has no 'step' or"):
+        _system(_Causal)
+
+
+def test_streaming_is_read_from_the_protocol_alike_everywhere():
+    """The export and the separator asked different questions (step and initial_state, or
+    step alone); both now ask :func:`xslicq.models.protocol.streams`."""
+    from xslicq.export import is_causal
+    from xslicq.models.protocol import streams
+    from xslicq.separator import streams as separator_streams
+
+    system = _system(_Gain)
+    assert not streams(system.model) and not is_causal(system) and not separator_streams(system)
+    lstm = OpenUnmix(16, unidirectional=True)
+    assert streams(lstm) and not streams(OpenUnmix(16))

@@ -50,6 +50,7 @@ from .inference import (
     STATE_INPUTS,
     STATE_OUTPUTS,
 )
+from .models.protocol import streams as model_streams
 from .outputs import OutputError, OutputFolder, check_writable, claim
 
 log = logging.getLogger(__name__)
@@ -103,10 +104,7 @@ class StepNetwork(torch.nn.Module):
 def is_causal(system) -> bool:
     """Whether ``system``'s network streams: causal (``model.causal``) with a
     ``step(x, state)`` and an ``initial_state(nb_samples)``."""
-    model = system.model
-    return bool(getattr(model, "causal", False)) and all(
-        hasattr(model, name) for name in ("step", "initial_state")
-    )
+    return model_streams(system.model)
 
 
 def state_shape(model) -> list:

@@ -30,6 +30,7 @@ from .inference import (
     check_chunking,
     check_sample_rate,
 )
+from .models.protocol import streams as model_streams
 from .streamer import StreamError
 
 __all__ = [
@@ -107,8 +108,7 @@ class TorchOnnxNetwork:
 def streams(system) -> bool:
     """Whether ``system``'s network is causal (``model.causal``, with a ``step``): its song
     is then separated as a stream (:class:`TorchEngine`)."""
-    model = getattr(system, "model", None)
-    return bool(getattr(model, "causal", False)) and hasattr(model, "step")
+    return model_streams(getattr(system, "model", None))
 
 
 class TorchEngine:

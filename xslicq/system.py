@@ -29,6 +29,12 @@ import pytorch_lightning as pl
 import torch
 
 from .data import SOURCES
+from .models.protocol import (
+    ModelProtocolError,
+    check_model,
+    check_model_class,
+    normalises_from_stats,
+)
 from .transform import RaggedToMatrix
 from .transform.backend import magnitude, multiply
 
@@ -62,19 +68,23 @@ def check_test_metric(metric, package: bool = False) -> str:
     return metric
 
 
-def _model_class(factory):
-    return factory.func if isinstance(factory, partial) else factory
-
-
 def model_input_form(factory) -> str:
     """How a model reads the mixture: ``matrix`` (B, C, F, S, T), ``frames`` (B, C, F, S*T)
-    or ``ragged`` (list of blocks), from the model class's ``input_form`` attribute."""
-    return getattr(_model_class(factory), "input_form", "matrix")
+    or ``ragged`` (list of blocks), the ``input_form`` of the model protocol
+    (:mod:`xslicq.models.protocol`); a class that does not follow it is a config error."""
+    return _checked_class(factory).input_form
 
 
 def model_columns_per_second(factory) -> float | None:
     """The time grid a network asks for (its class's ``columns_per_second``)."""
-    return getattr(_model_class(factory), "columns_per_second", None)
+    return _checked_class(factory).columns_per_second
+
+
+def _checked_class(factory) -> type:
+    try:
+        return check_model_class(factory)
+    except ModelProtocolError as err:
+        raise _config_error(str(err)) from None
 
 
 def network_columns(transform, columns_per_second: float | None) -> int | None:
@@ -233,6 +243,10 @@ class SeparationSystem(pl.LightningModule):
         T = network_columns(transform, columns_per_second) if self.form != "ragged" else None
         self.r2m = RaggedToMatrix(transform, T=T)
         self.model = build_model(model, transform, self.r2m, channels, len(self.targets))
+        try:
+            check_model(self.model)
+        except ModelProtocolError as err:
+            raise _config_error(str(err)) from None
         self.loss = loss
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.wiener_iterations, self.mask_sum_to_one = wiener_iterations, mask_sum_to_one
@@ -604,7 +618,7 @@ class SeparationSystem(pl.LightningModule):
     def init_normalization(self, batches) -> bool:
         """Initialise the model's per-bin input normalisation from mixture statistics of a
         few training batches (models with ``init_from_stats``). Returns True if done."""
-        if not hasattr(self.model, "init_from_stats") or self.form == "ragged":
+        if not normalises_from_stats(self.model) or self.form == "ragged":
             return False
         values = []
         for mixture, _ in batches:
