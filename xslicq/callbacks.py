@@ -17,6 +17,14 @@ import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from pytorch_lightning.callbacks import Checkpoint
 
+from .cadenza.haaqi import check_reference_mode
+from .cadenza.listeners import load_listeners, pick_listener
+from .cadenza.pipeline import process_song
+from .cadenza.reports import summarize
+from .config import override_arg
+from .errors import CadenzaError
+from .outputs import write_failure
+
 log = logging.getLogger(__name__)
 
 
@@ -40,8 +48,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         """A full disk or a folder that cannot be written is an
         :class:`~xslicq.outputs.OutputError` that says so (torch's zip writer reports a full
         disk as ``unexpected pos``); the checkpoint already there is kept."""
-        from .outputs import write_failure
-
         path = Path(path)
         tmp = None
         try:
@@ -89,8 +95,6 @@ def remove_stale_temp_files(folder) -> list[Path]:
 
 def resume_command(run) -> str:
     """The command that continues the run in folder ``run``, ready to paste in a shell."""
-    from .config import override_arg
-
     return f"python -m xslicq.train {override_arg('resume', run)}"
 
 
@@ -262,10 +266,6 @@ class HAAQICallback(pl.Callback):
         reference: str = "cad1",
         compressor: bool = False,
     ):
-        from .cadenza.errors import CadenzaError
-        from .cadenza.haaqi import check_reference_mode
-        from .cadenza.listeners import load_listeners, pick_listener
-
         super().__init__()
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
             raise CadenzaError(f"HAAQICallback: seconds must be positive, got {seconds!r}")
@@ -321,9 +321,6 @@ class HAAQICallback(pl.Callback):
         Returns:
             :func:`xslicq.cadenza.summarize` of the rows (``mean``, ``per_stem``, ...).
         """
-        from .cadenza.pipeline import process_song
-        from .cadenza.reports import summarize
-
         sample_rate = int(pl_module.transform.sample_rate)
         with torch.no_grad():
             device = getattr(pl_module, "device", torch.device("cpu"))

@@ -32,14 +32,11 @@ import shutil
 from pathlib import Path
 
 from .cli import temporary_file
+from .errors import OutputError
 
 CLAIM = ".xslicq.lock"  # the lock file a run holds in the folder it writes
 LOW_SPACE = 16 << 20  # bytes free below which a failed write is reported as a full disk
 _DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG)
-
-
-class OutputError(ValueError):
-    """An output cannot be written as asked; the message names the path and why."""
 
 
 def sha256(path) -> str:

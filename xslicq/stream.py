@@ -31,7 +31,6 @@ recurrent state in, masks and state out) with the sliCQT's NumPy backend and onn
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import sys
@@ -41,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import check_complete, special_file
-from .cli import error_line, temporary_file
+from .cli import ArgumentParser, run_command, temporary_file
 from .inference import OnnxNetwork, OnnxSeparator
 from .outputs import OutputFolder, check_writable, claim, write_failure
 from .streamer import StreamEngine, Streamer, StreamError, algorithmic_latency
@@ -73,10 +72,10 @@ MAX_BLOCK = 1 << 20
 
 
 def __getattr__(name: str):
-    """:class:`xslicq.separator.TorchEngine` as ``xslicq.stream.TorchEngine``, imported (with
-    torch) only when asked for: the stream itself needs no torch."""
+    """:class:`xslicq.torch_separation.TorchEngine` as ``xslicq.stream.TorchEngine``,
+    imported (with torch) only when asked for: the stream itself needs no torch."""
     if name == "TorchEngine":
-        from .separator import TorchEngine
+        from .torch_separation import TorchEngine
 
         return TorchEngine
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -141,9 +140,10 @@ def open_engine(model, device: str = "cpu", threads: int | None = None) -> Strea
         import torch
 
         torch.set_num_threads(threads)
-    from .separator import TorchEngine
+    from .checkpoint import load_system  # torch and Lightning: a checkpoint's only
+    from .torch_separation import TorchEngine
 
-    return TorchEngine.from_checkpoint(path, device=device)
+    return TorchEngine(load_system(path, device=device))
 
 
 # ---------------------------------------------------------------------- reading
@@ -490,9 +490,7 @@ def _stream(
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m xslicq.stream", description=__doc__.splitlines()[0]
-    )
+    parser = ArgumentParser(prog="python -m xslicq.stream", description=__doc__.splitlines()[0])
     parser.add_argument("input", help="an audio file, or - for raw PCM on stdin")
     parser.add_argument("out", nargs="?", default=None, help="folder for <target>.wav")
     parser.add_argument(
@@ -530,8 +528,8 @@ def main(argv=None) -> int:
     # few milliseconds of work, and threads spinning between slices on a shared machine
     # take the cores other processes (and the next slice) need (experiments/results/stream.md)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    try:
-        run = stream_file(
+    status, run = run_command(
+        lambda: stream_file(
             args.model,
             args.input,
             args.out,
@@ -546,9 +544,9 @@ def main(argv=None) -> int:
             threads=args.threads,
             log=sys.stderr,
         )
-    except (ValueError, OSError) as err:  # StreamError, CheckpointError, ... are ValueErrors
-        print(error_line(err), file=sys.stderr)
-        return 1
+    )
+    if status:
+        return status
     print(
         f"streamed {run['seconds']:.2f} s in {run['processing_seconds']:.2f} s (real-time "
         f"factor {run['real_time_factor']:.3f}); algorithmic latency {run['latency_ms']:.1f} ms",

@@ -29,8 +29,14 @@ import pytorch_lightning as pl
 import torch
 
 from .data import SOURCES
+from .errors import ConfigError, EvaluationError
+from .evaluation import METRICS, check_metric, score_arrays, summarize, write_summary
+from .evaluation.reports import json_safe, median
+from .filtering import wiener
+from .metrics import sdr_db
+from .torch_separation import TorchSeparator, apply_masks
 from .transform import RaggedToMatrix
-from .transform.backend import magnitude, multiply
+from .transform.backend import magnitude
 
 # A media event of the default config (10 s validation clip, 4 targets, cqlog) measured
 # 9.44 MB: 9 mono 16-bit WAV clips of 0.88 MB and a 1024 x 1024 PNG of 1.50 MB (the STFT's:
@@ -41,24 +47,16 @@ MEDIA_PIXELS = 1024  # the largest side of the logged picture grid
 MEDIA_COLUMNS = 320  # time columns of every spectrogram of the grid (about a panel's width)
 
 
-def _config_error(message: str) -> ValueError:
-    from .train import ConfigError  # the CLI prints it as one ``error:`` line
-
-    return ConfigError(message)
-
-
 def check_test_metric(metric, package: bool = False) -> str:
     """``metric`` if it names a metric of :mod:`xslicq.evaluation` (``package``: and the
     package it needs is installed), else a clear error naming the ``test_metric`` key."""
-    from .evaluation import METRICS, EvaluationError, check_metric
-
     if not isinstance(metric, str) or metric not in METRICS:
-        raise _config_error(f"test_metric must be one of {', '.join(METRICS)}, got {metric!r}")
+        raise ConfigError(f"test_metric must be one of {', '.join(METRICS)}, got {metric!r}")
     if package:
         try:
             check_metric(metric)
         except EvaluationError as err:
-            raise _config_error(f"test_metric={metric}: {err}") from None
+            raise ConfigError(f"test_metric={metric}: {err}") from None
     return metric
 
 
@@ -131,9 +129,7 @@ def write_test_results(summary: dict, folder, checkpoint=None) -> Path:
     :func:`xslicq.evaluation.summarize` and the checkpoint's path; NaN as ``null``),
     ``summary.md``, ``summary.csv`` and ``tracks.csv`` (:func:`xslicq.evaluation.write_summary`)
     and ``scores.png`` (:func:`xslicq.plotting.scores_figure`). Returns results.json's path."""
-    from .evaluation import write_summary
-    from .evaluation.reports import json_safe
-    from .plotting import scores_figure
+    from .plotting import scores_figure  # matplotlib: on first use
 
     folder = Path(folder)
     write_summary(summary, folder, title="Test scores")
@@ -143,13 +139,6 @@ def write_test_results(summary: dict, folder, checkpoint=None) -> Path:
     os.replace(tmp, path)
     scores_figure(summary, "SDR").savefig(folder / "scores.png")
     return path
-
-
-def apply_masks(coefs: list, masks: list) -> list:
-    """The one place masks meet the mixture: ragged mixture blocks ``(B, C, rows, S, M)``
-    times per-target ragged masks ``(B, J, C, rows, S, M)`` -> estimates of the same shape
-    as the masks. A mask of ones returns the mixture for every target exactly."""
-    return [multiply(c[:, None], m) for c, m in zip(coefs, masks)]
 
 
 def build_model(factory, transform, r2m: RaggedToMatrix, channels: int, targets: int):
@@ -221,7 +210,7 @@ class SeparationSystem(pl.LightningModule):
             raise ValueError(f"init_stats_batches must be >= 0, got {init_stats_batches}")
         n = log_media_every_n_epochs
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise _config_error(
+            raise ConfigError(
                 f"log_media_every_n_epochs must be an integer >= 1 (media on epochs 0, N, "
                 f"2N, ...), got {n!r}"
             )
@@ -327,8 +316,6 @@ class SeparationSystem(pl.LightningModule):
         masks = self.masks(mags, network)
         est = apply_masks(coefs, masks)
         if self.wiener_iterations:
-            from .filtering import wiener
-
             est = wiener(est, coefs, self.wiener_iterations)
         b, j = mixture.shape[0], len(self.targets)
         flat = [e.reshape((b * j,) + tuple(e.shape[2:])) for e in est]
@@ -411,8 +398,6 @@ class SeparationSystem(pl.LightningModule):
         )
 
     def validation_step(self, batch, batch_idx):
-        from .metrics import sdr_db
-
         _, estimates = self.common_step(batch, "val")
         self._val_sdr.append(sdr_db(estimates.float(), batch[1].float()).detach().cpu())
         if batch_idx == 0 and self.media_due():
@@ -497,7 +482,8 @@ class SeparationSystem(pl.LightningModule):
     def test_step(self, batch, batch_idx):
         """Score one whole test track (a batch of one) with ``test_metric``.
 
-        The track is separated as :meth:`xslicq.Separator.separate` does it (cross-faded
+        The track is separated as :meth:`xslicq.Separator.separate` does it
+        (:class:`~xslicq.torch_separation.TorchSeparator`: cross-faded
         chunks, full precision) and scored as :func:`xslicq.evaluation.evaluate` scores it
         (:func:`~xslicq.evaluation.score_arrays`, median over 1 s frames), so the numbers
         equal ``python -m xslicq.evaluate`` of the same checkpoint with the same metric.
@@ -506,10 +492,6 @@ class SeparationSystem(pl.LightningModule):
         Args:
             batch: ``(mixture (1, C, N), references (1, J, C, N))``.
         """
-        from .evaluation import score_arrays
-        from .evaluation.reports import median
-        from .separator import Separator
-
         mixture, references = batch
         if mixture.shape[0] != 1:
             raise ValueError(
@@ -517,7 +499,7 @@ class SeparationSystem(pl.LightningModule):
             )
         name = self._test_track_name(batch_idx)
         with torch.autocast(self.device.type, enabled=False):
-            stems = Separator(self).separate(mixture[0].float(), self.transform.sample_rate)
+            stems = TorchSeparator(self).separate(mixture[0].float(), self.transform.sample_rate)
         estimates = np.stack([stems[t] for t in self.targets])
         frames = score_arrays(
             references[0].float().cpu().numpy(),
@@ -535,8 +517,6 @@ class SeparationSystem(pl.LightningModule):
         """Log ``test/<score>`` (the mean of the targets) and ``test/<score>_<target>``
         (medians over tracks) for every score the metric gives, and write the results next
         to the run: ``<default_root_dir>/test/`` (:func:`write_test_results`)."""
-        from .evaluation import summarize
-
         if not self._test_scores:
             return
         summary = summarize(self._test_scores, self.test_metric, self.targets)
