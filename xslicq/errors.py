@@ -11,13 +11,15 @@ that catches ``ValueError`` catches it. The families, by what the user changes t
         DeviceError        a device this machine does not have
         DataConfigError    a data.* config value
         DatasetError       a data set folder or file
-        OutputError        an output file or folder that cannot be written as asked
+        OutputRefused      an output folder or file refused before any work (also an
+                           OutputError)
         InvalidTransform   a transform the search space allows but that is not valid
         SweepStorageError  a sweep's storage (SQLite file, PostgreSQL URL)
       AudioError           audio that cannot be read or separated
         AudioFileError     an audio file that cannot be read
         SeparationInputError  audio given to a separator
         StreamError        the model, input or output of a stream
+      OutputError          an output that cannot be written (a full disk, an I/O error)
       EvaluationError      an evaluation that cannot run as asked
         CadenzaError       the Cadenza pipeline's
       ExportError          a network that cannot be exported as asked
@@ -53,6 +55,7 @@ __all__ = [
     "InvalidTransform",
     "ModelFileError",
     "OutputError",
+    "OutputRefused",
     "ResourceError",
     "SeparationInputError",
     "StreamConfigError",
@@ -89,10 +92,6 @@ class DataConfigError(ConfigError):
 
 class DatasetError(ConfigError):
     """A dataset folder or file is not usable; the message names it."""
-
-
-class OutputError(ConfigError):
-    """An output cannot be written as asked; the message names the path and why."""
 
 
 class InvalidTransform(ConfigError):
@@ -139,6 +138,17 @@ class EvaluationConfigError(EvaluationError, ConfigError):
 
 class CadenzaConfigError(CadenzaError, ConfigError):
     """A setting of ``python -m xslicq.cadenza`` is missing or out of range."""
+
+
+# ------------------------------------------------------------------------- output
+class OutputError(XslicqError):
+    """An output cannot be written as asked; the message names the path and why."""
+
+
+class OutputRefused(OutputError, ConfigError):
+    """An output refused before any work: a folder that cannot be written, holds files the
+    command did not write (or its own without ``force``), is being written by another run,
+    is one of the inputs or a symbolic link."""
 
 
 # ------------------------------------------------------------------------- export

@@ -41,6 +41,7 @@ import numpy as np
 
 from .audio import check_complete, special_file
 from .cli import ArgumentParser, run_command, temporary_file
+from .errors import StreamConfigError
 from .inference import OnnxNetwork, OnnxSeparator
 from .outputs import OutputFolder, check_writable, claim, write_failure
 from .streamer import StreamEngine, Streamer, StreamError, algorithmic_latency
@@ -129,11 +130,11 @@ def open_engine(model, device: str = "cpu", threads: int | None = None) -> Strea
     if threads is not None and (
         isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
     ):
-        raise StreamError(f"--threads must be >= 1, got {threads!r}")
+        raise StreamConfigError(f"--threads must be >= 1, got {threads!r}")
     if suffix == ".onnx":
         return OnnxStreamEngine.from_file(path, device=device, threads=threads)
     if suffix != ".ckpt":
-        raise StreamError(
+        raise StreamConfigError(
             f"--model must be a training checkpoint (.ckpt) or an ONNX model (.onnx), got {model}"
         )
     if threads is not None:
@@ -150,7 +151,7 @@ def open_engine(model, device: str = "cpu", threads: int | None = None) -> Strea
 def check_format(name: str) -> tuple[np.dtype, int | None]:
     """The numpy dtype and integer full scale of a ``--format`` name."""
     if name not in FORMATS:
-        raise StreamError(f"--format must be one of {', '.join(FORMATS)}, got {name!r}")
+        raise StreamConfigError(f"--format must be one of {', '.join(FORMATS)}, got {name!r}")
     dtype, scale = FORMATS[name]
     return np.dtype(dtype), scale
 
@@ -378,19 +379,19 @@ def stream_file(
     Returns the numbers of the run: samples, seconds, processing time, latency."""
     out = None if out is None else Path(out)
     if out is None and stdout_target is None:
-        raise StreamError("nothing to write: give an output folder, --stdout TARGET, or both")
+        raise StreamConfigError("nothing to write: give an output folder, --stdout TARGET, or both")
     check_format(fmt)
     if isinstance(block, bool) or not isinstance(block, int) or not 1 <= block <= MAX_BLOCK:
-        raise StreamError(
+        raise StreamConfigError(
             f"--block must be a whole number of frames from 1 to {MAX_BLOCK} (memory grows "
             f"with it), got {block!r}"
         )
     raw = raw or str(source) == "-"
     if raw and (isinstance(channels, bool) or not isinstance(channels, int) or channels < 1):
-        raise StreamError(f"--channels must be a whole number >= 1, got {channels!r}")
+        raise StreamConfigError(f"--channels must be a whole number >= 1, got {channels!r}")
     engine = open_engine(model, device=device, threads=threads)
     if stdout_target is not None and stdout_target not in engine.targets:
-        raise StreamError(
+        raise StreamConfigError(
             f"--stdout must name one of the model's targets ({', '.join(engine.targets)}), "
             f"got {stdout_target!r}"
         )
