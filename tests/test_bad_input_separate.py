@@ -250,5 +250,5 @@ def test_the_cli_reports_a_damaged_checkpoint_without_a_traceback(tmp_path):
         *("--checkpoint", str(bad), "--out", str(tmp_path / "o")),
         timeout=300,
     )
-    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "Traceback" not in r.stderr  # a checkpoint: a usage error
     assert f"error: cannot read checkpoint {bad}" in r.stderr

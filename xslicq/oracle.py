@@ -37,7 +37,7 @@ from omegaconf import DictConfig, OmegaConf
 from .cli import run_command
 from .data import SOURCES
 from .data.tracks import Track, read
-from .errors import XslicqError
+from .errors import EvaluationConfigError, XslicqError
 from .evaluation import (
     EvaluationError,
     check_metric,
@@ -76,7 +76,7 @@ def _check_kinds(kinds: Sequence[str]) -> list[str]:
     kinds = [kinds] if isinstance(kinds, str) else list(kinds)
     unknown = [k for k in kinds if k not in ORACLES]
     if unknown or not kinds:
-        raise EvaluationError(
+        raise EvaluationConfigError(
             f"unknown oracle {unknown or kinds}; choose from {', '.join(ORACLES)}"
         )
     return kinds

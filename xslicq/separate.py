@@ -45,7 +45,7 @@ import soundfile as sf
 
 from .audio import load_audio
 from .cli import ArgumentParser, fail, run_command, temporary_file
-from .errors import ResourceError
+from .errors import ConfigError, ResourceError
 from .inference import MAX_CHUNK_SECONDS
 from .outputs import OutputError, OutputFolder, check_writable, claim, write_failure
 
@@ -173,23 +173,23 @@ def separate_file(
     """Separate the song ``audio`` with ``checkpoint`` (or the exported ``model``) into
     ``out``; return the files written. Every value, the output folder, the model and the
     audio are checked before the separation starts; each problem is one ValueError or
-    OSError naming it."""
+    OSError naming it (a setting's: a :class:`~xslicq.errors.ConfigError`)."""
     if out is None:
-        raise ValueError("no output folder given (--out)")
+        raise ConfigError("no output folder given (--out)")
     out = Path(out)
     if model is None and checkpoint is not None:
         from .config import check_device
 
         check_device(device, "--device")
     if isinstance(chunk_seconds, bool) or not math.isfinite(chunk_seconds) or chunk_seconds <= 0:
-        raise ValueError(f"--chunk-seconds must be a finite number > 0, got {chunk_seconds}")
+        raise ConfigError(f"--chunk-seconds must be a finite number > 0, got {chunk_seconds}")
     if chunk_seconds > MAX_CHUNK_SECONDS:
-        raise ValueError(
+        raise ConfigError(
             f"--chunk-seconds must be at most {MAX_CHUNK_SECONDS:g} (memory grows with it), "
             f"got {chunk_seconds:g}"
         )
     if wiener is not None and wiener < 0:
-        raise ValueError(f"--wiener must be >= 0, got {wiener}")
+        raise ConfigError(f"--wiener must be >= 0, got {wiener}")
     check_output_folder(out)
     waveform, rate = load_audio(audio)
     separator = load_separator(checkpoint, model, device, chunk_seconds)

@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 
 from . import signals
 from .cli import run_command
-from .errors import ConfigError
+from .errors import ConfigError, XslicqError
 
 log = logging.getLogger(__name__)
 
@@ -98,12 +98,14 @@ def main(cfg: DictConfig) -> float:
     def work():
         try:
             return run_demo(cfg, Path(HydraConfig.get().runtime.output_dir))
+        except XslicqError:
+            raise
         except (ValueError, InstantiationException) as err:
             if isinstance(err, InstantiationException):  # the transform's own check, wrapped
                 if not isinstance(err.__cause__, ValueError):
                     raise
                 err = err.__cause__
-            raise ConfigError(str(err)) from None  # every value here is a setting
+            raise ConfigError(str(err)) from None  # a value the demo or transform refuses
 
     status, r = run_command(work)
     if status:
