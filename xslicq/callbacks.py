@@ -17,10 +17,6 @@ import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from pytorch_lightning.callbacks import Checkpoint
 
-from .cadenza.haaqi import check_reference_mode
-from .cadenza.listeners import load_listeners, pick_listener
-from .cadenza.pipeline import process_song
-from .cadenza.reports import summarize
 from .config import override_arg
 from .errors import CadenzaError
 from .outputs import write_failure
@@ -266,6 +262,10 @@ class HAAQICallback(pl.Callback):
         reference: str = "cad1",
         compressor: bool = False,
     ):
+        # the Cadenza pipeline on first use: importing the callbacks stays free of it
+        from .cadenza.haaqi import check_reference_mode
+        from .cadenza.listeners import load_listeners, pick_listener
+
         super().__init__()
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
             raise CadenzaError(f"HAAQICallback: seconds must be positive, got {seconds!r}")
@@ -321,6 +321,9 @@ class HAAQICallback(pl.Callback):
         Returns:
             :func:`xslicq.cadenza.summarize` of the rows (``mean``, ``per_stem``, ...).
         """
+        from .cadenza.pipeline import process_song  # on first use, as in __init__
+        from .cadenza.reports import summarize
+
         sample_rate = int(pl_module.transform.sample_rate)
         with torch.no_grad():
             device = getattr(pl_module, "device", torch.device("cpu"))
