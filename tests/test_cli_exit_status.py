@@ -183,7 +183,9 @@ def test_separate_a_damaged_song_is_one_line_and_status_1(tmp_path):
 def test_synthetic_into_a_file_is_one_line_and_status_1(tmp_path):
     taken = tmp_path / "taken"
     taken.write_text("a file")
-    r = run_module("xslicq.data.synthetic", "--out", str(taken), "--tracks", "2", timeout=120)
+    r = run_module(
+        "xslicq.data.synthetic", "--out", str(taken), "--tracks", "2", "--seconds", "2", timeout=120
+    )
     assert r.returncode == 1, r.stderr[-2000:]
     assert "exists and is not a folder" in one_error_line(r.stderr)
 
