@@ -100,7 +100,7 @@ class OnnxStreamEngine(OnnxSeparator):
         meta = network.metadata
         if not network.streaming:
             name = meta.get("network", {}).get("class", "?")
-            raise StreamError(
+            raise StreamConfigError(
                 f"{source} was exported from a non-causal model ({name}): its masks "
                 "depend on the whole song, so it cannot stream; separate whole files with "
                 "python -m xslicq.separate --model model.onnx, or train a causal model "

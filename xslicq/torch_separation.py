@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .errors import StreamError
+from .errors import StreamConfigError
 from .inference import ChunkedSeparator, check_chunking
 from .transform.backend import multiply
 
@@ -58,7 +58,7 @@ class TorchEngine:
         model = system.model
         if not streams(system) or system.form == "ragged":
             name = type(model).__name__
-            raise StreamError(
+            raise StreamConfigError(
                 f"the model's network ({name}) is not causal: its masks depend on the whole "
                 "song, so it cannot stream; train a causal one with python -m xslicq.train "
                 "experiment=stream"
