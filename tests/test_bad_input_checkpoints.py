@@ -25,9 +25,9 @@ def test_a_damaged_checkpoint_is_one_error_line_before_any_data_work(tmp_path, c
         f"out={tmp_path / 'out'}",
         timeout=300,
     )
-    assert r.returncode == 1, r.stderr[-2000:]
+    assert r.returncode == 2, r.stderr[-2000:]  # a checkpoint is a setting: a usage error
     assert "Traceback" not in r.stderr, r.stderr[-2000:]
     (line,) = [x for x in r.stderr.splitlines() if "error" in x]
-    assert line.startswith(f"{command}: error: cannot read checkpoint {ckpt} (")
+    assert line.startswith(f"error: cannot read checkpoint {ckpt} (")
     assert "); it is damaged or not a checkpoint" in line
     assert not data.exists()  # the checkpoint was read first

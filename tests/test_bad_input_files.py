@@ -275,5 +275,5 @@ def test_onnx_metadata_that_disagrees_with_the_graph_is_refused_at_load(
         [str(wav(tmp_path / "song.wav")), "--model", str(path), "--out", str(tmp_path / "o")]
     )
     err = one_error_line(capsys.readouterr().err)
-    assert status == 1 and "its metadata disagrees with its network" in err
+    assert status == 2 and "its metadata disagrees with its network" in err
     assert not (tmp_path / "o").exists()

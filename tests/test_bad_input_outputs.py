@@ -159,7 +159,7 @@ def test_stream_force_never_replaces_reference_stems_nor_writes_through_a_link(
     track = shutil.copytree(tiny_musdb / "test" / "test_0", tmp_path / "track")
     before = contents(track)
     status, _, err = cli(main, capsys, track / "mixture.wav", track, "--model", causal, "--force")
-    assert status == 1
+    assert status == 2  # an output refused before the work: a usage error
     assert "would overwrite: vocals.wav, drums.wav, bass.wav, other.wav" in one_error_line(err)
     assert contents(track) == before
 
@@ -168,7 +168,7 @@ def test_stream_force_never_replaces_reference_stems_nor_writes_through_a_link(
     (out / "vocals.wav").symlink_to(outside)
     kept = outside.read_bytes()
     status, _, err = cli(main, capsys, track / "mixture.wav", out, "--model", causal, "--force")
-    assert status == 1 and f"output {out / 'vocals.wav'} is a symbolic link" in one_error_line(err)
+    assert status == 2 and f"output {out / 'vocals.wav'} is a symbolic link" in one_error_line(err)
     assert outside.read_bytes() == kept
 
 
@@ -183,7 +183,7 @@ def test_separate_never_writes_over_its_input(ckpt, tmp_path, capsys):
     status, _, err = cli(
         main, capsys, out / "vocals.wav", "--checkpoint", ckpt, "--out", out, "--force"
     )
-    assert status == 1
+    assert status == 2
     assert f"output {out / 'vocals.wav'} is the input {out / 'vocals.wav'}" in one_error_line(err)
     assert contents(out) == before
 
@@ -211,7 +211,7 @@ def test_two_separations_into_one_new_folder_at_once_one_is_refused(
     thread.start()
     try:
         assert holding.wait(120)
-        assert separate.main([str(b), *args]) == 1
+        assert separate.main([str(b), *args]) == 2  # refused: the folder is taken
     finally:
         release.set()
         thread.join()
@@ -319,10 +319,10 @@ def test_synthetic_force_keeps_a_user_file_in_a_track_folder(tmp_path):
     "module, args, status",
     [
         ("xslicq.train", [f"hydra.run.dir={UNWRITABLE}"], 2),
-        ("xslicq.evaluate", ["checkpoint=CKPT", f"out={UNWRITABLE}"], 1),
-        ("xslicq.oracle", [f"out={UNWRITABLE}"], 1),
-        ("xslicq.cadenza", ["checkpoint=CKPT", f"out={UNWRITABLE}"], 1),
-        ("xslicq.export", ["checkpoint=CKPT", f"out={UNWRITABLE}/m.onnx"], 1),
+        ("xslicq.evaluate", ["checkpoint=CKPT", f"out={UNWRITABLE}"], 2),
+        ("xslicq.oracle", [f"out={UNWRITABLE}"], 2),
+        ("xslicq.cadenza", ["checkpoint=CKPT", f"out={UNWRITABLE}"], 2),
+        ("xslicq.export", ["checkpoint=CKPT", f"out={UNWRITABLE}/m.onnx"], 2),
     ],
 )
 def test_an_unwritable_output_folder_is_one_error_line(ckpt, module, args, status):
@@ -378,8 +378,9 @@ def test_a_checkpoint_folder_that_refuses_writes_is_one_error_and_keeps_last_ckp
 
 
 def test_train_reports_an_output_error_as_one_line(monkeypatch, capsys):
-    """The training command's error line and exit status 2 cover the output errors (a full
-    disk while saving a checkpoint, above) as they do a bad value."""
+    """The training command's error line covers the output errors (a full disk while saving
+    a checkpoint, above) as it does a bad value; a full disk is a runtime failure, status 1
+    (a bad value is 2)."""
     from xslicq import train
 
     def fail(cfg):
@@ -397,7 +398,7 @@ def test_train_reports_an_output_error_as_one_line(monkeypatch, capsys):
         del cfg["hydra"]
     with pytest.raises(SystemExit) as stop:
         train.main.__wrapped__(cfg)
-    assert stop.value.code == 2
+    assert stop.value.code == 1
     assert capsys.readouterr().err == (
         "error: cannot write x/last.ckpt: no space left on the disk (0.0 MiB free)\n"
     )
@@ -431,7 +432,7 @@ def test_outputs_at_their_own_input_or_a_link_are_refused(
         for song_in, folder in ((own, out), (mix, linked)):
             args = (song_in, "--out", folder) if main is separate else (song_in, folder)
             status, _, err = cli(main, capsys, *model, *args, "--force")
-            assert status == 1, err
+            assert status == 2, err
             if song_in is own:
                 assert f"output {own} is the input {own}" in one_error_line(err)
             else:
@@ -478,7 +479,7 @@ def test_hydra_commands_refuse_their_input_as_output(ckpt, tiny_musdb, module, a
     args = [a.replace("CKPT", str(ckpt)) for a in args]
     args = [a.replace("ROOT", str(tiny_musdb)).replace("=R", f"={tiny_musdb}") for a in args]
     r = run_module(module, *args, timeout=300)
-    assert r.returncode in (1, 2) and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]  # usage
     assert " is the input " in r.stderr
     assert sorted(p.name for p in tiny_musdb.iterdir()) == before
 

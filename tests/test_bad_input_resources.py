@@ -106,11 +106,11 @@ def one_error_line(err: str) -> str:
 def test_a_stream_block_beyond_the_bound_is_one_error_naming_it(tmp_path, capsys):
     """``--block 100000000000`` ended in a MemoryError traceback (a read of 800 GB)."""
     args = ["-", str(tmp_path / "o"), "--model", str(tmp_path / "m.onnx"), "--raw"]
-    assert stream_main([*args, "--block", "100000000000"]) == 1
+    assert stream_main([*args, "--block", "100000000000"]) == 2  # a usage error
     err = one_error_line(capsys.readouterr().err)
     assert f"--block must be a whole number of frames from 1 to {MAX_BLOCK}" in err
     assert "got 100000000000" in err
-    assert stream_main([*args, "--block", str(MAX_BLOCK)]) == 1  # the bound itself is allowed:
+    assert stream_main([*args, "--block", str(MAX_BLOCK)]) == 2  # the bound itself is allowed:
     assert "does not exist" in one_error_line(capsys.readouterr().err)  # the model is next
 
 
@@ -122,7 +122,7 @@ def test_a_chunk_beyond_the_bound_is_one_error_naming_it(tmp_path, capsys):
     sf.write(song, noise_song(0.5).T, SR, subtype="FLOAT")
     out = tmp_path / "o"
     args = [str(song), "--model", str(tmp_path / "m.onnx"), "--out", str(out)]
-    assert separate_main([*args, "--chunk-seconds", "1e9"]) == 1
+    assert separate_main([*args, "--chunk-seconds", "1e9"]) == 2  # a usage error
     err = one_error_line(capsys.readouterr().err)
     assert f"--chunk-seconds must be at most {MAX_CHUNK_SECONDS:g}" in err and "got 1e+09" in err
     assert not out.exists()

@@ -69,7 +69,7 @@ def test_force_never_overwrites_the_reference_stems_beside_the_mixture(
         status, _, err = separate(
             capsys, track / "mixture.wav", "--checkpoint", checkpoint, "--out", track, *force
         )
-        assert status == 1
+        assert status == 2
         assert "would overwrite: vocals.wav, drums.wav, bass.wav, other.wav" in one_error_line(err)
     assert {p.name: p.read_bytes() for p in track.iterdir()} == before
 
@@ -81,7 +81,7 @@ def test_force_replaces_only_its_own_stems_and_removes_stale_ones(checkpoint, tm
     assert separate(capsys, first, *args, "--accompaniment")[0] == 0
     (out / "notes.txt").write_text("mine")
     status, _, err = separate(capsys, second, *args)  # no --force: the folder is kept
-    assert status == 1 and "use --force to replace the stems of a.wav" in one_error_line(err)
+    assert status == 2 and "use --force to replace the stems of a.wav" in one_error_line(err)
     assert sf.info(out / "vocals.wav").frames == SR
 
     assert separate(capsys, second, *args, "--force")[0] == 0
@@ -96,7 +96,7 @@ def test_force_replaces_only_its_own_stems_and_removes_stale_ones(checkpoint, tm
 
     song(out / "vocals.wav", 0.5, 3)  # the user replaced a stem: no longer separate's
     status, _, err = separate(capsys, first, *args, "--force")
-    assert status == 1 and "would overwrite: vocals.wav;" in one_error_line(err)
+    assert status == 2 and "would overwrite: vocals.wav;" in one_error_line(err)
     assert sf.info(out / "vocals.wav").frames == SR // 2
 
 
@@ -106,9 +106,9 @@ def test_an_output_path_that_is_a_file_fails_before_separating(
     mix, taken = song(tmp_path / "mix.wav"), tmp_path / "taken"
     taken.write_text("a file")
     status, _, err = separate(capsys, mix, "--checkpoint", checkpoint, "--out", taken)
-    assert status == 1 and f"output folder {taken} is a file, not a folder" in one_error_line(err)
+    assert status == 2 and f"output folder {taken} is a file, not a folder" in one_error_line(err)
     status, _, err = separate(capsys, mix, "--checkpoint", checkpoint, "--out", taken / "sub")
-    assert status == 1 and f"({taken} is a file, so it cannot be made)" in one_error_line(err)
+    assert status == 2 and f"({taken} is a file, so it cannot be made)" in one_error_line(err)
     assert taken.read_text() == "a file"
 
 
@@ -123,7 +123,7 @@ def test_an_output_folder_that_cannot_be_written_fails_before_separating(
     status, _, err = separate(
         capsys, song(tmp_path / "mix.wav"), "--checkpoint", checkpoint, "--out", out
     )
-    assert status == 1
+    assert status == 2
     assert f"output folder {out} cannot be written: no new file can be made in {locked}" in (
         one_error_line(err)
     )
@@ -206,7 +206,7 @@ def test_an_unusable_checkpoint_is_one_error_line(checkpoint, tmp_path, capsys, 
     status, _, err = separate(
         capsys, song(tmp_path / "mix.wav"), "--checkpoint", path, "--out", out
     )
-    assert status == 1 and message.format(path=path) in one_error_line(err)
+    assert status == 2 and message.format(path=path) in one_error_line(err)
     assert not out.exists()
 
 
@@ -214,7 +214,7 @@ def test_device_names(checkpoint, tmp_path, capsys):
     mix = song(tmp_path / "mix.wav")
     args = ("--checkpoint", checkpoint)
     status, _, err = separate(capsys, mix, *args, "--device", "bogus", "--out", tmp_path / "a")
-    assert status == 1 and "unknown --device='bogus'" in one_error_line(err)
+    assert status == 2 and "unknown --device='bogus'" in one_error_line(err)
     # auto: CUDA when there is a GPU, else the CPU (torch itself knows no device "auto")
     status, _, err = separate(capsys, mix, *args, "--device", "auto", "--out", tmp_path / "b")
     assert status == 0, err
@@ -233,7 +233,7 @@ def test_chunk_seconds_out_of_range_is_one_error_line(checkpoint, tmp_path, caps
         "--chunk-seconds",
         value,
     )
-    assert status == 1
+    assert status == 2
     assert f"--chunk-seconds must be a finite number > 0, got {float(value)}" in (
         one_error_line(err)
     )
@@ -250,5 +250,5 @@ def test_the_cli_reports_a_damaged_checkpoint_without_a_traceback(tmp_path):
         *("--checkpoint", str(bad), "--out", str(tmp_path / "o")),
         timeout=300,
     )
-    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "Traceback" not in r.stderr  # a checkpoint: a usage error
     assert f"error: cannot read checkpoint {bad}" in r.stderr

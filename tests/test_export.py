@@ -179,10 +179,8 @@ def test_export_cli_and_dynamo_exporter(exported, tmp_path):
     ref = Separator.from_checkpoint(ckpt).separate(audio, SR)
     assert_same_stems(OnnxSeparator.from_file(out).separate(audio, SR), ref)
     bad = run_module("xslicq.export", f"checkpoint={ckpt}", "format=tflite", timeout=300)
-    assert bad.returncode == 1
-    assert "xslicq.export: error: unknown format 'tflite'; choose one of onnx, tensorrt" in (
-        bad.stderr
-    )
+    assert bad.returncode == 2  # a setting: a usage error
+    assert "\nerror: unknown format 'tflite'; choose one of onnx, tensorrt\n" in "\n" + bad.stderr
 
 
 # ------------------------------------------------------------------------ errors

@@ -154,7 +154,7 @@ def test_cli(checkpoint, tmp_path):
         data, rate = sf.read(out / f"{name}.wav")
         assert rate == SR and data.shape == audio.shape
     again = run_module("xslicq.separate", *args, timeout=300)
-    assert again.returncode == 1 and "exists and is not empty; use --force" in again.stderr
+    assert again.returncode == 2 and "exists and is not empty; use --force" in again.stderr
     missing = run_module(
         "xslicq.separate",
         str(tmp_path / "no.wav"),

@@ -299,13 +299,13 @@ def test_cli_streams_a_file_and_stdin_pcm_alike(checkpoint, tmp_path, capsys):
     assert_parity(read_stems(tmp_path / "c", targets)[:, None], upmixed)
 
 
-def one_error(run, message):
-    """``run``: (exit status, stdout, stderr) of :func:`run_main`: status 1 and one ``error:``
-    line, the last (after the line that announces the stream, for errors found while
-    streaming), holding ``message``."""
-    status, _, err = run
+def one_error(run, message, status=1):
+    """``run``: (exit status, stdout, stderr) of :func:`run_main`: ``status`` (1: a runtime
+    failure, 2: a usage error) and one ``error:`` line, the last (after the line that
+    announces the stream, for errors found while streaming), holding ``message``."""
+    got, _, err = run
     lines = err.splitlines()
-    assert status == 1 and lines[-1].startswith("error: "), err
+    assert got == status and lines[-1].startswith("error: "), err
     assert all(line.startswith("streaming at ") for line in lines[:-1]), err
     assert message in lines[-1], err
 
@@ -324,8 +324,8 @@ def test_bad_input_is_one_clear_error(checkpoint, tmp_path, capsys, stdin):
     x = tones_and_noise(0.2)
     cases = []
 
-    def case(args, message, data=None):
-        cases.append((args, message, data))
+    def case(args, message, data=None, status=1):
+        cases.append((args, message, data, status))
 
     three = tmp_path / "three.wav"
     sf.write(three, np.tile(x[:1], (3, 1)).T, SR)
@@ -347,7 +347,7 @@ def test_bad_input_is_one_clear_error(checkpoint, tmp_path, capsys, stdin):
     sf.write(empty, np.zeros((0, 2)), SR)
     case([empty, tmp_path / "o"], "the input holds no samples")
     case(["-", tmp_path / "o"], "the input holds no samples", b"")
-    case(["--format", "u8", "-", tmp_path / "o"], "--format must be one of f32le", b"")
+    case(["--format", "u8", "-", tmp_path / "o"], "--format must be one of f32le", b"", 2)
     case(["-", tmp_path / "o"], "ends inside a frame: 5 trailing bytes", b"\0" * 13)
     nan = x.copy()
     nan[1, 4410] = np.nan
@@ -356,13 +356,14 @@ def test_bad_input_is_one_clear_error(checkpoint, tmp_path, capsys, stdin):
     text = tmp_path / "notes.txt"
     text.write_text("not audio")
     case([text, tmp_path / "o"], f"cannot read {text} as audio")
-    case([three], "nothing to write: give an output folder, --stdout TARGET, or both")
-    case([three, tmp_path / "o", "--stdout", "piano"], "--stdout must name one of")
-    case([three, three], f"output folder {three} is a file")
-    for args, message, data in cases:
+    # usage errors: the arguments and the output folder (status 2)
+    case([three], "nothing to write: give an output folder, --stdout TARGET, or both", None, 2)
+    case([three, tmp_path / "o", "--stdout", "piano"], "--stdout must name one of", None, 2)
+    case([three, three], f"output folder {three} is a file", None, 2)
+    for args, message, data, status in cases:
         if data is not None:
             stdin(data)
-        one_error(run_main(capsys, "--model", checkpoint, *args), message)
+        one_error(run_main(capsys, "--model", checkpoint, *args), message, status)
     assert not (tmp_path / "o").exists()  # nothing written by a refused stream
 
     for model, message in [
@@ -370,7 +371,7 @@ def test_bad_input_is_one_clear_error(checkpoint, tmp_path, capsys, stdin):
         (tmp_path / "m.pt", "--model must be a training checkpoint (.ckpt) or an ONNX model"),
         (tmp_path / "m.ckpt", "does not exist"),
     ]:
-        one_error(run_main(capsys, "--model", model, three, tmp_path / "o"), message)
+        one_error(run_main(capsys, "--model", model, three, tmp_path / "o"), message, 2)
 
     done = tmp_path / "done"
     wav = tmp_path / "in.wav"
@@ -379,6 +380,7 @@ def test_bad_input_is_one_clear_error(checkpoint, tmp_path, capsys, stdin):
     one_error(
         run_main(capsys, "--model", checkpoint, wav, done),
         f"output folder {done} exists and is not empty; use --force to replace the stems",
+        2,
     )
     assert run_main(capsys, "--model", checkpoint, wav, done, "--force")[0] == 0
 

@@ -216,5 +216,5 @@ def test_a_whole_song_onnx_model_is_refused_with_what_to_do(tmp_path, capsys):
         (tmp_path / "none.onnx", f"error: model {tmp_path / 'none.onnx'} does not exist"),
     ]:
         status = main(["--model", str(model), str(wav), str(tmp_path / "out")])
-        assert (status, capsys.readouterr().err) == (1, message + "\n")
+        assert (status, capsys.readouterr().err) == (2, message + "\n")  # the model: usage
     assert not (tmp_path / "out").exists()

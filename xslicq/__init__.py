@@ -1,6 +1,6 @@
 """xslicq: music source separation with the sliced constant-Q transform."""
 
-__version__ = "0.1.0"
+from .version import __version__ as __version__
 
 try:  # config resolvers (data.name, ...) for every entry point
     from . import config as _config  # noqa: F401

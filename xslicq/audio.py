@@ -19,11 +19,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from .errors import AudioFileError
+
 MAX_PIPE_BYTES = 4 << 30  # a named pipe is read whole: at most 4 GiB (3 h of float stereo)
-
-
-class AudioFileError(ValueError):
-    """An audio file cannot be read, or is cut short or damaged; the message names it."""
 
 
 def load_audio(path) -> tuple[np.ndarray, int]:

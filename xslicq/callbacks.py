@@ -17,6 +17,10 @@ import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from pytorch_lightning.callbacks import Checkpoint
 
+from .config import override_arg
+from .errors import CadenzaError
+from .outputs import write_failure
+
 log = logging.getLogger(__name__)
 
 
@@ -40,8 +44,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         """A full disk or a folder that cannot be written is an
         :class:`~xslicq.outputs.OutputError` that says so (torch's zip writer reports a full
         disk as ``unexpected pos``); the checkpoint already there is kept."""
-        from .outputs import write_failure
-
         path = Path(path)
         tmp = None
         try:
@@ -89,8 +91,6 @@ def remove_stale_temp_files(folder) -> list[Path]:
 
 def resume_command(run) -> str:
     """The command that continues the run in folder ``run``, ready to paste in a shell."""
-    from .config import override_arg
-
     return f"python -m xslicq.train {override_arg('resume', run)}"
 
 
@@ -262,7 +262,7 @@ class HAAQICallback(pl.Callback):
         reference: str = "cad1",
         compressor: bool = False,
     ):
-        from .cadenza.errors import CadenzaError
+        # the Cadenza pipeline on first use: importing the callbacks stays free of it
         from .cadenza.haaqi import check_reference_mode
         from .cadenza.listeners import load_listeners, pick_listener
 
@@ -321,7 +321,7 @@ class HAAQICallback(pl.Callback):
         Returns:
             :func:`xslicq.cadenza.summarize` of the rows (``mean``, ``per_stem``, ...).
         """
-        from .cadenza.pipeline import process_song
+        from .cadenza.pipeline import process_song  # on first use, as in __init__
         from .cadenza.reports import summarize
 
         sample_rate = int(pl_module.transform.sample_rate)

@@ -31,14 +31,12 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from .errors import DeviceError
+
 # one stamp and id per process: every resolution of the run folder gives the same name
 _STAMP = time.strftime("%Y-%m-%d_%H-%M-%S")
 _RUN_ID = secrets.token_hex(2)
 MAX_NAME = 60  # characters of the overrides kept in a run folder's name
-
-
-class DeviceError(ValueError):
-    """The configured device is not usable on this machine; the message says what to use."""
 
 
 def _basename(path) -> str:

@@ -18,17 +18,17 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from .config import DeviceError
-from .data.tracks import SPLITS, DatasetError
+from .cli import run_command
+from .data.tracks import SPLITS
+from .errors import DatasetError, EvaluationConfigError
 from .evaluation import (
-    EvaluationError,
     check_metric,
     check_workers,
     evaluate,
     load_split,
     summary_markdown,
 )
-from .outputs import OutputError, results
+from .outputs import results
 
 log = logging.getLogger(__name__)
 
@@ -41,18 +41,18 @@ def run(cfg: DictConfig) -> dict:
     """Evaluate ``cfg.checkpoint`` on ``cfg.split`` of ``cfg.data``; returns the summary.
 
     The settings are checked and the checkpoint read before the data set is read or
-    generated: a damaged checkpoint is one error at once (a :class:`~xslicq.train.
+    generated: a damaged checkpoint is one error at once (a :class:`~xslicq.errors.
     CheckpointError`; it came as a traceback after the synthetic set's generation, 44 s)."""
     if OmegaConf.is_missing(cfg, "checkpoint") or cfg.checkpoint in (None, ""):
-        raise EvaluationError("no checkpoint given: pass checkpoint=/path/to/model.ckpt")
+        raise EvaluationConfigError("no checkpoint given: pass checkpoint=/path/to/model.ckpt")
     checkpoint = Path(str(cfg.checkpoint)).expanduser()
     if not checkpoint.is_file():
-        raise EvaluationError(f"checkpoint {checkpoint} does not exist (or is not a file)")
+        raise EvaluationConfigError(f"checkpoint {checkpoint} does not exist (or is not a file)")
     check_metric(cfg.metric)
     workers = check_workers(cfg.workers)
     if cfg.split not in SPLITS:  # before the checkpoint: a typo is no reason to load a model
         raise DatasetError(f"unknown split {cfg.split!r}; choose one of {', '.join(SPLITS)}")
-    from .separator import Separator
+    from .separator import Separator  # with torch and Lightning: after the checks
 
     separator = Separator.from_checkpoint(str(checkpoint), device=cfg.get("device", "cpu"))
     tracks = load_split(cfg.data, cfg.split)
@@ -84,13 +84,11 @@ def run(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> float:
-    """Returns the mean SDR over the targets."""
-    from .train import CheckpointError
-
-    try:
-        summary = run(cfg)
-    except (EvaluationError, DatasetError, DeviceError, CheckpointError, OutputError) as err:
-        raise SystemExit(f"xslicq.evaluate: error: {err}") from None
+    """Returns the mean SDR over the targets; a failure is one ``error:`` line
+    (:func:`xslicq.cli.run_command`)."""
+    status, summary = run_command(lambda: run(cfg))
+    if status:
+        raise SystemExit(status)
     print(summary_markdown(summary, "Separation scores"))
     print(f"written to {Path(cfg.out).resolve()}")
     return summary["mean"]["SDR"]

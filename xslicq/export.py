@@ -41,17 +41,23 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from . import __version__
+from .checkpoint import load_system
+from .cli import run_command
+from .errors import ExportConfigError, ExportError
 from .inference import (
     FORMAT_VERSION,
     MASK_OUTPUT,
     MATRIX_INPUT,
+    MAX_CHUNK_SECONDS,
     METADATA_KEY,
     STATE_INPUTS,
     STATE_OUTPUTS,
+    OnnxNetwork,
 )
 from .models.protocol import streams as model_streams
-from .outputs import OutputError, OutputFolder, check_writable, claim
+from .outputs import OutputFolder, check_writable, claim
+from .transform import SliCQT
+from .version import __version__
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +67,6 @@ OPSET = 17  # ONNX opset of the torchscript exporter (onnxruntime >= 1.14 runs i
 EXAMPLE_SLICES = 5  # slices of the traced example; the check runs others
 VERIFY_SHAPES = ((1, 1), (2, 3), (1, 8))  # (batch, slices) onnxruntime must agree on
 VERIFY_TOLERANCE = 1e-4  # largest |mask difference| between onnxruntime and torch
-
-
-class ExportError(ValueError):
-    """The checkpoint's network cannot be exported as asked; the message says why."""
 
 
 class MaskNetwork(torch.nn.Module):
@@ -123,8 +125,6 @@ def state_shape(model) -> list:
 def check_exportable(system) -> None:
     """An :class:`ExportError` unless the torch-free pipeline can rebuild ``system``: a sliCQT
     front end (the NumPy backend has no STFT) and a network on the matrix form."""
-    from .transform import SliCQT
-
     if system.form == "ragged":
         raise ExportError(
             f"the network {type(system.model).__name__} reads the ragged blocks (model="
@@ -279,8 +279,6 @@ def onnx_bytes(system, exporter: str = "torchscript", stream: bool | None = None
     network is causal. TensorRT takes the whole-song network only."""
     import onnx
 
-    from .inference import OnnxNetwork
-
     if exporter not in EXPORTERS:
         raise ExportError(f"unknown exporter {exporter!r}; choose one of {', '.join(EXPORTERS)}")
     check_exportable(system)
@@ -357,32 +355,30 @@ def default_out(checkpoint: Path, fmt: str) -> Path:
 def run(cfg) -> list[Path]:
     """Export ``cfg.checkpoint``'s network as ``cfg.format``; returns the files written
     (the ONNX model; for ``tensorrt`` also the engine)."""
-    from .separator import Separator
-
     if not isinstance(cfg, DictConfig):
         cfg = OmegaConf.create(cfg)
     if OmegaConf.is_missing(cfg, "checkpoint") or cfg.get("checkpoint") in (None, ""):
-        raise ExportError("no checkpoint given: pass checkpoint=/path/to/model.ckpt")
+        raise ExportConfigError("no checkpoint given: pass checkpoint=/path/to/model.ckpt")
     fmt = cfg.get("format", "onnx")
     if fmt not in FORMATS:
-        raise ExportError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        raise ExportConfigError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     exporter = cfg.get("exporter", "torchscript")
     if exporter not in EXPORTERS:
-        raise ExportError(f"unknown exporter {exporter!r}; choose one of {', '.join(EXPORTERS)}")
+        raise ExportConfigError(
+            f"unknown exporter {exporter!r}; choose one of {', '.join(EXPORTERS)}"
+        )
     precision = cfg.get("precision", "fp32")
     if fmt == "tensorrt":
         from .tensorrt import PRECISIONS, check_tensorrt
 
         if precision not in PRECISIONS:
-            raise ExportError(
+            raise ExportConfigError(
                 f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}"
             )
-        from .inference import MAX_CHUNK_SECONDS
-
         chunk = cfg.get("chunk_seconds", 10.0)
         number = isinstance(chunk, (int, float)) and not isinstance(chunk, bool)
         if not (number and 0 < chunk <= MAX_CHUNK_SECONDS):  # the engine's largest input
-            raise ExportError(
+            raise ExportConfigError(
                 f"chunk_seconds must be positive and at most {MAX_CHUNK_SECONDS:g} (the "
                 f"separator's longest chunk; memory grows with it), got {chunk!r}"
             )
@@ -390,7 +386,9 @@ def run(cfg) -> list[Path]:
     checkpoint = Path(str(cfg.checkpoint)).expanduser()
     out = Path(str(cfg.out)).expanduser() if cfg.get("out") else default_out(checkpoint, fmt)
     if out.is_dir() and not out.is_symlink():
-        raise ExportError(f"out={out} is a folder; give a file name such as {out / 'model.onnx'}")
+        raise ExportConfigError(
+            f"out={out} is a folder; give a file name such as {out / 'model.onnx'}"
+        )
     onnx_path = out if fmt == "onnx" else out.with_suffix(".onnx")
     names = [onnx_path.name] + ([out.name] if fmt == "tensorrt" else [])
     # the output policy (xslicq.outputs): never the checkpoint, a link or a file export did
@@ -398,9 +396,9 @@ def run(cfg) -> list[Path]:
     folder = OutputFolder(out.parent, "export", [checkpoint], force_hint="force=true")
     check_writable(out.parent, "out= folder")
     folder.plan_files(names, bool(cfg.get("force", False)))
-    separator = Separator.from_checkpoint(checkpoint, device="cpu")
+    system = load_system(checkpoint, device="cpu")
     # a causal network exports as a stream step, but TensorRT builds the whole-song network
-    data = onnx_bytes(separator.system, exporter, stream=False if fmt == "tensorrt" else None)
+    data = onnx_bytes(system, exporter, stream=False if fmt == "tensorrt" else None)
     with claim(out.parent, "out= folder"):
         folder.plan_files(names, bool(cfg.get("force", False)))  # again, under the claim
         folder.begin([], source={"checkpoint": str(checkpoint.resolve())})
@@ -410,11 +408,11 @@ def run(cfg) -> list[Path]:
             if fmt == "tensorrt":
                 from .tensorrt import build_engine
 
-                chunk = int(cfg.get("chunk_seconds", 10.0) * separator.sample_rate)
+                chunk = int(cfg.get("chunk_seconds", 10.0) * system.transform.sample_rate)
                 engine = build_engine(
                     data,
                     precision=precision,
-                    max_slices=separator.system.transform.nb_slices(chunk),
+                    max_slices=system.transform.nb_slices(chunk),
                 )
                 folder.write(out.name, engine)
                 written.append(out)
@@ -425,16 +423,15 @@ def run(cfg) -> list[Path]:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="export")
 def main(cfg: DictConfig) -> None:
-    from .train import CheckpointError
-
-    try:
-        written = run(cfg)
-    except (ExportError, CheckpointError, OutputError) as err:
-        raise SystemExit(f"xslicq.export: error: {err}") from None
-    except (ImportError, RuntimeError) as err:  # tensorrt or a GPU missing
-        if cfg.get("format") != "tensorrt":
-            raise
-        raise SystemExit(f"xslicq.export: error: {err}") from None
+    """Export; a failure is one ``error:`` line (:func:`xslicq.cli.run_command`): status 2 for
+    a setting (:class:`~xslicq.errors.ExportConfigError`, a checkpoint, the output folder), 1
+    for an export that fails; for TensorRT also a missing package or GPU."""
+    handled = (ValueError, OSError)
+    if cfg.get("format") == "tensorrt":
+        handled += (ImportError, RuntimeError)  # tensorrt or a GPU missing
+    status, written = run_command(lambda: run(cfg), handled)
+    if status:
+        raise SystemExit(status)
     for path in written:
         print(f"wrote {path}")
 

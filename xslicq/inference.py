@@ -39,10 +39,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from .errors import ModelFileError, SeparationInputError
 from .filtering_numpy import wiener
 from .resample import resample
 from .streamer import Streamer
+from .version import __version__
 
 # the sample rates separate() takes without ``any_rate=True``: below is a rate given in kHz
 # or a boolean (True is 1 Hz, upsampled 44,100x), above is no audio rate in use
@@ -59,14 +60,6 @@ MATRIX_INPUT, MASK_OUTPUT = "magnitudes", "masks"  # the network's input and out
 STATE_INPUTS = ("state_h", "state_c")
 STATE_OUTPUTS = ("next_state_h", "next_state_c")
 DEVICES = ("cpu", "cuda", "auto")  # where the ONNX network runs (onnxruntime provider)
-
-
-class SeparationInputError(ValueError):
-    """The audio given to the separator is not usable; the message says why."""
-
-
-class ModelFileError(ValueError):
-    """An exported model file is missing, unreadable, or not xslicq's; the message says why."""
 
 
 # ---------------------------------------------------------------------- input checks

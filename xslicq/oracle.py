@@ -34,8 +34,10 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from .cli import run_command
 from .data import SOURCES
-from .data.tracks import DatasetError, Track, read
+from .data.tracks import Track, read
+from .errors import EvaluationConfigError, XslicqError
 from .evaluation import (
     EvaluationError,
     check_metric,
@@ -45,7 +47,9 @@ from .evaluation import (
     summarize,
     write_summary,
 )
-from .outputs import OutputError, results
+from .outputs import results
+from .search import SearchPoint
+from .search import transform_config as point_config
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +76,7 @@ def _check_kinds(kinds: Sequence[str]) -> list[str]:
     kinds = [kinds] if isinstance(kinds, str) else list(kinds)
     unknown = [k for k in kinds if k not in ORACLES]
     if unknown or not kinds:
-        raise EvaluationError(
+        raise EvaluationConfigError(
             f"unknown oracle {unknown or kinds}; choose from {', '.join(ORACLES)}"
         )
     return kinds
@@ -246,9 +250,6 @@ def transform_to_score(cfg: DictConfig) -> DictConfig:
     transform search (slices at most one training segment, ``data.seq_dur``, long)."""
     if not cfg.get("search"):
         return cfg.transform
-    from .search import SearchPoint
-    from .search import transform_config as point_config
-
     rate = int(cfg.data.get("sample_rate", 44100))
     point = SearchPoint(**OmegaConf.to_container(cfg.search, resolve=True))
     return OmegaConf.create(point_config(point, rate, int(round(cfg.data.seq_dur * rate))))
@@ -324,25 +325,27 @@ def main(cfg: DictConfig):
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from .search import InvalidTransform
-
     hydra_cfg = HydraConfig.get()
     sweeping = hydra_cfg.mode == RunMode.MULTIRUN
     if sweeping and not any(o.startswith("out=") for o in hydra_cfg.overrides.task):
         # the jobs of a multirun share the default `out`: each writes its own job folder
         with open_dict(cfg):
             cfg.out = hydra_cfg.runtime.output_dir
-    try:
+
+    def work():
         summaries, transform, transform_cfg = run(cfg)
         result = (
             trial_result(summaries, transform, transform_cfg, list(cfg.objectives))
             if cfg.get("objectives")
             else None
         )
-    except (EvaluationError, DatasetError, InvalidTransform, OutputError) as err:
-        if sweeping:
-            raise
-        raise SystemExit(f"xslicq.oracle: error: {err}") from None
+        return summaries, transform_cfg, result
+
+    # in a sweep the trial's error goes to the sweeper, a signal stops the sweep
+    status, done = run_command(work, () if sweeping else (XslicqError, OSError))
+    if status:
+        raise SystemExit(status)
+    summaries, transform_cfg, result = done
     print(oracle_markdown(summaries, describe_transform(transform_cfg)))
     print(f"written to {Path(cfg.out).resolve()}")
     if result is not None:

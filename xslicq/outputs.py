@@ -31,15 +31,12 @@ import os
 import shutil
 from pathlib import Path
 
-from .cli import temporary_file
+from .cli import fail, temporary_file
+from .errors import OutputError, OutputRefused
 
 CLAIM = ".xslicq.lock"  # the lock file a run holds in the folder it writes
 LOW_SPACE = 16 << 20  # bytes free below which a failed write is reported as a full disk
 _DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG)
-
-
-class OutputError(ValueError):
-    """An output cannot be written as asked; the message names the path and why."""
 
 
 def sha256(path) -> str:
@@ -82,7 +79,7 @@ def write_failure(err: BaseException, path) -> OutputError:
             "or choose an output folder on another disk"
         )
     if number in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return OutputError(
+        return OutputRefused(
             f"cannot write {path}: permission denied (the folder {path.parent} is read-only "
             "or not yours); choose another output folder"
         )
@@ -100,13 +97,13 @@ def check_writable(folder, what: str = "output folder") -> None:
         existing = existing.parent
     if not existing.is_dir():
         where = "" if existing == folder else f" ({existing} is a file, so it cannot be made)"
-        raise OutputError(f"{what} {folder}{where or ' is a file, not a folder'}")
+        raise OutputRefused(f"{what} {folder}{where or ' is a file, not a folder'}")
     try:
         handle, probe = temporary_file(existing, ".xslicq-probe-")
         os.close(handle)
         os.unlink(probe)
     except OSError as err:
-        raise OutputError(
+        raise OutputRefused(
             f"{what} {folder} cannot be written: no new file can be made in {existing} "
             f"({err.strerror or err})"
         ) from None
@@ -120,7 +117,7 @@ def check_target(path, inputs=(), what: str = "output", link: bool = False) -> P
     not."""
     path = Path(path)
     if path.is_symlink() and not link:
-        raise OutputError(
+        raise OutputRefused(
             f"{what} {path} is a symbolic link (to {os.readlink(path)}); it is not written "
             "through: remove the link or choose another output"
         )
@@ -132,7 +129,7 @@ def check_target(path, inputs=(), what: str = "output", link: bool = False) -> P
         with contextlib.suppress(OSError):
             same = same or os.path.samefile(path, source)
         if same:
-            raise OutputError(
+            raise OutputRefused(
                 f"{what} {path} is the input {source}; it is never written over: choose "
                 "another output"
             )
@@ -200,7 +197,7 @@ def _claim(folder: Path, what: str):
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(handle)
-            raise OutputError(
+            raise OutputRefused(
                 f"{what} {folder} is being written by {_holder(lock)}; wait for it to end or "
                 "choose another folder"
             ) from None
@@ -284,7 +281,7 @@ class OutputFolder:
             if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
                 raise ValueError("no list of files")
         except (OSError, ValueError) as err:  # JSONDecodeError is a ValueError
-            raise OutputError(
+            raise OutputRefused(
                 f"cannot read {self.manifest} ({err}): it is damaged or not {self.command}'s; "
                 "move it away or choose another output folder"
             ) from None
@@ -338,7 +335,7 @@ class OutputFolder:
         foreign = [n for n in present if n not in ours]
         clash = [n for n in names if n in foreign]
         if clash:
-            raise OutputError(
+            raise OutputRefused(
                 f"output folder {self.folder} holds files that {self.command} did not write (or "
                 f"that changed since), which it would overwrite: {', '.join(clash)}; choose "
                 f"another output folder ({self.force_hint} replaces only {self.command}'s own "
@@ -348,12 +345,12 @@ class OutputFolder:
             if ours:
                 earlier = manifest.get("input")
                 of = f" of {Path(str(earlier)).name}" if earlier else ""
-                raise OutputError(
+                raise OutputRefused(
                     f"output folder {self.folder} exists and is not empty; use "
                     f"{self.force_hint} to replace the {what}{of} that {self.command} wrote there"
                 )
             shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
-            raise OutputError(
+            raise OutputRefused(
                 f"output folder {self.folder} exists and is not empty (it holds {shown}); use "
                 f"{self.force_hint} to write the {what} beside these files, or choose an empty "
                 "folder"
@@ -373,13 +370,13 @@ class OutputFolder:
             if ours is None:
                 ours = self.own_files()
             if name not in ours:
-                raise OutputError(
+                raise OutputRefused(
                     f"{path} exists and {self.command} did not write it (or it changed since); "
                     f"it is never replaced, {self.force_hint} or not: choose another output "
                     "file or move it away"
                 )
             if not force:
-                raise OutputError(
+                raise OutputRefused(
                     f"{path} exists (an earlier {self.command} wrote it); use {self.force_hint} "
                     "to replace it, or choose another output file"
                 )
@@ -508,7 +505,8 @@ class HydraOutputCheck:
     writable, else one ``error:`` line and exit ``status`` instead of Hydra's traceback.
 
     Args:
-        status: the exit status of a refusal.
+        status: the exit status of a refusal; ``None``: the convention's
+            (:func:`xslicq.cli.exit_status`, 2).
         claim: also claim the folder (:func:`claim`) for the whole run, so that a second
             run at the same instant is refused before Hydra writes its record over the first
             one's.
@@ -522,19 +520,16 @@ class HydraOutputCheck:
             ``data.root``): the folder is none of them.
     """
 
-    def __init__(self, status=1, claim=False, command=None, taken=None, unless=None, inputs=()):
-        self.status, self.claim, self.command = int(status), bool(claim), command
+    def __init__(self, status=None, claim=False, command=None, taken=None, unless=None, inputs=()):
+        self.status = None if status is None else int(status)
+        self.claim, self.command = bool(claim), command
         self.taken, self.unless, self.inputs = taken, unless, list(inputs or ())
         self._held = contextlib.ExitStack()
 
     def _refuse(self, err: OutputError) -> None:
-        import sys
-
-        from .cli import error_line
-
         self._held.close()
-        print(error_line(err), file=sys.stderr)
-        raise SystemExit(self.status)
+        status = fail(err)
+        raise SystemExit(status if self.status is None else self.status)
 
     def _check(self, config, key: str, run: bool) -> None:
         from omegaconf import OmegaConf
@@ -564,13 +559,13 @@ class HydraOutputCheck:
             if allowed:
                 return
             if self.command and OutputFolder(folder, self.command).own_files():
-                raise OutputError(
+                raise OutputRefused(
                     f"output folder {folder} holds the results of an earlier {self.command}; "
                     f"use force=true to replace them, or choose another out="
                 )
             taken = folder / str(self.taken) if self.taken else None
             if taken is not None and taken.is_dir() and any(taken.iterdir()):
-                raise OutputError(
+                raise OutputRefused(
                     f"run folder {folder} holds another run's {self.taken} ({taken}); continue "
                     f"that run with {self.unless}={folder}, or start a new run in a new folder"
                 )

@@ -24,6 +24,9 @@ import numpy as np
 import soundfile as sf
 from omegaconf import DictConfig
 
+from .cli import run_command
+from .errors import XslicqError
+
 log = logging.getLogger(__name__)
 
 
@@ -122,7 +125,10 @@ def tensorboard_command(logdir: Path) -> str:
 def main(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
 
-    result = quickstart(cfg, Path(HydraConfig.get().runtime.output_dir))
+    folder = Path(HydraConfig.get().runtime.output_dir)
+    status, result = run_command(lambda: quickstart(cfg, folder), (XslicqError, OSError))
+    if status:
+        raise SystemExit(status)
     print(
         f"\nseparated held-out song {result.track} ({result.seconds:.1f} s) with "
         f"{shown(result.checkpoint)}, trained {result.steps} steps ({result.epochs} epochs) "

@@ -34,16 +34,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import InvalidTransform
 from .transform.frames import SUGGESTED_WINDOW_SAMPLES, fft_friendly_sllen, min_sllen
 from .transform.scales import SCALES, make_scale
 
 __all__ = ["InvalidTransform", "SearchPoint", "pareto_front", "transform_config", "tuned_yaml"]
 
 SLICQT_TARGET = "xslicq.transform.SliCQT"
-
-
-class InvalidTransform(ValueError):
-    """A point of the search space that gives no valid transform; the message says why."""
 
 
 @dataclass(frozen=True)

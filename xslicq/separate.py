@@ -34,7 +34,6 @@ is one ``error: ...`` line with exit status 1.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import itertools
 import math
@@ -45,7 +44,8 @@ from pathlib import Path
 import soundfile as sf
 
 from .audio import load_audio
-from .cli import error_line, temporary_file
+from .cli import ArgumentParser, fail, run_command, temporary_file
+from .errors import ConfigError, ResourceError
 from .inference import MAX_CHUNK_SECONDS
 from .outputs import OutputError, OutputFolder, check_writable, claim, write_failure
 
@@ -173,23 +173,23 @@ def separate_file(
     """Separate the song ``audio`` with ``checkpoint`` (or the exported ``model``) into
     ``out``; return the files written. Every value, the output folder, the model and the
     audio are checked before the separation starts; each problem is one ValueError or
-    OSError naming it."""
+    OSError naming it (a setting's: a :class:`~xslicq.errors.ConfigError`)."""
     if out is None:
-        raise ValueError("no output folder given (--out)")
+        raise ConfigError("no output folder given (--out)")
     out = Path(out)
     if model is None and checkpoint is not None:
         from .config import check_device
 
         check_device(device, "--device")
     if isinstance(chunk_seconds, bool) or not math.isfinite(chunk_seconds) or chunk_seconds <= 0:
-        raise ValueError(f"--chunk-seconds must be a finite number > 0, got {chunk_seconds}")
+        raise ConfigError(f"--chunk-seconds must be a finite number > 0, got {chunk_seconds}")
     if chunk_seconds > MAX_CHUNK_SECONDS:
-        raise ValueError(
+        raise ConfigError(
             f"--chunk-seconds must be at most {MAX_CHUNK_SECONDS:g} (memory grows with it), "
             f"got {chunk_seconds:g}"
         )
     if wiener is not None and wiener < 0:
-        raise ValueError(f"--wiener must be >= 0, got {wiener}")
+        raise ConfigError(f"--wiener must be >= 0, got {wiener}")
     check_output_folder(out)
     waveform, rate = load_audio(audio)
     separator = load_separator(checkpoint, model, device, chunk_seconds)
@@ -221,9 +221,7 @@ def separate_file(
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m xslicq.separate", description=__doc__.splitlines()[0]
-    )
+    parser = ArgumentParser(prog="python -m xslicq.separate", description=__doc__.splitlines()[0])
     parser.add_argument("audio", help="the song to separate")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", help="a training checkpoint (.ckpt), run with torch")
@@ -270,38 +268,39 @@ def main(argv=None) -> int:
         try:
             import torch
         except ImportError:
-            print(
-                "error: --checkpoint needs the training stack, and torch is not installed: "
-                "pip install 'xslicq[train]', or separate with an exported --model model.onnx",
-                file=sys.stderr,
+            return fail(
+                ResourceError(
+                    "--checkpoint needs the training stack, and torch is not installed: "
+                    "pip install 'xslicq[train]', or separate with an exported --model model.onnx"
+                )
             )
-            return 1
         out_of_memory = (torch.cuda.OutOfMemoryError,)
-    try:
-        written = separate_file(
-            args.audio,
-            args.checkpoint,
-            args.out,
-            model=args.model,
-            force=args.force,
-            accompaniment=args.accompaniment,
-            device=args.device,
-            wiener=args.wiener,
-            chunk_seconds=args.chunk_seconds,
-            any_rate=args.any_rate,
-            progress=True,
-        )
-    except out_of_memory:
-        print(
-            f"error: out of GPU memory on {args.device}; lower --chunk-seconds "
-            f"(now {args.chunk_seconds:g}) or use --device cpu",
-            file=sys.stderr,
-        )
-        return 1
-    except (ValueError, OSError, ImportError) as err:  # CheckpointError, ModelFileError,
-        # DeviceError, ... are ValueErrors; ImportError: onnxruntime missing for --model
-        print(error_line(err), file=sys.stderr)
-        return 1
+
+    def work():
+        try:
+            return separate_file(
+                args.audio,
+                args.checkpoint,
+                args.out,
+                model=args.model,
+                force=args.force,
+                accompaniment=args.accompaniment,
+                device=args.device,
+                wiener=args.wiener,
+                chunk_seconds=args.chunk_seconds,
+                any_rate=args.any_rate,
+                progress=True,
+            )
+        except out_of_memory:
+            raise ResourceError(
+                f"out of GPU memory on {args.device}; lower --chunk-seconds "
+                f"(now {args.chunk_seconds:g}) or use --device cpu"
+            ) from None
+
+    # ImportError: onnxruntime missing for --model
+    status, written = run_command(work, handled=(ValueError, OSError, ImportError))
+    if status:
+        return status
     print(f"wrote {', '.join(p.name for p in written)} to {args.out}")
     return 0
 

@@ -18,20 +18,13 @@ the resampling are shared with the torch-free separator of an exported network,
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import torch
 
-from .inference import (
-    SAMPLE_RATE_RANGE,
-    ChunkedSeparator,
-    SeparationInputError,
-    check_chunking,
-    check_sample_rate,
-)
-from .models.protocol import streams as model_streams
-from .streamer import StreamError
+from .checkpoint import load_system
+from .errors import SeparationInputError
+from .export import onnx_bytes
+from .inference import SAMPLE_RATE_RANGE, OnnxNetwork, check_chunking, check_sample_rate
+from .torch_separation import TorchEngine, TorchSeparator, streams
 
 __all__ = [
     "ENGINES",
@@ -39,18 +32,13 @@ __all__ = [
     "SeparationInputError",
     "Separator",
     "TorchEngine",
+    "TorchSeparator",
     "check_sample_rate",
+    "engine_network",
+    "streams",
 ]
 
 ENGINES = ("torch", "onnx", "tensorrt")  # what runs the network (the rest is torch)
-
-
-def _torch_device(device) -> str:
-    """A torch device string for a device :func:`~xslicq.config.check_device` accepted
-    (``auto``: CUDA when there is a GPU, else the CPU; Lightning's ``gpu``: CUDA)."""
-    if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return "cuda" if device == "gpu" else str(device)
 
 
 def engine_network(system, engine: str, max_samples: int = 441_000):
@@ -67,8 +55,6 @@ def engine_network(system, engine: str, max_samples: int = 441_000):
         from .tensorrt import check_tensorrt
 
         check_tensorrt()  # before the export: one clear error where it cannot run
-    from .export import onnx_bytes
-
     if engine == "tensorrt":
         from .tensorrt import TensorRTNetwork
 
@@ -77,8 +63,6 @@ def engine_network(system, engine: str, max_samples: int = 441_000):
             device=next(system.parameters()).device,
             max_slices=system.transform.nb_slices(max_samples),
         )
-    from .inference import OnnxNetwork
-
     # a causal network exports as its stream step, which from zero state is also the
     # whole-song network
     return TorchOnnxNetwork(OnnxNetwork(onnx_bytes(system), device="cpu"))
@@ -105,100 +89,9 @@ class TorchOnnxNetwork:
         return torch.from_numpy(masks).to(matrix.device), state
 
 
-def streams(system) -> bool:
-    """Whether ``system``'s network is causal (``model.causal``, with a ``step``): its song
-    is then separated as a stream (:class:`TorchEngine`)."""
-    return model_streams(getattr(system, "model", None))
-
-
-class TorchEngine:
-    """The :class:`~xslicq.streamer.StreamEngine` of a trained
-    :class:`~xslicq.system.SeparationSystem` with a causal network: the engine of
-    ``python -m xslicq.stream --model model.ckpt`` and of :class:`Separator` for a causal
-    model. Its step is :meth:`SeparationSystem.separate <xslicq.system.SeparationSystem.separate>`
-    on the next slices, the network's state carried::
-
-        frames (C, S, N) * slice window -> SliCQT.analyse_slices  (1, C, rows, S, M) per block
-          -> SeparationSystem.masks, the network's step            (1, J, C, rows, S, M)
-             (state carried)
-          -> mask * mixture, SliCQT.synthesise_slices              (J, C, S, N)
-
-    Args:
-        system: the system; its network must be causal (``model.causal``) with a
-            ``step(x, state) -> (masks, state)`` method; Wiener-EM is not used.
-        network: another runner of the network's step (:class:`TorchOnnxNetwork` of the
-            exported stream step); ``None``: the model's own ``step``.
-    """
-
-    def __init__(self, system, network=None):
-        model = system.model
-        if not streams(system) or system.form == "ragged":
-            name = type(model).__name__
-            raise StreamError(
-                f"the model's network ({name}) is not causal: its masks depend on the whole "
-                "song, so it cannot stream; train a causal one with python -m xslicq.train "
-                "experiment=stream"
-            )
-        self.system = system.eval()
-        transform = system.transform
-        self.transform, self.model, self.network = transform, model, network
-        self.sample_rate = int(transform.sample_rate)
-        self.channels = int(model.nb_channels)
-        self.targets = tuple(system.targets)
-        self.sllen, self.trlen = int(transform.sllen), int(transform.trlen)
-        self.lookahead = 0
-        self.skipped_wiener = int(system.wiener_iterations)
-        self.device = next(system.parameters()).device
-        self._window = transform.slice_window.float().to(self.device)
-
-    @classmethod
-    def from_checkpoint(cls, path, device: str = "cpu") -> TorchEngine:
-        """The engine of a training checkpoint (:meth:`Separator.from_checkpoint`)."""
-        return cls(Separator.from_checkpoint(path, device=device).system)
-
-    def initial_state(self):
-        if self.network is not None:
-            return self.network.initial_state()
-        return self.model.initial_state(1, device=self.device)
-
-    def step_tensors(self, frames, state):
-        """The step on tensors: ``frames`` (C, S, sllen) float32 and the network's state ->
-        ``((J, C, S, sllen) separated slices, state)``; one exportable function."""
-        from .system import apply_masks
-
-        coefs = self.transform.analyse_slices((frames * self._window)[None])
-        mags = [c.abs() for c in coefs]  # (1, C, rows, S, M) per block
-        masks, state = self._masks(mags, state)
-        est = apply_masks(coefs, masks)  # (1, J, C, rows, S, M)
-        return self.transform.synthesise_slices([e[0] for e in est]), state
-
-    def _masks(self, mags, state):
-        """:meth:`SeparationSystem.masks <xslicq.system.SeparationSystem.masks>` with the
-        network's state carried from ``state`` to the state returned."""
-        system, j, after = self.system, len(self.targets), []
-
-        def network(matrix):  # (B, C, F, S, T) -> masks (B, J, C, F, S, T)
-            if self.network is not None:
-                out, new = self.network.step(matrix, state)
-            else:
-                b, c, f, s, t = matrix.shape
-                x = system.r2m.flatten(matrix) if system.form == "frames" else matrix
-                out, new = self.model.step(x, state)
-                out = out.reshape(b, j, c, f, s, t)
-            after.append(new)
-            return out
-
-        return system.masks(mags, network), after[0]
-
-    def step(self, frames: np.ndarray, state) -> tuple[np.ndarray, object]:
-        with torch.no_grad():
-            x = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)).to(self.device)
-            slices, state = self.step_tensors(x, state)
-        return slices.cpu().numpy(), state
-
-
-class Separator(ChunkedSeparator, torch.nn.Module):
-    """A trained :class:`~xslicq.system.SeparationSystem` wrapped for inference.
+class Separator(TorchSeparator):
+    """A trained :class:`~xslicq.system.SeparationSystem` wrapped for inference
+    (:class:`~xslicq.torch_separation.TorchSeparator`), its network run by ``engine``.
 
     :meth:`~xslicq.inference.ChunkedSeparator.separate` and
     :meth:`~xslicq.inference.ChunkedSeparator.separate_spans` (the stems a chunk at a time)
@@ -227,97 +120,18 @@ class Separator(ChunkedSeparator, torch.nn.Module):
         overlap_seconds: float = 1.0,
         engine: str = "torch",
     ):
-        super().__init__()
         chunk_seconds, overlap_seconds = check_chunking(chunk_seconds, overlap_seconds)
-        self.system = system.eval()
-        self.targets = tuple(system.targets)
-        self.sample_rate = int(system.transform.sample_rate)
-        self.chunk_seconds, self.overlap_seconds = chunk_seconds, overlap_seconds
+        chunk = int(chunk_seconds * int(system.transform.sample_rate))
+        network = engine_network(system.eval(), engine, chunk)
+        super().__init__(system, chunk_seconds, overlap_seconds, network=network)
         self.engine = engine
-        chunk = int(chunk_seconds * self.sample_rate)
-        self.network = engine_network(self.system, engine, chunk)
 
     @classmethod
     def from_checkpoint(cls, path, device: str = "cpu", **kwargs) -> Separator:
-        """Rebuild the separator of a training checkpoint (its config is stored inside).
-
-        An unusable ``device`` is a :class:`~xslicq.config.DeviceError`; a missing, damaged
-        or foreign checkpoint a :class:`~xslicq.train.CheckpointError` (both ValueErrors).
+        """Rebuild the separator of a training checkpoint (its config is stored inside;
+        :func:`xslicq.checkpoint.load_system`). An unusable ``device`` is a
+        :class:`~xslicq.errors.DeviceError`; a missing, damaged or foreign checkpoint a
+        :class:`~xslicq.errors.CheckpointError` (both configuration errors).
         ``device="auto"`` picks CUDA when there is a GPU; ``kwargs`` go to the constructor
         (``chunk_seconds``, ``overlap_seconds``, ``engine``)."""
-        from .config import check_device
-        from .system import SeparationSystem
-        from .train import CheckpointError, read_checkpoint
-
-        check_device(device, "device")
-        if Path(str(path)).is_dir():
-            raise CheckpointError(
-                f"checkpoint {path} is a folder, not a checkpoint file (a training run keeps "
-                "its checkpoints in <run>/checkpoints/)"
-            )
-        state = read_checkpoint(path)  # on the CPU, weights only
-        stored = state["xslicq"]
-        config = stored.get("config") if isinstance(stored, dict) else None
-        if config is None:
-            raise CheckpointError(f"{path} is not an xslicq training checkpoint (no stored config)")
-        try:
-            system = SeparationSystem.from_config(config, training=False)
-        except Exception as err:  # the stored config: Hydra, OmegaConf or a constructor
-            raise CheckpointError(
-                f"the config stored in checkpoint {path} does not build a model "
-                f"({type(err).__name__}: {err}); it is damaged or from another xslicq version"
-            ) from None
-        try:
-            system.load_state_dict(state["state_dict"])
-        except (RuntimeError, TypeError, AttributeError) as err:
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise CheckpointError(
-                f"the weights in checkpoint {path} do not fit the model its config describes "
-                f"({first}); it is damaged or from another xslicq version"
-            ) from None
-        return cls(system.to(_torch_device(device)), **kwargs)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.system.parameters()).device
-
-    def _check(self, audio, sample_rate, any_rate: bool) -> tuple[np.ndarray, int, bool]:
-        """:meth:`~xslicq.inference.ChunkedSeparator._check`, for torch tensors too."""
-        if torch.is_tensor(audio):  # NumPy has no bfloat16
-            audio = audio.detach().cpu()
-            audio = (audio.float() if audio.dtype == torch.bfloat16 else audio).numpy()
-        return super()._check(audio, sample_rate, any_rate)
-
-    @property
-    def wiener_iterations(self) -> int:
-        """Wiener-EM iterations after the masks (settable): the system's setting, as
-        :attr:`xslicq.inference.OnnxSeparator.wiener_iterations` is the exported one's."""
-        return self.system.wiener_iterations
-
-    @wiener_iterations.setter
-    def wiener_iterations(self, value: int) -> None:
-        self.system.wiener_iterations = value
-
-    def _stream_engine(self) -> TorchEngine | None:
-        """A causal model's :class:`TorchEngine` (on the engine's network; not TensorRT's,
-        which has no step), unless Wiener-EM is on (it is not causal): the song is then
-        streamed, as ``python -m xslicq.stream`` streams it."""
-        if not streams(self.system) or self.wiener_iterations:
-            return None
-        if self.network is None:
-            return TorchEngine(self.system)
-        if getattr(self.network, "streaming", False):
-            return TorchEngine(self.system, self.network)
-        return None
-
-    def _run(self, mixture: torch.Tensor) -> torch.Tensor:
-        """(B, C, L) -> (B, J, C, L) with the engine's network (torch: the system's own)."""
-        if self.network is None:
-            return self.system(mixture)
-        return self.system.separate(mixture, network=self.network)[0]
-
-    @torch.no_grad()
-    def _separate_chunk(self, mixture: np.ndarray) -> np.ndarray:
-        """(1, 2, n) -> (J, 2, n) on the system's device."""
-        x = torch.from_numpy(np.ascontiguousarray(mixture)).to(self.device)
-        return self._run(x)[0].cpu().numpy()
+        return cls(load_system(path, device), **kwargs)

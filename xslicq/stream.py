@@ -31,7 +31,6 @@ recurrent state in, masks and state out) with the sliCQT's NumPy backend and onn
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import sys
@@ -41,7 +40,8 @@ from pathlib import Path
 import numpy as np
 
 from .audio import check_complete, special_file
-from .cli import error_line, temporary_file
+from .cli import ArgumentParser, run_command, temporary_file
+from .errors import StreamConfigError
 from .inference import OnnxNetwork, OnnxSeparator
 from .outputs import OutputFolder, check_writable, claim, write_failure
 from .streamer import StreamEngine, Streamer, StreamError, algorithmic_latency
@@ -73,10 +73,10 @@ MAX_BLOCK = 1 << 20
 
 
 def __getattr__(name: str):
-    """:class:`xslicq.separator.TorchEngine` as ``xslicq.stream.TorchEngine``, imported (with
-    torch) only when asked for: the stream itself needs no torch."""
+    """:class:`xslicq.torch_separation.TorchEngine` as ``xslicq.stream.TorchEngine``,
+    imported (with torch) only when asked for: the stream itself needs no torch."""
     if name == "TorchEngine":
-        from .separator import TorchEngine
+        from .torch_separation import TorchEngine
 
         return TorchEngine
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -100,7 +100,7 @@ class OnnxStreamEngine(OnnxSeparator):
         meta = network.metadata
         if not network.streaming:
             name = meta.get("network", {}).get("class", "?")
-            raise StreamError(
+            raise StreamConfigError(
                 f"{source} was exported from a non-causal model ({name}): its masks "
                 "depend on the whole song, so it cannot stream; separate whole files with "
                 "python -m xslicq.separate --model model.onnx, or train a causal model "
@@ -130,27 +130,28 @@ def open_engine(model, device: str = "cpu", threads: int | None = None) -> Strea
     if threads is not None and (
         isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
     ):
-        raise StreamError(f"--threads must be >= 1, got {threads!r}")
+        raise StreamConfigError(f"--threads must be >= 1, got {threads!r}")
     if suffix == ".onnx":
         return OnnxStreamEngine.from_file(path, device=device, threads=threads)
     if suffix != ".ckpt":
-        raise StreamError(
+        raise StreamConfigError(
             f"--model must be a training checkpoint (.ckpt) or an ONNX model (.onnx), got {model}"
         )
     if threads is not None:
         import torch
 
         torch.set_num_threads(threads)
-    from .separator import TorchEngine
+    from .checkpoint import load_system  # torch and Lightning: a checkpoint's only
+    from .torch_separation import TorchEngine
 
-    return TorchEngine.from_checkpoint(path, device=device)
+    return TorchEngine(load_system(path, device=device))
 
 
 # ---------------------------------------------------------------------- reading
 def check_format(name: str) -> tuple[np.dtype, int | None]:
     """The numpy dtype and integer full scale of a ``--format`` name."""
     if name not in FORMATS:
-        raise StreamError(f"--format must be one of {', '.join(FORMATS)}, got {name!r}")
+        raise StreamConfigError(f"--format must be one of {', '.join(FORMATS)}, got {name!r}")
     dtype, scale = FORMATS[name]
     return np.dtype(dtype), scale
 
@@ -378,19 +379,19 @@ def stream_file(
     Returns the numbers of the run: samples, seconds, processing time, latency."""
     out = None if out is None else Path(out)
     if out is None and stdout_target is None:
-        raise StreamError("nothing to write: give an output folder, --stdout TARGET, or both")
+        raise StreamConfigError("nothing to write: give an output folder, --stdout TARGET, or both")
     check_format(fmt)
     if isinstance(block, bool) or not isinstance(block, int) or not 1 <= block <= MAX_BLOCK:
-        raise StreamError(
+        raise StreamConfigError(
             f"--block must be a whole number of frames from 1 to {MAX_BLOCK} (memory grows "
             f"with it), got {block!r}"
         )
     raw = raw or str(source) == "-"
     if raw and (isinstance(channels, bool) or not isinstance(channels, int) or channels < 1):
-        raise StreamError(f"--channels must be a whole number >= 1, got {channels!r}")
+        raise StreamConfigError(f"--channels must be a whole number >= 1, got {channels!r}")
     engine = open_engine(model, device=device, threads=threads)
     if stdout_target is not None and stdout_target not in engine.targets:
-        raise StreamError(
+        raise StreamConfigError(
             f"--stdout must name one of the model's targets ({', '.join(engine.targets)}), "
             f"got {stdout_target!r}"
         )
@@ -490,9 +491,7 @@ def _stream(
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m xslicq.stream", description=__doc__.splitlines()[0]
-    )
+    parser = ArgumentParser(prog="python -m xslicq.stream", description=__doc__.splitlines()[0])
     parser.add_argument("input", help="an audio file, or - for raw PCM on stdin")
     parser.add_argument("out", nargs="?", default=None, help="folder for <target>.wav")
     parser.add_argument(
@@ -530,8 +529,8 @@ def main(argv=None) -> int:
     # few milliseconds of work, and threads spinning between slices on a shared machine
     # take the cores other processes (and the next slice) need (experiments/results/stream.md)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    try:
-        run = stream_file(
+    status, run = run_command(
+        lambda: stream_file(
             args.model,
             args.input,
             args.out,
@@ -546,9 +545,9 @@ def main(argv=None) -> int:
             threads=args.threads,
             log=sys.stderr,
         )
-    except (ValueError, OSError) as err:  # StreamError, CheckpointError, ... are ValueErrors
-        print(error_line(err), file=sys.stderr)
-        return 1
+    )
+    if status:
+        return status
     print(
         f"streamed {run['seconds']:.2f} s in {run['processing_seconds']:.2f} s (real-time "
         f"factor {run['real_time_factor']:.3f}); algorithmic latency {run['latency_ms']:.1f} ms",

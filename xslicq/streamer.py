@@ -29,9 +29,7 @@ from typing import Protocol
 
 import numpy as np
 
-
-class StreamError(ValueError):
-    """The model, the input or the output of a stream is unusable; the message says why."""
+from .errors import StreamError
 
 
 def algorithmic_latency(sllen: int, trlen: int, lookahead: int = 0) -> int:

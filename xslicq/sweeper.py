@@ -75,6 +75,8 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
+from .errors import SweepStorageError
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -99,10 +101,6 @@ CONNECT_TIMEOUT_S = 30
 _SCHEMA_LOCK_KEY = int.from_bytes(hashlib.sha1(b"xslicq optuna schema").digest()[:8], "big") - (
     1 << 63
 )  # the advisory lock of the schema creation (a signed 64-bit key)
-
-
-class SweepStorageError(ValueError):
-    """The sweep's storage cannot be opened or used; the message names it."""
 
 
 def shown_url(url) -> str:

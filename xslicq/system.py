@@ -29,14 +29,15 @@ import pytorch_lightning as pl
 import torch
 
 from .data import SOURCES
-from .models.protocol import (
-    ModelProtocolError,
-    check_model,
-    check_model_class,
-    normalises_from_stats,
-)
+from .errors import ConfigError, EvaluationError
+from .evaluation import METRICS, check_metric, score_arrays, summarize, write_summary
+from .evaluation.reports import json_safe, median
+from .filtering import wiener
+from .metrics import sdr_db
+from .models.protocol import check_model, check_model_class, normalises_from_stats
+from .torch_separation import TorchSeparator, apply_masks
 from .transform import RaggedToMatrix
-from .transform.backend import magnitude, multiply
+from .transform.backend import magnitude
 
 # A media event of the default config (10 s validation clip, 4 targets, cqlog) measured
 # 9.44 MB: 9 mono 16-bit WAV clips of 0.88 MB and a 1024 x 1024 PNG of 1.50 MB (the STFT's:
@@ -47,24 +48,16 @@ MEDIA_PIXELS = 1024  # the largest side of the logged picture grid
 MEDIA_COLUMNS = 320  # time columns of every spectrogram of the grid (about a panel's width)
 
 
-def _config_error(message: str) -> ValueError:
-    from .train import ConfigError  # the CLI prints it as one ``error:`` line
-
-    return ConfigError(message)
-
-
 def check_test_metric(metric, package: bool = False) -> str:
     """``metric`` if it names a metric of :mod:`xslicq.evaluation` (``package``: and the
     package it needs is installed), else a clear error naming the ``test_metric`` key."""
-    from .evaluation import METRICS, EvaluationError, check_metric
-
     if not isinstance(metric, str) or metric not in METRICS:
-        raise _config_error(f"test_metric must be one of {', '.join(METRICS)}, got {metric!r}")
+        raise ConfigError(f"test_metric must be one of {', '.join(METRICS)}, got {metric!r}")
     if package:
         try:
             check_metric(metric)
         except EvaluationError as err:
-            raise _config_error(f"test_metric={metric}: {err}") from None
+            raise ConfigError(f"test_metric={metric}: {err}") from None
     return metric
 
 
@@ -72,19 +65,12 @@ def model_input_form(factory) -> str:
     """How a model reads the mixture: ``matrix`` (B, C, F, S, T), ``frames`` (B, C, F, S*T)
     or ``ragged`` (list of blocks), the ``input_form`` of the model protocol
     (:mod:`xslicq.models.protocol`); a class that does not follow it is a config error."""
-    return _checked_class(factory).input_form
+    return check_model_class(factory).input_form
 
 
 def model_columns_per_second(factory) -> float | None:
     """The time grid a network asks for (its class's ``columns_per_second``)."""
-    return _checked_class(factory).columns_per_second
-
-
-def _checked_class(factory) -> type:
-    try:
-        return check_model_class(factory)
-    except ModelProtocolError as err:
-        raise _config_error(str(err)) from None
+    return check_model_class(factory).columns_per_second
 
 
 def network_columns(transform, columns_per_second: float | None) -> int | None:
@@ -141,9 +127,7 @@ def write_test_results(summary: dict, folder, checkpoint=None) -> Path:
     :func:`xslicq.evaluation.summarize` and the checkpoint's path; NaN as ``null``),
     ``summary.md``, ``summary.csv`` and ``tracks.csv`` (:func:`xslicq.evaluation.write_summary`)
     and ``scores.png`` (:func:`xslicq.plotting.scores_figure`). Returns results.json's path."""
-    from .evaluation import write_summary
-    from .evaluation.reports import json_safe
-    from .plotting import scores_figure
+    from .plotting import scores_figure  # matplotlib: on first use
 
     folder = Path(folder)
     write_summary(summary, folder, title="Test scores")
@@ -153,13 +137,6 @@ def write_test_results(summary: dict, folder, checkpoint=None) -> Path:
     os.replace(tmp, path)
     scores_figure(summary, "SDR").savefig(folder / "scores.png")
     return path
-
-
-def apply_masks(coefs: list, masks: list) -> list:
-    """The one place masks meet the mixture: ragged mixture blocks ``(B, C, rows, S, M)``
-    times per-target ragged masks ``(B, J, C, rows, S, M)`` -> estimates of the same shape
-    as the masks. A mask of ones returns the mixture for every target exactly."""
-    return [multiply(c[:, None], m) for c, m in zip(coefs, masks)]
 
 
 def build_model(factory, transform, r2m: RaggedToMatrix, channels: int, targets: int):
@@ -231,7 +208,7 @@ class SeparationSystem(pl.LightningModule):
             raise ValueError(f"init_stats_batches must be >= 0, got {init_stats_batches}")
         n = log_media_every_n_epochs
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise _config_error(
+            raise ConfigError(
                 f"log_media_every_n_epochs must be an integer >= 1 (media on epochs 0, N, "
                 f"2N, ...), got {n!r}"
             )
@@ -243,10 +220,7 @@ class SeparationSystem(pl.LightningModule):
         T = network_columns(transform, columns_per_second) if self.form != "ragged" else None
         self.r2m = RaggedToMatrix(transform, T=T)
         self.model = build_model(model, transform, self.r2m, channels, len(self.targets))
-        try:
-            check_model(self.model)
-        except ModelProtocolError as err:
-            raise _config_error(str(err)) from None
+        check_model(self.model)  # a ModelProtocolError (a ConfigError) naming the attribute
         self.loss = loss
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.wiener_iterations, self.mask_sum_to_one = wiener_iterations, mask_sum_to_one
@@ -341,8 +315,6 @@ class SeparationSystem(pl.LightningModule):
         masks = self.masks(mags, network)
         est = apply_masks(coefs, masks)
         if self.wiener_iterations:
-            from .filtering import wiener
-
             est = wiener(est, coefs, self.wiener_iterations)
         b, j = mixture.shape[0], len(self.targets)
         flat = [e.reshape((b * j,) + tuple(e.shape[2:])) for e in est]
@@ -425,8 +397,6 @@ class SeparationSystem(pl.LightningModule):
         )
 
     def validation_step(self, batch, batch_idx):
-        from .metrics import sdr_db
-
         _, estimates = self.common_step(batch, "val")
         self._val_sdr.append(sdr_db(estimates.float(), batch[1].float()).detach().cpu())
         if batch_idx == 0 and self.media_due():
@@ -511,7 +481,8 @@ class SeparationSystem(pl.LightningModule):
     def test_step(self, batch, batch_idx):
         """Score one whole test track (a batch of one) with ``test_metric``.
 
-        The track is separated as :meth:`xslicq.Separator.separate` does it (cross-faded
+        The track is separated as :meth:`xslicq.Separator.separate` does it
+        (:class:`~xslicq.torch_separation.TorchSeparator`: cross-faded
         chunks, full precision) and scored as :func:`xslicq.evaluation.evaluate` scores it
         (:func:`~xslicq.evaluation.score_arrays`, median over 1 s frames), so the numbers
         equal ``python -m xslicq.evaluate`` of the same checkpoint with the same metric.
@@ -520,10 +491,6 @@ class SeparationSystem(pl.LightningModule):
         Args:
             batch: ``(mixture (1, C, N), references (1, J, C, N))``.
         """
-        from .evaluation import score_arrays
-        from .evaluation.reports import median
-        from .separator import Separator
-
         mixture, references = batch
         if mixture.shape[0] != 1:
             raise ValueError(
@@ -531,7 +498,7 @@ class SeparationSystem(pl.LightningModule):
             )
         name = self._test_track_name(batch_idx)
         with torch.autocast(self.device.type, enabled=False):
-            stems = Separator(self).separate(mixture[0].float(), self.transform.sample_rate)
+            stems = TorchSeparator(self).separate(mixture[0].float(), self.transform.sample_rate)
         estimates = np.stack([stems[t] for t in self.targets])
         frames = score_arrays(
             references[0].float().cpu().numpy(),
@@ -549,8 +516,6 @@ class SeparationSystem(pl.LightningModule):
         """Log ``test/<score>`` (the mean of the targets) and ``test/<score>_<target>``
         (medians over tracks) for every score the metric gives, and write the results next
         to the run: ``<default_root_dir>/test/`` (:func:`write_test_results`)."""
-        from .evaluation import summarize
-
         if not self._test_scores:
             return
         summary = summarize(self._test_scores, self.test_metric, self.targets)

@@ -28,21 +28,37 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from .config import DeviceError, check_device
+from .callbacks import (
+    AtomicCheckpointIO,
+    TrainingInterrupted,
+    remove_stale_temp_files,
+    resume_command,
+)
+from .checkpoint import ARCHITECTURE_KEYS, check_compatible, read_checkpoint
+from .cli import run_command
+from .config import check_device, override_arg
+from .data import SOURCES
+from .errors import CheckpointError, ConfigError, DataConfigError, XslicqError
+from .quiet import quiet_third_party
+from .system import SeparationSystem
 
 log = logging.getLogger(__name__)
 
+__all__ = [  # ConfigError, CheckpointError and read_checkpoint live in xslicq.errors and
+    # xslicq.checkpoint; they stay importable here, where they were defined before
+    "ARCHITECTURE_KEYS",
+    "CheckpointError",
+    "ConfigError",
+    "check_compatible",
+    "main",
+    "read_checkpoint",
+    "resumed_config",
+    "train",
+    "validate_config",
+    "validate_transform",
+]
+
 CONF_DIR = Path(__file__).resolve().parent / "conf"  # a link to the repository's conf/
-# what a checkpoint's network depends on: a resume with other values is refused
-ARCHITECTURE_KEYS = ("transform", "model", "system", "data.targets", "data.sample_rate")
-
-
-class ConfigError(ValueError):
-    """A configuration value is out of range; the message names it."""
-
-
-class CheckpointError(ConfigError):
-    """A checkpoint cannot be read, or does not fit the configured run."""
 
 
 def keep_freed_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 1 << 30) -> bool:
@@ -90,8 +106,6 @@ def _check(ok: bool, message: str) -> None:
 def validate_config(cfg: DictConfig) -> None:
     """Stop before any work with one clear message on values out of range (the data
     values are checked by the DataModule, the network's by its constructor)."""
-    from .data import SOURCES
-
     lr = cfg.optimizer.get("lr")
     _check(_is_number(lr) and lr > 0, f"optimizer.lr must be a positive number, got {lr!r}")
     wd = cfg.optimizer.get("weight_decay", 0.0)
@@ -198,8 +212,6 @@ def instantiate_data(node):
     (Hydra would wrap them in an InstantiationException)."""
     from hydra.errors import InstantiationException
 
-    from .data.checks import DataConfigError
-
     try:
         return hydra.utils.instantiate(node)
     except InstantiationException as error:
@@ -207,52 +219,6 @@ def instantiate_data(node):
         if isinstance(cause, DataConfigError):
             raise ConfigError(str(cause)) from None
         raise
-
-
-def read_checkpoint(path) -> dict:
-    """A training checkpoint's contents, or :class:`CheckpointError` naming the file."""
-    path = Path(str(path))
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many kinds on a damaged file
-        raise CheckpointError(
-            f"cannot read checkpoint {path} ({type(error).__name__}: {error}); it is damaged "
-            "or not a checkpoint: resume from another one (each run keeps best-*.ckpt too)"
-        ) from None
-    if not isinstance(state, dict) or "state_dict" not in state or "xslicq" not in state:
-        raise CheckpointError(f"{path} is not an xslicq training checkpoint")
-    return state
-
-
-def _differences(key: str, saved, current) -> list[str]:
-    if isinstance(saved, dict) and isinstance(current, dict):
-        out = []
-        for k in sorted(set(saved) | set(current), key=str):
-            out += _differences(f"{key}.{k}", saved.get(k), current.get(k))
-        return out
-    if isinstance(saved, (list, tuple)) and isinstance(current, (list, tuple)):
-        saved, current = list(saved), list(current)
-    return [] if saved == current else [f"{key}: {saved!r} in the checkpoint, {current!r} now"]
-
-
-def check_compatible(saved: dict, current: dict, path) -> None:
-    """Refuse to resume a checkpoint whose transform, network, wiring or targets differ from
-    the configured ones (the weights would be loaded into another model, or silently
-    mean something else)."""
-    diffs = []
-    for key in ARCHITECTURE_KEYS:
-        a, b = saved, current
-        for part in key.split("."):
-            a = a.get(part) if isinstance(a, dict) else None
-            b = b.get(part) if isinstance(b, dict) else None
-        diffs += _differences(key, a, b)
-    if diffs:
-        raise CheckpointError(
-            f"checkpoint {path} does not fit this run: " + "; ".join(diffs) + ". Resume with "
-            "the checkpoint's settings, or start a new run without ckpt_path/resume"
-        )
 
 
 def _group_names() -> set[str]:
@@ -296,10 +262,6 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
 
     Raises :class:`~xslicq.callbacks.TrainingInterrupted` when a signal stopped training
     (after writing ``last.ckpt``)."""
-    from .callbacks import AtomicCheckpointIO, remove_stale_temp_files
-    from .quiet import quiet_third_party
-    from .system import SeparationSystem
-
     quiet_third_party()
     validate_config(cfg)
     checkpoint = read_checkpoint(cfg.ckpt_path) if cfg.get("ckpt_path") else None
@@ -411,9 +373,6 @@ def _flat_hparams(cfg: DictConfig) -> dict:
 def report(metrics: dict, trainer: pl.Trainer) -> None:
     """Log (to the console and the run's train.log) the final metrics, where the run is and
     the commands that continue it and evaluate its best checkpoint."""
-    from .callbacks import resume_command
-    from .config import override_arg
-
     if metrics:
         log.info(
             "final metrics:\n%s", "\n".join(f"  {k}: {metrics[k]:.6g}" for k in sorted(metrics))
@@ -439,33 +398,34 @@ def metric_value(metrics: dict, name: str) -> float:
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Train; returns ``optimized_metric`` for a sweep. In a sweep an error fails that trial
-    only: the sweeper records it with its reason and goes on. In a single run a bad value
-    is one ``error:`` line and exit status 2; a signal exits with 128 + its number."""
+    only: the sweeper records it with its reason and goes on. In a single run a failure is
+    one ``error:`` line (:func:`xslicq.cli.run_command`): exit status 2 for a bad value
+    (:class:`~xslicq.errors.ConfigError`), 1 for a failure while training, 128 + the
+    signal's number for SIGINT or SIGTERM (after writing ``checkpoints/last.ckpt``)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
     from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
-    from .callbacks import TrainingInterrupted
-    from .data.checks import DataConfigError
-    from .data.tracks import DatasetError
-    from .outputs import OutputError
-
     single = HydraConfig.get().mode == RunMode.RUN
-    try:
-        if cfg.get("resume"):
-            cfg = resumed_config(cfg, HydraConfig.get().overrides.task)
-        metrics, objects = train(cfg)
-    except TrainingInterrupted as stop:
-        if rank_zero_only.rank > 0:  # stopped with rank 0, which reports; a non-zero exit
-            raise SystemExit(0) from None  # here would make Lightning kill rank 0 first
-        log.warning("interrupted: %s", stop)
-        print(f"interrupted: {stop}", file=sys.stderr)
-        raise SystemExit(stop.exit_code) from None
-    except (ConfigError, DeviceError, DatasetError, DataConfigError, OutputError) as error:
-        if not single:
+
+    def work():
+        run_cfg = cfg
+        if run_cfg.get("resume"):
+            run_cfg = resumed_config(run_cfg, HydraConfig.get().overrides.task)
+        try:
+            return run_cfg, *train(run_cfg)
+        except TrainingInterrupted as stop:
+            if rank_zero_only.rank > 0:  # stopped with rank 0, which reports; a non-zero exit
+                raise SystemExit(0) from None  # here would make Lightning kill rank 0 first
+            log.warning("interrupted: %s", stop)
             raise
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+
+    # in a sweep the trial's error goes to the sweeper, a signal stops the sweep
+    handled = (XslicqError, OSError, TrainingInterrupted) if single else (TrainingInterrupted,)
+    status, result = run_command(work, handled)
+    if status:
+        raise SystemExit(status)
+    cfg, metrics, objects = result
     if rank_zero_only.rank == 0:
         report(metrics, objects["trainer"])
     if cfg.get("optimized_metric"):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import math
 import numbers
-import sys
 import time
 from pathlib import Path
 
@@ -20,6 +19,8 @@ import torch
 from omegaconf import DictConfig
 
 from . import signals
+from .cli import run_command
+from .errors import ConfigError, XslicqError
 
 log = logging.getLogger(__name__)
 
@@ -89,21 +90,26 @@ def run_demo(cfg: DictConfig, out_dir: Path) -> dict:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="transform_demo")
 def main(cfg: DictConfig) -> float:
-    """The demo; a value it or the transform refuses is one ``error:`` line, exit status 2."""
+    """The demo; a value it or the transform refuses is one ``error:`` line, exit status 2
+    (:func:`xslicq.cli.run_command`); a file it cannot write, status 1."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.errors import InstantiationException
 
-    from .cli import error_line
+    def work():
+        try:
+            return run_demo(cfg, Path(HydraConfig.get().runtime.output_dir))
+        except XslicqError:
+            raise
+        except (ValueError, InstantiationException) as err:
+            if isinstance(err, InstantiationException):  # the transform's own check, wrapped
+                if not isinstance(err.__cause__, ValueError):
+                    raise
+                err = err.__cause__
+            raise ConfigError(str(err)) from None  # a value the demo or transform refuses
 
-    try:
-        r = run_demo(cfg, Path(HydraConfig.get().runtime.output_dir))
-    except (ValueError, InstantiationException) as err:
-        if isinstance(err, InstantiationException):  # the transform's own check, wrapped
-            if not isinstance(err.__cause__, ValueError):
-                raise
-            err = err.__cause__
-        print(error_line(err), file=sys.stderr)
-        raise SystemExit(2) from None
+    status, r = run_command(work)
+    if status:
+        raise SystemExit(status)
     print(f"{r['transform']}")
     print(
         f"{cfg.seconds} s of song-like stereo audio -> {r['blocks']} blocks, "

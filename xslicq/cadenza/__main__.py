@@ -17,9 +17,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from ..config import DeviceError
-from ..data.tracks import DatasetError
-from .errors import CadenzaError
+from ..cli import run_command
+from ..errors import XslicqError
 from .pipeline import run
 from .reports import summary_markdown
 
@@ -29,15 +28,9 @@ __all__ = ["main"]
 @hydra.main(version_base="1.3", config_path="../conf", config_name="cadenza")
 def main(cfg: DictConfig) -> float:
     """Returns the mean HAAQI."""
-    from ..evaluation import EvaluationError
-    from ..outputs import OutputError
-    from ..train import CheckpointError
-
-    errors = (CadenzaError, DatasetError, EvaluationError, DeviceError, CheckpointError)
-    try:
-        summary = run(cfg)
-    except (*errors, OutputError) as err:
-        raise SystemExit(f"xslicq.cadenza: error: {err}") from None
+    status, summary = run_command(lambda: run(cfg), (XslicqError, OSError))
+    if status:
+        raise SystemExit(status)
     print(summary_markdown(summary, summary.get("options")))
     print(f"written to {Path(cfg.out).resolve()}")
     return summary["mean"]

@@ -1,12 +1,11 @@
-"""The Cadenza pipeline's error, and pyclarity imported on demand with a clear message."""
+"""The Cadenza pipeline's error (:class:`xslicq.errors.CadenzaError`, an evaluation error),
+and pyclarity imported on demand with a clear message."""
 
 from __future__ import annotations
 
+from ..errors import CadenzaError
+
 __all__ = ["CadenzaError", "clarity_api"]
-
-
-class CadenzaError(ValueError):
-    """A Cadenza evaluation cannot run as asked; the message names the value or file."""
 
 
 def clarity_api() -> dict:

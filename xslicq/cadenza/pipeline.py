@@ -25,7 +25,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..data import SOURCES
 from ..data.tracks import Track, read
+from ..errors import CadenzaConfigError
+from ..evaluation import load_split
 from ..evaluation.estimates import check_estimates
+from ..evaluation.pool import run_in_processes
+from ..outputs import results
 from .errors import CadenzaError, clarity_api
 from .haaqi import check_reference_mode, score_stem
 from .hearing_aid import MIN_SAMPLE_RATE, NALR_TAPS, check_sample_rate, hearing_aid, remix_stems
@@ -184,7 +188,7 @@ def check_seconds(seconds) -> float | None:
     if seconds is None:
         return None
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
-        raise CadenzaError(
+        raise CadenzaConfigError(
             f"seconds must be a positive number of seconds or null (whole songs), got {seconds!r}"
         )
     return float(seconds)
@@ -194,14 +198,14 @@ def check_flag(value, name: str) -> bool:
     """``value`` if it is a boolean (``compressor``, ``soft_clip``, ``save_remix``), else a
     :class:`CadenzaError` naming it (``bool("false")`` would read as true)."""
     if not isinstance(value, (bool, np.bool_)):
-        raise CadenzaError(f"{name} must be true or false, got {value!r}")
+        raise CadenzaConfigError(f"{name} must be true or false, got {value!r}")
     return bool(value)
 
 
 def check_workers(workers) -> int:
     """``workers`` if it is an integer >= 0 (0: score in this process), else an error."""
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-        raise CadenzaError(
+        raise CadenzaConfigError(
             f"workers must be an integer >= 0 (0: score in this process), got {workers!r}"
         )
     return workers
@@ -343,7 +347,6 @@ def _run_pool(
     jobs: Iterator, workers: int, options: dict, keep_remix: bool, collect: Callable
 ) -> None:
     """Score the (song, listener) jobs in ``workers`` spawned processes."""
-    from ..evaluation.pool import run_in_processes
 
     def failed(key, err):
         song, listener_id = key
@@ -378,13 +381,11 @@ def run(cfg: DictConfig) -> dict:
     Returns:
         the summary of :func:`evaluate_cadenza`.
     """
-    from ..evaluation import load_split
-
     if OmegaConf.is_missing(cfg, "checkpoint") or cfg.checkpoint in (None, ""):
-        raise CadenzaError("no checkpoint given: pass checkpoint=/path/to/model.ckpt")
+        raise CadenzaConfigError("no checkpoint given: pass checkpoint=/path/to/model.ckpt")
     checkpoint = Path(str(cfg.checkpoint)).expanduser()
     if not checkpoint.is_file():
-        raise CadenzaError(f"checkpoint {checkpoint} does not exist (or is not a file)")
+        raise CadenzaConfigError(f"checkpoint {checkpoint} does not exist (or is not a file)")
     clarity_api()
     workers = check_workers(cfg.workers)
     seconds = check_seconds(cfg.get("seconds"))
@@ -402,8 +403,6 @@ def run(cfg: DictConfig) -> dict:
         cfg.split,
         len(listeners),
     )
-    from ..outputs import results
-
     # the output policy (xslicq.outputs): one run at a time in `out`, nothing it did not
     # write replaced, its own earlier results only with force=true
     with results(

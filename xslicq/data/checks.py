@@ -12,6 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from numbers import Integral, Real
 
+from ..errors import DataConfigError
 from . import SOURCES
 
 LOADERS = ("default", "dali")
@@ -26,10 +27,6 @@ SYNTHETIC_KEYS = (
     "progress",
     "force",
 )  # the parameters of xslicq.data.synthetic.generate_dataset that a config may set
-
-
-class DataConfigError(ValueError):
-    """A ``data.*`` config value is out of range; the message names the key."""
 
 
 def _is_int(value) -> bool:

@@ -31,16 +31,13 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from ..errors import DatasetError
 from . import SOURCES
 
 STEMS = ("mixture",) + SOURCES
 SPLITS = ("train", "valid", "test")
 SYNTHETIC_MANIFEST = "xslicq_synthetic.json"  # a complete synthetic set
 SYNTHETIC_PROGRESS = "xslicq_synthetic.partial.json"  # a synthetic set still being rendered
-
-
-class DatasetError(ValueError):
-    """A dataset folder or file is not usable; the message names it."""
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from ..errors import EvaluationConfigError, EvaluationError
+from .estimates import check_align, fit_length, float_audio
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -114,15 +117,13 @@ LOAD_DIAG = 1e-10  # fast_bss_eval: diagonal loading of the normalised filter
 # equations
 
 
-class EvaluationError(ValueError):
-    """An evaluation cannot run as asked; the message names the value or path."""
-
-
 # ------------------------------------------------------------------ the metrics
 def check_metric(metric: str) -> None:
     """Raise a clear error for an unknown metric or a missing package it needs."""
     if metric not in METRICS:
-        raise EvaluationError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+        raise EvaluationConfigError(
+            f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}"
+        )
     _import_metric(metric)
 
 
@@ -332,13 +333,6 @@ _FRAME_FUNCTIONS: dict[str, Callable] = {
 
 
 # ------------------------------------------------------------------- one track
-def fit_length(x: np.ndarray, n: int) -> np.ndarray:
-    """Cut or zero-pad the last axis to ``n`` samples."""
-    if x.shape[-1] >= n:
-        return x[..., :n]
-    return np.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, n - x.shape[-1])])
-
-
 def _framed(x: np.ndarray, sample_rate: float) -> np.ndarray:
     """(J, C, N) -> (J, F, C, L): museval's frames (trailing samples dropped)."""
     J, C, N = x.shape
@@ -434,8 +428,6 @@ def score_arrays(
             or scale that :func:`~xslicq.evaluation.estimates.float_audio` refuses (integer
             PCM is scored at its full scale: int16 / 32768).
     """
-    from .estimates import check_align, float_audio
-
     align = check_align(align)
     refs = float_audio(refs, f"track {track_name}: references of {list(targets)}", np.float64)
     ests = float_audio(ests, f"track {track_name}: estimates of {list(targets)}", np.float64)

@@ -32,13 +32,14 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .bsseval import EvaluationError, fit_length
+from ..errors import EvaluationError
 
 __all__ = [
     "ALIGNS",
     "MAX_PEAK",
     "check_align",
     "check_estimates",
+    "fit_length",
     "float_audio",
     "separator_output",
 ]
@@ -49,6 +50,14 @@ ALIGNS = ("crop", "pad")
 MAX_PEAK = 100.0
 """The highest peak taken in float audio, whose full scale is 1.0 (40 dB above it): a float
 estimate beyond it is refused as integer PCM stored as float (16-bit PCM peaks up to 32767)."""
+
+
+def fit_length(x: np.ndarray, n: int) -> np.ndarray:
+    """Cut or zero-pad the last axis to ``n`` samples."""
+    if x.shape[-1] >= n:
+        return x[..., :n]
+    return np.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, n - x.shape[-1])])
+
 
 _COMMON_RATES = (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000)
 

@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..data import SOURCES
 from ..data.tracks import DatasetError, Track, find_tracks, read
+from ..errors import EvaluationConfigError
 from .bsseval import EvaluationError, check_metric, score_arrays, skipped_frames
 from .estimates import check_align, check_estimates, separator_output
 from .pool import run_in_processes
@@ -41,7 +42,7 @@ __all__ = ["check_workers", "evaluate", "load_split", "score_track", "score_trac
 def check_workers(workers) -> int:
     """``workers`` if it is an integer >= 0 (0: score in this process), else a clear error."""
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-        raise EvaluationError(
+        raise EvaluationConfigError(
             f"workers must be an integer >= 0 (0: score in this process), got {workers!r}"
         )
     return workers

@@ -37,12 +37,10 @@ from __future__ import annotations
 from functools import partial
 from typing import Any, Protocol, runtime_checkable
 
+from ..errors import ModelProtocolError
+
 INPUT_FORMS = ("matrix", "frames", "ragged")
 """The forms a network can read the mixture in (its class's ``input_form``)."""
-
-
-class ModelProtocolError(ValueError):
-    """A network class or instance that does not follow :class:`SeparationModel`."""
 
 
 @runtime_checkable

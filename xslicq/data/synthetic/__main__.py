@@ -6,17 +6,16 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from ...cli import error_line
+from ...cli import ArgumentParser, run_command
 from .dataset import MANIFEST_NAME, SAMPLE_RATE, generate_dataset
 from .render import DEFAULT_SOUNDFONTS
 
 
 def _parser():
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m xslicq.data.synthetic",
         description="Generate an offline, procedural MUSDB18-HQ-like data set "
         "(OUT/{train,test}/<track>/{mixture,vocals,drums,bass,other}.wav) "
@@ -62,8 +61,8 @@ def _parser():
 def main(argv=None):
     """Command line entry point; returns the exit status."""
     args = _parser().parse_args(argv)
-    try:
-        m = generate_dataset(
+    status, m = run_command(
+        lambda: generate_dataset(
             args.out,
             tracks=args.tracks,
             seconds=args.seconds,
@@ -75,10 +74,11 @@ def main(argv=None):
             workers=args.workers,
             progress=not args.no_progress,
             force=args.force,
-        )
-    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as exc:
-        print(error_line(exc), file=sys.stderr)
-        return 1
+        ),
+        handled=(ValueError, OSError, RuntimeError),  # RuntimeError: a soundfont renderer's
+    )
+    if status:
+        return status
     sp = m["split"]
     print(
         f"{m['tracks']} tracks of {m['seconds']:g} s in {args.out} "
