@@ -501,17 +501,17 @@ def test_every_command_run_twice_at_once_into_one_output_writes_it_once(
     o = tmp_path / "o"
     data = [f"data.root={tiny_musdb}", "data.synthetic=null", "workers=0"]
     commands = {
-        "separate": (["xslicq.separate", a, "--checkpoint", ckpt, "--out", o / "separate"], 1),
-        "stream": (["xslicq.stream", a, o / "stream", "--model", causal], 1),
-        "export": (["xslicq.export", f"checkpoint={ckpt}", f"out={o / 'export' / 'm.onnx'}"], 1),
+        "separate": (["xslicq.separate", a, "--checkpoint", ckpt, "--out", o / "separate"], 2),
+        "stream": (["xslicq.stream", a, o / "stream", "--model", causal], 2),
+        "export": (["xslicq.export", f"checkpoint={ckpt}", f"out={o / 'export' / 'm.onnx'}"], 2),
         "evaluate": (
             ["xslicq.evaluate", f"checkpoint={ckpt}", "metric=sdr", f"out={o / 'evaluate'}", *data],
-            1,
+            2,
         ),
-        "oracle": (["xslicq.oracle", f"out={o / 'oracle'}", *data], 1),
+        "oracle": (["xslicq.oracle", f"out={o / 'oracle'}", *data], 2),
         "cadenza": (
             ["xslicq.cadenza", f"checkpoint={ckpt}", "seconds=2", f"out={o / 'cadenza'}", *data],
-            1,
+            2,
         ),
         "train": (
             [
