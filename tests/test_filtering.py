@@ -149,3 +149,13 @@ def test_a_mixture_of_another_shape_is_refused():
     y, x = block(f=5)
     with pytest.raises(ValueError, match=r"mixture block of shape \(1, 2, 4, 3, 16\) does not fit"):
         wiener_block(y, x[:, :, :4], 1)
+
+
+def test_the_differentiable_path_equals_the_in_place_one():
+    """A gradient through the estimates concatenates the batches; without one they are
+    filtered in place into one buffer: the same numbers."""
+    y, x = block(j=3, c=2, f=6, s=3, m=10)
+    in_place = wiener_block(y, x, 2, batch_coefficients=7)
+    differentiable = wiener_block(y.clone().requires_grad_(), x, 2, batch_coefficients=7)
+    assert differentiable.requires_grad and not in_place.requires_grad
+    torch.testing.assert_close(differentiable.detach(), in_place, rtol=0, atol=0)
