@@ -21,9 +21,10 @@ from __future__ import annotations
 import torch
 
 from .checkpoint import load_system
+from .checks import SAMPLE_RATE_RANGE, check_sample_rate
 from .errors import SeparationInputError
 from .export import onnx_bytes
-from .inference import SAMPLE_RATE_RANGE, OnnxNetwork, check_chunking, check_sample_rate
+from .inference import OnnxNetwork, check_chunking
 from .torch_separation import TorchEngine, TorchSeparator, streams
 
 __all__ = [

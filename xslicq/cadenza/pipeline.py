@@ -32,7 +32,13 @@ from ..evaluation.pool import run_in_processes
 from ..outputs import results
 from .errors import CadenzaError, clarity_api
 from .haaqi import check_reference_mode, score_stem
-from .hearing_aid import MIN_SAMPLE_RATE, NALR_TAPS, check_sample_rate, hearing_aid, remix_stems
+from .hearing_aid import (
+    MIN_SAMPLE_RATE,
+    NALR_TAPS,
+    check_hearing_aid_rate,
+    hearing_aid,
+    remix_stems,
+)
 from .listeners import EARS, ear_audiograms, load_listeners
 from .reports import CSV_COLUMNS, write_results
 
@@ -114,7 +120,7 @@ def process_song(
         and ear (stems in vocals, drums, bass, other order, then left, right) and the remix
         (2, N) float32 in [-1, 1].
     """
-    sample_rate = check_sample_rate(sample_rate)
+    sample_rate = check_hearing_aid_rate(sample_rate)
     check_reference_mode(reference)
     compressor, soft = check_flag(compressor, "compressor"), check_flag(soft, "soft_clip")
     audiograms = ear_audiograms(listener)
