@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 from functools import partial
 from pathlib import Path
@@ -35,6 +34,7 @@ from .evaluation.reports import json_safe, median
 from .filtering import wiener
 from .metrics import sdr_db
 from .models.protocol import check_model, check_model_class, normalises_from_stats
+from .outputs import write_atomic
 from .torch_separation import TorchSeparator, apply_masks
 from .transform import RaggedToMatrix
 from .transform.backend import magnitude
@@ -132,9 +132,10 @@ def write_test_results(summary: dict, folder, checkpoint=None) -> Path:
     folder = Path(folder)
     write_summary(summary, folder, title="Test scores")
     results = {"checkpoint": None if checkpoint is None else str(checkpoint)}
-    path, tmp = folder / "results.json", folder / "results.json.tmp"
-    tmp.write_text(json.dumps(json_safe({**results, **summary}), indent=2, allow_nan=False))
-    os.replace(tmp, path)
+    path = write_atomic(
+        folder / "results.json",
+        json.dumps(json_safe({**results, **summary}), indent=2, allow_nan=False),
+    )
     scores_figure(summary, "SDR").savefig(folder / "scores.png")
     return path
 

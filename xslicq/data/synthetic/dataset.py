@@ -31,6 +31,7 @@ import numpy as np
 from tqdm import tqdm
 
 from xslicq.data import SOURCES
+from xslicq.outputs import write_atomic
 
 from .midi import stem_midi
 from .mix import mix_stems
@@ -440,9 +441,7 @@ def _remove_tracks(out, keep=()):
 
 def _write_json(path, obj):
     """Write ``obj`` as indented JSON to ``path`` atomically (through a temporary file)."""
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(obj, indent=2) + "\n")
 
 
 # ----------------------------------------------------------------------------- rendering
