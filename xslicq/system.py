@@ -27,6 +27,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
+from .checks import is_int, is_number
 from .data import SOURCES
 from .errors import ConfigError, EvaluationError
 from .evaluation import METRICS, check_metric, score_arrays, summarize, write_summary
@@ -84,11 +85,7 @@ def network_columns(transform, columns_per_second: float | None) -> int | None:
     """
     if columns_per_second is None:
         return None
-    if isinstance(columns_per_second, bool) or not (
-        isinstance(columns_per_second, (int, float))
-        and columns_per_second > 0
-        and math.isfinite(columns_per_second)
-    ):
+    if not (is_number(columns_per_second, finite=True) and columns_per_second > 0):
         raise ValueError(
             f"columns_per_second must be a positive number (matrix columns per "
             f"second of audio), got {columns_per_second!r}"
@@ -208,7 +205,7 @@ class SeparationSystem(pl.LightningModule):
         if init_stats_batches < 0:
             raise ValueError(f"init_stats_batches must be >= 0, got {init_stats_batches}")
         n = log_media_every_n_epochs
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        if not is_int(n) or n < 1:
             raise ConfigError(
                 f"log_media_every_n_epochs must be an integer >= 1 (media on epochs 0, N, "
                 f"2N, ...), got {n!r}"

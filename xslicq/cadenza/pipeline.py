@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from ..checks import check_int, is_number
 from ..data import SOURCES
 from ..data.tracks import Track, read
 from ..errors import CadenzaConfigError
@@ -193,7 +194,7 @@ def check_seconds(seconds) -> float | None:
     """``seconds`` as a float (``None`` stays: whole songs), or a :class:`CadenzaError`."""
     if seconds is None:
         return None
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+    if not is_number(seconds) or not seconds > 0:
         raise CadenzaConfigError(
             f"seconds must be a positive number of seconds or null (whole songs), got {seconds!r}"
         )
@@ -210,11 +211,7 @@ def check_flag(value, name: str) -> bool:
 
 def check_workers(workers) -> int:
     """``workers`` if it is an integer >= 0 (0: score in this process), else an error."""
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-        raise CadenzaConfigError(
-            f"workers must be an integer >= 0 (0: score in this process), got {workers!r}"
-        )
-    return workers
+    return check_int(workers, "workers", 0, CadenzaConfigError, " (0: score in this process)")
 
 
 def evaluate_cadenza(

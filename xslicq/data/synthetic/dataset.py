@@ -27,9 +27,9 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
+from xslicq.checks import is_int, is_number
 from xslicq.data import SOURCES
 from xslicq.outputs import write_atomic
 
@@ -157,7 +157,7 @@ def generate_dataset(
 
 # ----------------------------------------------------------------------------- parameters
 def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+    if not is_int(value):
         raise ValueError(f"{name} must be an integer, got {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
@@ -165,7 +165,7 @@ def _check_int(name, value, minimum):
 
 
 def _check_seconds(seconds):
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float, np.floating, np.integer)):
+    if not is_number(seconds):
         raise ValueError(f"seconds must be a number, got {seconds!r}")
     seconds = float(seconds)
     if not math.isfinite(seconds) or seconds <= 0:
