@@ -27,7 +27,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from .checks import is_int, is_number
+from .checks import check_positive_number, is_int
 from .data import SOURCES
 from .errors import ConfigError, EvaluationError
 from .evaluation import METRICS, check_metric, score_arrays, summarize, write_summary
@@ -85,11 +85,8 @@ def network_columns(transform, columns_per_second: float | None) -> int | None:
     """
     if columns_per_second is None:
         return None
-    if not (is_number(columns_per_second, finite=True) and columns_per_second > 0):
-        raise ValueError(
-            f"columns_per_second must be a positive number (matrix columns per "
-            f"second of audio), got {columns_per_second!r}"
-        )
+    what = "a positive number (matrix columns per second of audio)"
+    columns_per_second = check_positive_number(columns_per_second, "columns_per_second", what=what)
     finest = max(m for _, m in transform.block_shapes)
     wanted = columns_per_second * transform.slice_hop / transform.sample_rate
     return int(min(max(2 ** round(math.log2(wanted)), 2), finest))
