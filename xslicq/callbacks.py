@@ -17,6 +17,7 @@ import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from pytorch_lightning.callbacks import Checkpoint
 
+from .checks import check_int, is_number
 from .config import override_arg
 from .errors import CadenzaError
 from .outputs import write_failure
@@ -267,16 +268,9 @@ class HAAQICallback(pl.Callback):
         from .cadenza.listeners import load_listeners, pick_listener
 
         super().__init__()
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+        if not is_number(seconds) or not seconds > 0:
             raise CadenzaError(f"HAAQICallback: seconds must be positive, got {seconds!r}")
-        if (
-            isinstance(every_n_epochs, bool)
-            or not isinstance(every_n_epochs, int)
-            or every_n_epochs < 1
-        ):
-            raise CadenzaError(
-                f"HAAQICallback: every_n_epochs must be an integer >= 1, got {every_n_epochs!r}"
-            )
+        check_int(every_n_epochs, "HAAQICallback: every_n_epochs", 1, CadenzaError)
         self.seconds, self.every_n_epochs = float(seconds), every_n_epochs
         self.reference, self.compressor = check_reference_mode(reference), bool(compressor)
         self.listener = pick_listener(load_listeners(listeners), listener)

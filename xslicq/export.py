@@ -42,6 +42,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from .checkpoint import load_system
+from .checks import is_number
 from .cli import run_command
 from .errors import ExportConfigError, ExportError
 from .inference import (
@@ -376,8 +377,7 @@ def run(cfg) -> list[Path]:
                 f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}"
             )
         chunk = cfg.get("chunk_seconds", 10.0)
-        number = isinstance(chunk, (int, float)) and not isinstance(chunk, bool)
-        if not (number and 0 < chunk <= MAX_CHUNK_SECONDS):  # the engine's largest input
+        if not (is_number(chunk) and 0 < chunk <= MAX_CHUNK_SECONDS):  # the engine's largest input
             raise ExportConfigError(
                 f"chunk_seconds must be positive and at most {MAX_CHUNK_SECONDS:g} (the "
                 f"separator's longest chunk; memory grows with it), got {chunk!r}"

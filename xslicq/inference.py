@@ -34,20 +34,19 @@ from __future__ import annotations
 
 import json
 import math
-import numbers
 from pathlib import Path
 
 import numpy as np
 
+from .checks import SAMPLE_RATE_RANGE, check_sample_rate, is_number
 from .errors import ModelFileError, SeparationInputError
 from .filtering_numpy import wiener
 from .resample import resample
 from .streamer import Streamer
 from .version import __version__
 
-# the sample rates separate() takes without ``any_rate=True``: below is a rate given in kHz
-# or a boolean (True is 1 Hz, upsampled 44,100x), above is no audio rate in use
-SAMPLE_RATE_RANGE = (8_000, 384_000)
+# the sample rates separate() takes without ``any_rate=True``: SAMPLE_RATE_RANGE (checks.py)
+ANY_RATE_HINT = "pass any_rate=True (separate: --any-rate) to resample from it anyway"
 # the longest chunk separated at once: memory grows with the chunk, about 27 MiB a second
 # for the default model (torch: 1155 MiB peak at 10 s, 2507 MiB at 60 s); a song shorter
 # than its chunk is one chunk, so a larger bound would only let a long song exhaust memory
@@ -65,7 +64,7 @@ DEVICES = ("cpu", "cuda", "auto")  # where the ONNX network runs (onnxruntime pr
 # ---------------------------------------------------------------------- input checks
 def check_seconds(value, name: str) -> float:
     """``value`` if it is a finite number of seconds, else a ValueError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+    if not is_number(value, finite=True):
         raise ValueError(f"{name} must be a finite number of seconds, got {value!r}")
     return float(value)
 
@@ -88,32 +87,15 @@ def check_chunking(chunk_seconds, overlap_seconds) -> tuple[float, float]:
     return chunk_seconds, overlap_seconds
 
 
-def check_sample_rate(sample_rate, any_rate: bool = False) -> int:
+def check_rate(sample_rate, any_rate: bool = False) -> int:
     """``sample_rate`` as an int if it is a whole number of Hz (``44100`` or ``44100.0``) in
     :data:`SAMPLE_RATE_RANGE` (``any_rate``: any positive one), else a
-    :class:`SeparationInputError` naming the value and what is allowed."""
-    low, high = SAMPLE_RATE_RANGE
-    whole = (
-        isinstance(sample_rate, numbers.Real)
-        and not isinstance(sample_rate, (bool, np.bool_))
-        and math.isfinite(sample_rate)
-        and float(sample_rate).is_integer()
+    :class:`SeparationInputError` naming the value and what is allowed
+    (:func:`xslicq.checks.check_sample_rate`)."""
+    allowed = None if any_rate else SAMPLE_RATE_RANGE
+    return check_sample_rate(
+        sample_rate, allowed, form="whole", error=SeparationInputError, hint=ANY_RATE_HINT
     )
-    if not whole:
-        raise SeparationInputError(
-            f"sample_rate must be a whole number of Hz such as 44100, got {sample_rate!r} "
-            f"({type(sample_rate).__name__})"
-        )
-    rate = int(sample_rate)
-    if rate <= 0:
-        raise SeparationInputError(f"sample_rate must be positive, got {sample_rate!r}")
-    if not any_rate and not low <= rate <= high:
-        hint = f" (a rate in kHz? {rate} kHz is {rate * 1000} Hz)"
-        raise SeparationInputError(
-            f"sample_rate={rate} Hz is outside {low}..{high} Hz{hint if rate < low else ''}; "
-            "pass any_rate=True (separate: --any-rate) to resample from it anyway"
-        )
-    return rate
 
 
 def check_audio(audio) -> tuple[np.ndarray, bool]:
@@ -201,8 +183,8 @@ class ChunkedSeparator:
 
     def _check(self, audio, sample_rate, any_rate: bool) -> tuple[np.ndarray, int, bool]:
         """Checked ``(stereo float32 audio (2, samples), rate, mono)``
-        (:func:`check_sample_rate`, :func:`check_audio`)."""
-        sample_rate = check_sample_rate(sample_rate, any_rate)
+        (:func:`check_rate`, :func:`check_audio`)."""
+        sample_rate = check_rate(sample_rate, any_rate)
         x, mono = check_audio(audio)
         return x, sample_rate, mono
 

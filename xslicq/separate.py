@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import math
 import os
 import sys
 from pathlib import Path
@@ -44,6 +43,7 @@ from pathlib import Path
 import soundfile as sf
 
 from .audio import load_audio
+from .checks import is_number
 from .cli import ArgumentParser, fail, run_command, temporary_file
 from .errors import ConfigError, ResourceError
 from .inference import MAX_CHUNK_SECONDS
@@ -181,7 +181,7 @@ def separate_file(
         from .config import check_device
 
         check_device(device, "--device")
-    if isinstance(chunk_seconds, bool) or not math.isfinite(chunk_seconds) or chunk_seconds <= 0:
+    if not is_number(chunk_seconds, finite=True) or chunk_seconds <= 0:
         raise ConfigError(f"--chunk-seconds must be a finite number > 0, got {chunk_seconds}")
     if chunk_seconds > MAX_CHUNK_SECONDS:
         raise ConfigError(

@@ -21,9 +21,10 @@ from __future__ import annotations
 import torch
 
 from .checkpoint import load_system
+from .checks import SAMPLE_RATE_RANGE, check_sample_rate
 from .errors import SeparationInputError
 from .export import onnx_bytes
-from .inference import SAMPLE_RATE_RANGE, OnnxNetwork, check_chunking, check_sample_rate
+from .inference import OnnxNetwork, check_chunking
 from .torch_separation import TorchEngine, TorchSeparator, streams
 
 __all__ = [
@@ -91,21 +92,12 @@ class TorchOnnxNetwork:
 
 class Separator(TorchSeparator):
     """A trained :class:`~xslicq.system.SeparationSystem` wrapped for inference
-    (:class:`~xslicq.torch_separation.TorchSeparator`), its network run by ``engine``.
-
-    :meth:`~xslicq.inference.ChunkedSeparator.separate` and
-    :meth:`~xslicq.inference.ChunkedSeparator.separate_spans` (the stems a chunk at a time)
-    are shared with the torch-free :class:`xslicq.inference.OnnxSeparator`; this class runs
-    each chunk on the system's device. A causal model (``model.causal``, without Wiener-EM)
-    is streamed instead: :class:`TorchEngine` on ``chunk_seconds`` of input at a time, the
-    network's state carried through the song, the stems of ``python -m xslicq.stream``.
+    (:class:`~xslicq.torch_separation.TorchSeparator`: chunks cross-faded on the system's
+    device, a causal model's song streamed), its network run by ``engine``.
 
     Args:
-        system: the trained system (transform, matrix form, network).
-        chunk_seconds: length of the chunks long input is cut into (a causal model's: of the
-            input given to the stream at a time).
-        overlap_seconds: cross-fade between neighbouring chunks (not used for a causal
-            model: its stream has no seams).
+        system, chunk_seconds, overlap_seconds: as for
+            :class:`~xslicq.torch_separation.TorchSeparator`.
         engine: what runs the network: ``torch`` (the system's model), ``onnx`` (the
             network exported to ONNX, run by onnxruntime on the CPU) or ``tensorrt`` (a
             TensorRT engine built from that ONNX network; needs the tensorrt package and

@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import check_complete, special_file
+from .checks import is_int
 from .cli import ArgumentParser, run_command, temporary_file
 from .errors import StreamConfigError
 from .inference import OnnxNetwork, OnnxSeparator
@@ -127,9 +128,7 @@ def open_engine(model, device: str = "cpu", threads: int | None = None) -> Strea
     (``.onnx``) with NumPy and onnxruntime (``threads``: its threads within an operator)."""
     path = Path(str(model))
     suffix = path.suffix.lower()
-    if threads is not None and (
-        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
-    ):
+    if threads is not None and (not is_int(threads) or threads < 1):
         raise StreamConfigError(f"--threads must be >= 1, got {threads!r}")
     if suffix == ".onnx":
         return OnnxStreamEngine.from_file(path, device=device, threads=threads)
@@ -381,13 +380,13 @@ def stream_file(
     if out is None and stdout_target is None:
         raise StreamConfigError("nothing to write: give an output folder, --stdout TARGET, or both")
     check_format(fmt)
-    if isinstance(block, bool) or not isinstance(block, int) or not 1 <= block <= MAX_BLOCK:
+    if not is_int(block) or not 1 <= block <= MAX_BLOCK:
         raise StreamConfigError(
             f"--block must be a whole number of frames from 1 to {MAX_BLOCK} (memory grows "
             f"with it), got {block!r}"
         )
     raw = raw or str(source) == "-"
-    if raw and (isinstance(channels, bool) or not isinstance(channels, int) or channels < 1):
+    if raw and (not is_int(channels) or channels < 1):
         raise StreamConfigError(f"--channels must be a whole number >= 1, got {channels!r}")
     engine = open_engine(model, device=device, threads=threads)
     if stdout_target is not None and stdout_target not in engine.targets:

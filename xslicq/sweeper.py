@@ -75,6 +75,7 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
+from .checks import check_positive_int
 from .errors import SweepStorageError
 
 log = logging.getLogger(__name__)
@@ -403,10 +404,8 @@ class StudySweeper(Sweeper):
                 "hydra.sweeper.search_space and custom_search_space are not "
                 "supported by this sweeper: use hydra.sweeper.params"
             )
-        if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
-            raise ValueError(f"hydra.sweeper.n_trials must be a positive integer, got {n_trials!r}")
-        if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
-            raise ValueError(f"hydra.sweeper.n_jobs must be a positive integer, got {n_jobs!r}")
+        check_positive_int(n_trials, "hydra.sweeper.n_trials")
+        check_positive_int(n_jobs, "hydra.sweeper.n_jobs")
         if not 0.0 <= float(max_failure_rate) <= 1.0:
             raise ValueError(
                 f"hydra.sweeper.max_failure_rate must be in [0, 1], got {max_failure_rate!r}"

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 from functools import partial
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
+from .checks import check_positive_number, is_int
 from .data import SOURCES
 from .errors import ConfigError, EvaluationError
 from .evaluation import METRICS, check_metric, score_arrays, summarize, write_summary
@@ -35,6 +35,7 @@ from .evaluation.reports import json_safe, median
 from .filtering import wiener
 from .metrics import sdr_db
 from .models.protocol import check_model, check_model_class, normalises_from_stats
+from .outputs import write_atomic
 from .torch_separation import TorchSeparator, apply_masks
 from .transform import RaggedToMatrix
 from .transform.backend import magnitude
@@ -84,15 +85,8 @@ def network_columns(transform, columns_per_second: float | None) -> int | None:
     """
     if columns_per_second is None:
         return None
-    if isinstance(columns_per_second, bool) or not (
-        isinstance(columns_per_second, (int, float))
-        and columns_per_second > 0
-        and math.isfinite(columns_per_second)
-    ):
-        raise ValueError(
-            f"columns_per_second must be a positive number (matrix columns per "
-            f"second of audio), got {columns_per_second!r}"
-        )
+    what = "a positive number (matrix columns per second of audio)"
+    columns_per_second = check_positive_number(columns_per_second, "columns_per_second", what=what)
     finest = max(m for _, m in transform.block_shapes)
     wanted = columns_per_second * transform.slice_hop / transform.sample_rate
     return int(min(max(2 ** round(math.log2(wanted)), 2), finest))
@@ -132,9 +126,10 @@ def write_test_results(summary: dict, folder, checkpoint=None) -> Path:
     folder = Path(folder)
     write_summary(summary, folder, title="Test scores")
     results = {"checkpoint": None if checkpoint is None else str(checkpoint)}
-    path, tmp = folder / "results.json", folder / "results.json.tmp"
-    tmp.write_text(json.dumps(json_safe({**results, **summary}), indent=2, allow_nan=False))
-    os.replace(tmp, path)
+    path = write_atomic(
+        folder / "results.json",
+        json.dumps(json_safe({**results, **summary}), indent=2, allow_nan=False),
+    )
     scores_figure(summary, "SDR").savefig(folder / "scores.png")
     return path
 
@@ -207,7 +202,7 @@ class SeparationSystem(pl.LightningModule):
         if init_stats_batches < 0:
             raise ValueError(f"init_stats_batches must be >= 0, got {init_stats_batches}")
         n = log_media_every_n_epochs
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        if not is_int(n) or n < 1:
             raise ConfigError(
                 f"log_media_every_n_epochs must be an integer >= 1 (media on epochs 0, N, "
                 f"2N, ...), got {n!r}"

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import math
-import numbers
 import sys
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from .callbacks import (
     resume_command,
 )
 from .checkpoint import ARCHITECTURE_KEYS, check_compatible, read_checkpoint
+from .checks import is_int, is_number
 from .cli import run_command
 from .config import check_device, override_arg
 from .data import SOURCES
@@ -94,10 +94,6 @@ def keep_freed_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 1 <<
     )
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _check(ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(message)
@@ -107,15 +103,23 @@ def validate_config(cfg: DictConfig) -> None:
     """Stop before any work with one clear message on values out of range (the data
     values are checked by the DataModule, the network's by its constructor)."""
     lr = cfg.optimizer.get("lr")
-    _check(_is_number(lr) and lr > 0, f"optimizer.lr must be a positive number, got {lr!r}")
+    _check(
+        is_number(lr, finite=True) and lr > 0, f"optimizer.lr must be a positive number, got {lr!r}"
+    )
     wd = cfg.optimizer.get("weight_decay", 0.0)
-    _check(_is_number(wd) and wd >= 0, f"optimizer.weight_decay must be a number >= 0, got {wd!r}")
+    _check(
+        is_number(wd, finite=True) and wd >= 0,
+        f"optimizer.weight_decay must be a number >= 0, got {wd!r}",
+    )
     if cfg.get("scheduler") and "factor" in cfg.scheduler:
         f = cfg.scheduler.factor
-        _check(_is_number(f) and 0 < f < 1, f"scheduler.factor must be in (0, 1), got {f!r}")
+        _check(
+            is_number(f, finite=True) and 0 < f < 1,
+            f"scheduler.factor must be in (0, 1), got {f!r}",
+        )
     seed = cfg.get("seed")
     _check(
-        seed is None or (isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0),
+        seed is None or (is_int(seed) and seed >= 0),
         f"seed must be an integer >= 0 or null, got {seed!r}",
     )
     threads = cfg.get("threads")
@@ -133,19 +137,18 @@ def validate_config(cfg: DictConfig) -> None:
     )
     steps = trainer.get("max_steps")
     _check(
-        steps is None
-        or (isinstance(steps, int) and not isinstance(steps, bool) and (steps >= 1 or steps == -1)),
+        steps is None or (is_int(steps) and (steps >= 1 or steps == -1)),
         f"trainer.max_steps must be an integer >= 1 (or -1: no limit), got {steps!r}",
     )
     clip = trainer.get("gradient_clip_val")
     _check(
-        clip is None or (_is_number(clip) and clip >= 0),
+        clip is None or (is_number(clip, finite=True) and clip >= 0),
         f"trainer.gradient_clip_val must be a number >= 0 or null, got {clip!r}",
     )
     for key in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
         value = trainer.get(key)
         _check(
-            value is None or (_is_number(value) and value > 0),
+            value is None or (is_number(value, finite=True) and value > 0),
             f"trainer.{key} must be a positive fraction or number of batches, got {value!r}",
         )
     check_device(trainer.get("accelerator"), "trainer.accelerator")

@@ -8,8 +8,6 @@ a spectrogram PNG (sliCQT beside an STFT of the same signal).
 from __future__ import annotations
 
 import logging
-import math
-import numbers
 import time
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import torch
 from omegaconf import DictConfig
 
 from . import signals
+from .checks import is_number
 from .cli import run_command
 from .errors import ConfigError, XslicqError
 
@@ -35,12 +34,7 @@ def check_config(cfg: DictConfig) -> None:
     """A ValueError naming the value and what is allowed, for ``seconds`` outside
     (0, :data:`MAX_SECONDS`] or a ``dtype`` not in :data:`DTYPES`."""
     seconds = cfg.seconds
-    if (
-        isinstance(seconds, bool)
-        or not isinstance(seconds, numbers.Real)
-        or not math.isfinite(seconds)
-        or not 0 < seconds <= MAX_SECONDS
-    ):
+    if not is_number(seconds, finite=True) or not 0 < seconds <= MAX_SECONDS:
         raise ValueError(
             f"seconds must be positive and at most {MAX_SECONDS:g} (the whole signal is "
             f"transformed at once), got {seconds!r}"

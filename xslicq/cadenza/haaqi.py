@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from .errors import CadenzaError, clarity_api
-from .hearing_aid import NALR_TAPS, check_sample_rate, hearing_aid
+from .hearing_aid import NALR_TAPS, check_hearing_aid_rate, hearing_aid
 
 __all__ = [
     "HAAQI_SAMPLE_RATE",
@@ -72,7 +72,7 @@ def score_stem(
         HAAQI in [0, 1]; NaN when the reference is digitally silent.
     """
     c = clarity_api()
-    sample_rate = check_sample_rate(sample_rate)
+    sample_rate = check_hearing_aid_rate(sample_rate)
     check_reference_mode(reference_mode)
     proc = np.asarray(processed, dtype=np.float64)
     ref = np.asarray(reference, dtype=np.float64)

@@ -11,13 +11,14 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .. import checks
 from .errors import CadenzaError, clarity_api
 
 __all__ = [
     "COMPRESSOR",
     "MIN_SAMPLE_RATE",
     "NALR_TAPS",
-    "check_sample_rate",
+    "check_hearing_aid_rate",
     "hearing_aid",
     "nalr_fir",
     "remix_stems",
@@ -29,6 +30,7 @@ NALR_TAPS = 220
 
 MIN_SAMPLE_RATE = 16000
 """The lowest sample rate in Hz the hearing aid takes: NAL-R prescribes gains up to 6 kHz."""
+NALR_WHY = " (NAL-R prescribes gains up to 6 kHz)"
 
 COMPRESSOR = {
     "threshold": 0.35,
@@ -40,19 +42,12 @@ COMPRESSOR = {
 """The CAD1 baseline's compressor settings (``clarity.enhancer.compressor.Compressor``)."""
 
 
-def check_sample_rate(sample_rate) -> int:
+def check_hearing_aid_rate(sample_rate) -> int:
     """``sample_rate`` as an int, or a :class:`CadenzaError` naming it when it is not an
-    integer >= :data:`MIN_SAMPLE_RATE`."""
-    if (
-        isinstance(sample_rate, bool)
-        or not isinstance(sample_rate, (int, np.integer))
-        or sample_rate < MIN_SAMPLE_RATE
-    ):
-        raise CadenzaError(
-            f"sample_rate must be an integer >= {MIN_SAMPLE_RATE} Hz (NAL-R "
-            f"prescribes gains up to 6 kHz), got {sample_rate!r}"
-        )
-    return int(sample_rate)
+    integer >= :data:`MIN_SAMPLE_RATE` (:func:`xslicq.checks.check_sample_rate`)."""
+    return checks.check_sample_rate(
+        sample_rate, (MIN_SAMPLE_RATE, None), form="integer", error=CadenzaError, hint=NALR_WHY
+    )
 
 
 def nalr_fir(audiogram, sample_rate: int, nfir: int = NALR_TAPS) -> np.ndarray:
@@ -62,8 +57,8 @@ def nalr_fir(audiogram, sample_rate: int, nfir: int = NALR_TAPS) -> np.ndarray:
         (nfir + 1,) float64, linear phase with a delay of ``nfir / 2`` samples, designed at
         ``sample_rate`` (pyclarity interpolates the audiogram to 250-6000 Hz on a log axis).
     """
-    sample_rate = check_sample_rate(sample_rate)
-    if isinstance(nfir, bool) or not isinstance(nfir, (int, np.integer)) or nfir < 2 or nfir % 2:
+    sample_rate = check_hearing_aid_rate(sample_rate)
+    if not checks.is_int(nfir) or nfir < 2 or nfir % 2:
         raise CadenzaError(f"nfir must be an even integer >= 2, got {nfir!r}")
     fir, _ = clarity_api()["NALR"](int(nfir), sample_rate).build(audiogram)
     return np.asarray(fir, dtype=np.float64)

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from ..checks import check_int, is_number
 from ..data import SOURCES
 from ..data.tracks import Track, read
 from ..errors import CadenzaConfigError
@@ -32,7 +33,13 @@ from ..evaluation.pool import run_in_processes
 from ..outputs import results
 from .errors import CadenzaError, clarity_api
 from .haaqi import check_reference_mode, score_stem
-from .hearing_aid import MIN_SAMPLE_RATE, NALR_TAPS, check_sample_rate, hearing_aid, remix_stems
+from .hearing_aid import (
+    MIN_SAMPLE_RATE,
+    NALR_TAPS,
+    check_hearing_aid_rate,
+    hearing_aid,
+    remix_stems,
+)
 from .listeners import EARS, ear_audiograms, load_listeners
 from .reports import CSV_COLUMNS, write_results
 
@@ -114,7 +121,7 @@ def process_song(
         and ear (stems in vocals, drums, bass, other order, then left, right) and the remix
         (2, N) float32 in [-1, 1].
     """
-    sample_rate = check_sample_rate(sample_rate)
+    sample_rate = check_hearing_aid_rate(sample_rate)
     check_reference_mode(reference)
     compressor, soft = check_flag(compressor, "compressor"), check_flag(soft, "soft_clip")
     audiograms = ear_audiograms(listener)
@@ -187,7 +194,7 @@ def check_seconds(seconds) -> float | None:
     """``seconds`` as a float (``None`` stays: whole songs), or a :class:`CadenzaError`."""
     if seconds is None:
         return None
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+    if not is_number(seconds) or not seconds > 0:
         raise CadenzaConfigError(
             f"seconds must be a positive number of seconds or null (whole songs), got {seconds!r}"
         )
@@ -204,11 +211,7 @@ def check_flag(value, name: str) -> bool:
 
 def check_workers(workers) -> int:
     """``workers`` if it is an integer >= 0 (0: score in this process), else an error."""
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-        raise CadenzaConfigError(
-            f"workers must be an integer >= 0 (0: score in this process), got {workers!r}"
-        )
-    return workers
+    return check_int(workers, "workers", 0, CadenzaConfigError, " (0: score in this process)")
 
 
 def evaluate_cadenza(

@@ -10,15 +10,16 @@ A row whose reference was digitally silent holds NaN: it is written (``nan`` in 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from ..data import SOURCES
+from ..outputs import write_atomic
 from .listeners import EARS
 
 __all__ = ["CSV_COLUMNS", "summarize", "summary_markdown", "write_results"]
@@ -98,21 +99,21 @@ def _sort_key(row: Mapping):
 
 
 def _write_csv(rows: Sequence[Mapping], path: Path) -> None:
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(CSV_COLUMNS)
-        for r in sorted(rows, key=_sort_key):
-            w.writerow(
-                [
-                    r["song"],
-                    r["listener"],
-                    r["stem"],
-                    r["ear"],
-                    "nan" if math.isnan(r["haaqi"]) else f"{r['haaqi']:.6f}",
-                ]
-            )
-    os.replace(tmp, path)
+    """``rows`` as CSV (:data:`CSV_COLUMNS`, sorted), written to ``path`` atomically."""
+    f = io.StringIO(newline="")
+    w = csv.writer(f)
+    w.writerow(CSV_COLUMNS)
+    for r in sorted(rows, key=_sort_key):
+        w.writerow(
+            [
+                r["song"],
+                r["listener"],
+                r["stem"],
+                r["ear"],
+                "nan" if math.isnan(r["haaqi"]) else f"{r['haaqi']:.6f}",
+            ]
+        )
+    write_atomic(path, f.getvalue())
 
 
 def _jsonable(value):

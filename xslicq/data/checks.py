@@ -8,10 +8,9 @@ plain dict for a config node).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
-from numbers import Integral, Real
 
+from ..checks import check_int, is_number
 from ..errors import DataConfigError
 from . import SOURCES
 
@@ -29,26 +28,16 @@ SYNTHETIC_KEYS = (
 )  # the parameters of xslicq.data.synthetic.generate_dataset that a config may set
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, Integral) and not isinstance(value, bool)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def integer(key: str, value, minimum: int) -> int:
     """An integer >= ``minimum``."""
-    if not _is_int(value) or value < minimum:
-        raise DataConfigError(f"{key} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+    return check_int(value, key, minimum, DataConfigError)
 
 
 def positive(key: str, value, allow_none: bool = False) -> float | None:
     """A finite number > 0 (or None when ``allow_none``)."""
     if value is None and allow_none:
         return None
-    if not (_is_number(value) and value > 0):
+    if not (is_number(value, finite=True) and value > 0):
         what = "positive or null" if allow_none else "a positive number"
         raise DataConfigError(f"{key} must be {what}, got {_show(value)}")
     return float(value)
@@ -90,7 +79,7 @@ def gain(key: str, value) -> tuple[float, float]:
         isinstance(value, Sequence)
         and not isinstance(value, str)
         and len(value) == 2
-        and all(_is_number(v) for v in value)
+        and all(is_number(v, finite=True) for v in value)
         and 0 <= value[0] <= value[1]
     )
     if not ok:
@@ -102,7 +91,7 @@ def gain(key: str, value) -> tuple[float, float]:
 
 def decibels(key: str, value) -> float:
     """A level in dBFS: a finite number <= 0."""
-    if not (_is_number(value) and value <= 0):
+    if not (is_number(value, finite=True) and value <= 0):
         raise DataConfigError(f"{key} must be a level in dBFS (a number <= 0), got {_show(value)}")
     return float(value)
 

@@ -24,6 +24,7 @@ import logging
 import numpy as np
 import torch
 
+from ..checks import check_int, is_number
 from . import SOURCES
 from .augment import is_silent, random_channel_swap, random_gain
 from .tracks import DatasetError, Track, read
@@ -258,12 +259,9 @@ class EvalDataset(torch.utils.data.Dataset):
     ):
         if not tracks:
             raise DatasetError("no evaluation tracks")
-        if seq_dur is not None and not (
-            isinstance(seq_dur, (int, float)) and not isinstance(seq_dur, bool) and seq_dur > 0
-        ):
+        if seq_dur is not None and not (is_number(seq_dur) and seq_dur > 0):
             raise ValueError(f"seq_dur must be positive or None, got {seq_dur!r}")
-        if isinstance(chunks, bool) or not isinstance(chunks, (int, np.integer)) or chunks < 1:
-            raise ValueError(f"chunks must be an integer >= 1, got {chunks!r}")
+        check_int(chunks, "chunks", 1)
         self.tracks, self.targets = tracks, _check_targets(targets)
         self.frames = None if seq_dur is None else self._common_frames(tracks, seq_dur)
         self.items = []

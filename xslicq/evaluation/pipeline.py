@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from ..checks import check_int
 from ..data import SOURCES
 from ..data.tracks import DatasetError, Track, find_tracks, read
 from ..errors import EvaluationConfigError
@@ -41,11 +42,7 @@ __all__ = ["check_workers", "evaluate", "load_split", "score_track", "score_trac
 
 def check_workers(workers) -> int:
     """``workers`` if it is an integer >= 0 (0: score in this process), else a clear error."""
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-        raise EvaluationConfigError(
-            f"workers must be an integer >= 0 (0: score in this process), got {workers!r}"
-        )
-    return workers
+    return check_int(workers, "workers", 0, EvaluationConfigError, " (0: score in this process)")
 
 
 def load_split(data: DictConfig, split: str) -> list[Track]:

@@ -18,12 +18,12 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from ..outputs import write_atomic
 from .bsseval import METRICS, WINDOW_SECONDS
 
 __all__ = [
@@ -106,9 +106,7 @@ def write_museval_json(
             store.scores["targets"][-1]["skipped_frames"] = int(np.count_nonzero(skipped[target]))
     store.validate()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(store.json)
-    os.replace(tmp, path)
+    write_atomic(path, store.json)
 
 
 def summarize(
@@ -266,7 +264,7 @@ def write_summary(summary: dict, out_dir: str | Path, title: str | None = None) 
                     + [f"{row.get(m, math.nan):.4f}" for m in names]
                     + [_count(row, c) for c in extra]
                 )
-    path, tmp = out_dir / "summary.json", out_dir / "summary.json.tmp"
-    tmp.write_text(json.dumps(json_safe(summary), indent=2, allow_nan=False))
-    os.replace(tmp, path)
+    write_atomic(
+        out_dir / "summary.json", json.dumps(json_safe(summary), indent=2, allow_nan=False)
+    )
     return md

@@ -12,6 +12,7 @@ import math
 
 import torch
 
+from ..checks import is_int
 from .base import _check_waves, _energy, _Loss
 
 __all__ = ["bss_decomposition", "BSSMixLoss"]
@@ -205,7 +206,7 @@ class BSSMixLoss(_Loss):
                 raise ValueError(f"bss_mix: {n} must be finite, got {w!r}")
         if all(w == 0 for w in weights.values()):
             raise ValueError("bss_mix: all of weight_sdr, weight_sir, weight_sar, weight_isr are 0")
-        if isinstance(filter_len, bool) or not isinstance(filter_len, int) or filter_len < 0:
+        if not is_int(filter_len) or filter_len < 0:
             raise ValueError(f"bss_mix: filter_len must be an int >= 0, got {filter_len!r}")
         self.weight_sdr, self.weight_sir = float(weight_sdr), float(weight_sir)
         self.weight_sar, self.weight_isr = float(weight_sar), float(weight_isr)

@@ -43,6 +43,9 @@ import torch
 from torch import nn
 from torch.nn import functional as Fn
 
+from .. import checks
+from ..checks import is_int
+
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
     """Number of (trainable) parameter elements of ``model``."""
@@ -66,20 +69,14 @@ def check_input(x, expected: Sequence, names: Sequence[str], what: str = "input"
 
 
 def check_power_of_two(name: str, value, minimum: int = 2) -> int:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, np.integer))
-        or value < minimum
-        or value & (value - 1)
-    ):
+    if not is_int(value) or value < minimum or value & (value - 1):
         raise ValueError(f"{name} must be a power of two >= {minimum}, got {value!r}")
     return int(value)
 
 
 def check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+    """:func:`xslicq.checks.check_positive_int` with the models' argument order."""
+    return checks.check_positive_int(value, name)
 
 
 def group_norm(channels: int) -> nn.GroupNorm:

@@ -37,6 +37,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any, Protocol, runtime_checkable
 
+from ..checks import is_number
 from ..errors import ModelProtocolError
 
 INPUT_FORMS = ("matrix", "frames", "ragged")
@@ -78,7 +79,7 @@ def check_model_class(factory) -> type:
             f"got {cls.input_form!r}"
         )
     grid = cls.columns_per_second
-    if grid is not None and (isinstance(grid, bool) or not isinstance(grid, (int, float))):
+    if grid is not None and not is_number(grid):
         raise ModelProtocolError(
             f"network {name}: columns_per_second must be a number or None, got {grid!r}"
         )

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..checks import check_positive_int, is_int
 from .checks import check_sample_rate
 from .frames import (
     MIN_WINDOW_SAMPLES,
@@ -93,14 +94,9 @@ def memory_limit(max_table_bytes: int | None = None) -> tuple[int, str]:
     """The bytes the tables may take and a phrase saying where the limit comes from."""
     if max_table_bytes is None:
         limit, text = MAX_TABLE_BYTES, f"MAX_TABLE_BYTES = {format_bytes(MAX_TABLE_BYTES)}"
-    elif (
-        isinstance(max_table_bytes, bool)
-        or not isinstance(max_table_bytes, (int, np.integer))
-        or max_table_bytes <= 0
-    ):
-        raise ValueError(f"max_table_bytes must be a positive integer, got {max_table_bytes!r}")
     else:
-        limit, text = int(max_table_bytes), f"max_table_bytes = {format_bytes(max_table_bytes)}"
+        limit = check_positive_int(max_table_bytes, "max_table_bytes")
+        text = f"max_table_bytes = {format_bytes(max_table_bytes)}"
     available = available_memory()
     if available is not None and available < limit:
         limit, text = available, f"the {format_bytes(available)} of memory available"
@@ -127,7 +123,7 @@ def format_duration(seconds: float) -> str:
 
 def check_sllen(sllen) -> None:
     """Raise a clear error unless ``sllen`` is a positive multiple of 4 (an int)."""
-    if isinstance(sllen, bool) or not isinstance(sllen, (int, np.integer)):
+    if not is_int(sllen):
         raise ValueError(f"sllen must be an integer number of samples, got {sllen!r}")
     if sllen <= 0 or sllen % 4:
         raise ValueError(f"sllen must be a positive multiple of 4, got sllen={sllen}")

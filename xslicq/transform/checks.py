@@ -1,51 +1,13 @@
-"""Checks shared by the transforms: the sample rate they are built for and the signals they
+"""Checks shared by the transforms: the sample rate they are built for
+(:func:`xslicq.checks.check_sample_rate`, the package's one definition) and the signals they
 are given. One clear error for each thing a user can get wrong, raised before any work."""
 
 from __future__ import annotations
 
-import math
-import numbers
-
-import numpy as np
-
+from ..checks import SAMPLE_RATE_RANGE, check_sample_rate
 from . import backend as bk
 
-SAMPLE_RATE_RANGE = (8000, 384000)  # Hz: telephone speech to the fastest studio converters
-
-
-def check_sample_rate(sample_rate, allowed=SAMPLE_RATE_RANGE):
-    """Return ``sample_rate`` unchanged if it is a number of Hz within ``allowed``.
-
-    Args:
-        sample_rate: int or float (not a bool).
-        allowed: ``(lowest, highest)`` rate in Hz, both included; a transform's
-            ``sample_rate_range`` argument widens or narrows the default.
-
-    Raises:
-        ValueError: naming the value and the range allowed.
-    """
-    if not (
-        isinstance(allowed, (tuple, list))
-        and len(allowed) == 2
-        and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in allowed)
-        and 0 < allowed[0] <= allowed[1] < math.inf
-    ):
-        raise ValueError(
-            f"sample_rate_range must be (lowest, highest) positive rates in Hz, got {allowed!r}"
-        )
-    lowest, highest = allowed
-    if isinstance(sample_rate, (bool, np.bool_)) or not isinstance(sample_rate, numbers.Real):
-        raise ValueError(
-            f"sample_rate must be a positive number of Hz (not a bool), got {sample_rate!r}"
-        )
-    if not (math.isfinite(sample_rate) and sample_rate > 0):
-        raise ValueError(f"sample_rate must be a positive number of Hz, got {sample_rate!r}")
-    if not lowest <= sample_rate <= highest:
-        raise ValueError(
-            f"sample_rate={sample_rate!r} Hz is outside {lowest:g}..{highest:g} Hz; pass "
-            f"sample_rate_range=(low, high) to the transform to allow it"
-        )
-    return sample_rate
+__all__ = ["SAMPLE_RATE_RANGE", "check_sample_rate", "check_signal"]
 
 
 def check_signal(x, backend: str, owner: str):

@@ -27,6 +27,7 @@ import math
 
 import numpy as np
 
+from ..checks import check_int
 from . import backend as bk
 from .module import Module
 from .slicing import overlap_add, slice_window_at
@@ -177,8 +178,7 @@ class RaggedToMatrix(Module):
         sizes = [m for _, m in transform.block_shapes]
         finest = max(sizes)
         T = finest if T is None else T
-        if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 2:
-            raise ValueError(f"T must be an integer >= 2, got {T!r}")
+        check_int(T, "T", 2)
         if mode == "interpolate" and T & (T - 1):
             raise ValueError(
                 f"T must be a power of two for mode='interpolate' (block time "

@@ -17,13 +17,14 @@ import math
 import array_api_compat
 import numpy as np
 
+from ..checks import is_int
 from . import backend as bk
 
 
 def check_slicing(sllen, trlen) -> None:
     """Raise a clear error unless ``sllen`` and ``trlen`` describe a valid slicing."""
     for name, value in (("sllen", sllen), ("trlen", trlen)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        if not is_int(value):
             raise ValueError(f"{name} must be an integer number of samples, got {value!r}")
     if sllen <= 0 or sllen % 4:
         raise ValueError(f"sllen must be a positive multiple of 4, got sllen={sllen}")

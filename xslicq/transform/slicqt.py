@@ -24,6 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..checks import is_int
 from . import backend as bk
 from .budget import plan_tables
 from .checks import SAMPLE_RATE_RANGE, check_sample_rate, check_signal
@@ -480,11 +481,7 @@ class SliCQT(Module):
         longest = max_length(slices, self.sllen, self.trlen)
         if length is None:
             length = longest
-        if (
-            isinstance(length, bool)
-            or not isinstance(length, (int, np.integer))
-            or not 0 < length <= slices * self.slice_hop
-        ):
+        if not is_int(length) or not 0 < length <= slices * self.slice_hop:
             raise ValueError(
                 f"length must be an integer in [1, {slices * self.slice_hop}] for "
                 f"{slices} slices, got {length!r}"
@@ -560,11 +557,7 @@ class SliCQT(Module):
             list of complex blocks ``(batch, channels, rows, slices, M)``.
         """
         xp, x = self._check_signal(x)
-        if (
-            isinstance(slices, bool)
-            or not isinstance(slices, (int, np.integer))
-            or not x.shape[-1] <= slices * self.slice_hop
-        ):
+        if not is_int(slices) or not x.shape[-1] <= slices * self.slice_hop:
             raise ValueError(
                 f"slices must be an integer with slices * {self.slice_hop} >= "
                 f"{x.shape[-1]} samples, got {slices!r}"

@@ -27,16 +27,13 @@ import math
 
 import numpy as np
 
+from ..checks import is_int
 from .checks import SAMPLE_RATE_RANGE, check_sample_rate, check_signal
 from .module import TORCH_MISSING, Module, torch
 
 # The overlap-added squared windows may fall no lower than this fraction of their peak
 # (NOLA); below it the inverse divides by almost nothing and float32 loses its digits.
 NOLA_TOLERANCE = 1e-6
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def overlap_envelope(window: np.ndarray, hop: int) -> np.ndarray:
@@ -74,11 +71,11 @@ class STFT(Module):
         super().__init__()
         if torch is None:
             raise RuntimeError(f"the STFT runs on torch only: {TORCH_MISSING}")
-        if not (_is_int(n_fft) and n_fft >= 2):
+        if not (is_int(n_fft) and n_fft >= 2):
             raise ValueError(f"n_fft must be an integer >= 2, got n_fft={n_fft!r}")
-        if not (_is_int(hop_length) and hop_length >= 1):
+        if not (is_int(hop_length) and hop_length >= 1):
             raise ValueError(f"hop_length must be a positive integer, got {hop_length!r}")
-        if not (_is_int(frames_per_slice) and frames_per_slice >= 1) or (
+        if not (is_int(frames_per_slice) and frames_per_slice >= 1) or (
             frames_per_slice & (frames_per_slice - 1)
         ):
             raise ValueError(f"frames_per_slice must be a power of two, got {frames_per_slice!r}")
@@ -117,7 +114,7 @@ class STFT(Module):
     def nb_frames(self, length: int) -> int:
         """Frames that cover ``length`` samples: centred on ``0, hop, ...`` up to the first
         centre at or after the last sample."""
-        if not (_is_int(length) and length >= 1):
+        if not (is_int(length) and length >= 1):
             raise ValueError(f"length must be a positive number of samples, got {length!r}")
         return -(-(int(length) - 1) // self.hop_length) + 1
 
@@ -180,7 +177,7 @@ class STFT(Module):
         longest = (frames - 1) * self.hop_length + 1
         if length is None:
             length = max(longest - 1, 1)
-        if not (_is_int(length) and 1 <= length <= longest):
+        if not (is_int(length) and 1 <= length <= longest):
             raise ValueError(
                 f"length must be an integer in [1, {longest}] for {s} slices of {t} frames, "
                 f"got {length!r}"

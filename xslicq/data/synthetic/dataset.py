@@ -27,10 +27,11 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
+from xslicq.checks import is_int, is_number
 from xslicq.data import SOURCES
+from xslicq.outputs import write_atomic
 
 from .midi import stem_midi
 from .mix import mix_stems
@@ -156,7 +157,7 @@ def generate_dataset(
 
 # ----------------------------------------------------------------------------- parameters
 def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+    if not is_int(value):
         raise ValueError(f"{name} must be an integer, got {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
@@ -164,7 +165,7 @@ def _check_int(name, value, minimum):
 
 
 def _check_seconds(seconds):
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float, np.floating, np.integer)):
+    if not is_number(seconds):
         raise ValueError(f"seconds must be a number, got {seconds!r}")
     seconds = float(seconds)
     if not math.isfinite(seconds) or seconds <= 0:
@@ -440,9 +441,7 @@ def _remove_tracks(out, keep=()):
 
 def _write_json(path, obj):
     """Write ``obj`` as indented JSON to ``path`` atomically (through a temporary file)."""
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(obj, indent=2) + "\n")
 
 
 # ----------------------------------------------------------------------------- rendering
