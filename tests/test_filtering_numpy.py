@@ -99,11 +99,3 @@ def test_a_mixture_of_another_shape_is_refused():
         r"\(1, 4, 2, 5, 3, 16\): expected \(1, 2, 5, 3, 16\)",
     ):
         wiener_block(y, x[..., :15], 1)
-
-
-def test_numpy_and_torch_share_one_definition():
-    import xslicq.filtering as filtering
-    import xslicq.filtering_numpy as filtering_numpy
-
-    assert filtering_numpy.wiener_block is filtering.wiener_block is wiener_torch
-    assert filtering_numpy.wiener is filtering.wiener and _solve is filtering._solve

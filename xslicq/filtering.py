@@ -1,69 +1,50 @@
-"""Multichannel Wiener-EM refinement of target estimates in the sliCQT domain, written once
-against the array API (through ``array_api_compat``): NumPy arrays for the torch-free
-separator of an exported network (:mod:`xslicq.inference`), torch tensors, differentiable,
-for the training system. This module imports no torch.
+"""Multichannel Wiener-EM refinement of target estimates in the sliCQT domain.
 
 Each target ``j`` is modelled, per coefficient, as a zero-mean complex Gaussian with a
 power ``v_j`` (varying over frequency and time) and a spatial covariance ``R_j`` (one
 ``C x C`` matrix per frequency row). One EM iteration re-estimates ``v_j`` and ``R_j``
 from the current estimates and applies the multichannel Wiener filter
-``y_j = v_j R_j (sum_k v_k R_k + eps I)^-1 x`` to the mixture ``x``. Works on every block
-of the ragged coefficients independently.
+``y_j = v_j R_j (sum_k v_k R_k)^-1 x`` to the mixture ``x``. Works on every block of
+the ragged coefficients independently and is differentiable (torch).
 
 Memory is bounded: one iteration is two passes over the frames of a block (its time
-coefficients, slices times columns), a batch of whole frames at a time, at most
-``batch_coefficients`` rows x frames. The first pass sums the outer products
-``y_j y_j^H`` into ``R_j``; the second filters. The filter forms no ``C x C`` matrix per
-coefficient and target: it solves the mixture against the modelled mixture covariance
-once per coefficient, ``z = (sum_k v_k R_k + eps I)^-1 x`` (in closed form for one or two
-channels, a batched solve for more), and each target is then ``y_j = v_j R_j z``. The
-refined estimates are written into one buffer, batch by batch (in place after the first
-iteration), unless a gradient flows through them: then the batches are concatenated.
+coefficients, slices times columns), a batch of whole frames at a time. The first pass
+sums the outer products ``y_j y_j^H`` into ``R_j``; the second filters. The filter forms
+no ``C x C`` matrix per coefficient and target: it solves the mixture against the
+modelled mixture covariance once per coefficient, ``z = (sum_k v_k R_k + eps I)^-1 x``
+(in closed form for one or two channels), and each target is then ``y_j = v_j R_j z``.
+Inside a batch the work is real arithmetic on a planar layout ``(B, F, J, 2C, N)`` (the
+real parts of the ``C`` channels, then the imaginary parts), where the sums over the
+targets and channels are batched matrix products.
 """
 
 from __future__ import annotations
 
-import array_api_compat
+import torch
 
-# coefficients per target and channel (rows x frames) filtered at once: 2^17 is 4 MiB of
-# complex64 estimates for four stereo targets, and a few times that in temporaries
-BATCH_COEFFICIENTS = 1 << 17
-
-
-def _check_batch(batch_coefficients) -> int | None:
-    if batch_coefficients is None:
-        return None
-    value = batch_coefficients
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"batch_coefficients must be an integer >= 1 or None, got {value!r}")
-    return value
+# the frame batches, their budget and the shape check: the NumPy twin's (no torch there)
+from .filtering_numpy import BATCH_COEFFICIENTS, _check_batch, _spans, check_block
 
 
-def _spans(rows: int, frames: int, batch_coefficients: int | None) -> list[slice]:
-    """Consecutive spans of whole frames, each of at most ``batch_coefficients // rows``
-    frames (at least one; ``None``: all frames at once)."""
-    step = frames if batch_coefficients is None else max(1, batch_coefficients // rows)
-    return [slice(k, min(k + step, frames)) for k in range(0, frames, step)]
+def _planar(z: torch.Tensor, target_axis: bool) -> torch.Tensor:
+    """Complex (B, [J,] C, F, N) -> real (B, F, [J,] 2C, N): real parts, then imaginary."""
+    r = torch.view_as_real(z)  # (B, [J,] C, F, N, 2)
+    order = (0, 3, 1, 5, 2, 4) if target_axis else (0, 2, 4, 1, 3)
+    r = r.permute(order)  # (B, F, [J,] 2, C, N)
+    return r.reshape(*r.shape[:-3], 2 * r.shape[-2], r.shape[-1])
 
 
-def check_block(estimates: tuple, mixture: tuple) -> tuple[int, ...]:
-    """The shape ``(B, J, C, F, S, M)`` of ``estimates`` if a mixture block of shape
-    ``mixture`` fits it, else a ValueError naming both."""
-    b, j, c, f, s, m = estimates
-    if tuple(mixture) != (b, c, f, s, m):
-        raise ValueError(
-            f"mixture block of shape {tuple(mixture)} does not fit estimates of shape "
-            f"{tuple(estimates)}: expected {(b, c, f, s, m)}"
-        )
-    return b, j, c, f, s, m
+def _complex(y: torch.Tensor) -> torch.Tensor:
+    """Real (B, F, J, 2C, N) -> complex (B, J, C, F, N) view: the inverse of :func:`_planar`
+    (``torch.cat`` of these views makes the one copy)."""
+    b, f, j, c2, n = y.shape
+    y = y.reshape(b, f, j, 2, c2 // 2, n).permute(0, 2, 4, 1, 5, 3)  # (B, J, C, F, N, 2)
+    return torch.complex(y[..., 0], y[..., 1])
 
 
-def _requires_grad(x) -> bool:
-    """True for a torch tensor a gradient flows through (it cannot be filtered in place)."""
-    return bool(getattr(x, "requires_grad", False))
-
-
-def spatial_covariances(y, eps: float = 1e-10, batch_coefficients: int | None = BATCH_COEFFICIENTS):
+def spatial_covariances(
+    y: torch.Tensor, eps: float = 1e-10, batch_coefficients: int | None = BATCH_COEFFICIENTS
+) -> torch.Tensor:
     """The spatial covariance matrix of every target and frequency row.
 
     ``R_j(f) = sum_n y_j(f, n) y_j(f, n)^H / sum_n v_j(f, n)``, with ``v_j`` the power
@@ -73,89 +54,87 @@ def spatial_covariances(y, eps: float = 1e-10, batch_coefficients: int | None = 
         y: (nb_samples, nb_targets, nb_channels, rows, nb_frames) complex estimates.
 
     Returns:
-        (nb_samples, nb_targets, rows, nb_channels, nb_channels) complex, Hermitian.
+        (nb_samples, rows, nb_targets, nb_channels, nb_channels) complex, Hermitian.
     """
-    xp = array_api_compat.array_namespace(y)
     c, rows, frames = y.shape[2], y.shape[3], y.shape[4]
-    outer = 0
+    gram = 0
     for span in _spans(rows, frames, _check_batch(batch_coefficients)):
-        part = xp.permute_dims(y[..., span], (0, 1, 3, 2, 4))  # (B, J, F, C, n)
-        outer = outer + part @ xp.conj(xp.matrix_transpose(part))  # sum_n y_c conj(y_d)
-    weight = sum(xp.real(outer[..., i, i]) for i in range(c)) / c  # sum_n v_j, (B, J, F)
+        part = _planar(y[..., span], True)  # (B, F, J, 2C, n)
+        gram = gram + part @ part.transpose(-1, -2)  # (B, F, J, 2C, 2C)
+    rr, ri, ir, ii = gram[..., :c, :c], gram[..., :c, c:], gram[..., c:, :c], gram[..., c:, c:]
+    outer = torch.complex(rr + ii, ir - ri)  # sum_n y_c conj(y_d)
+    weight = torch.diagonal(rr + ii, dim1=-2, dim2=-1).sum(-1) / c  # sum_n v_j
     return outer / (weight[..., None, None] + eps)
 
 
-def _weighted(r, v):
-    """``sum_j v_j r_j``: ``r`` (B, J, F) real or complex, ``v`` (B, J, F, n) real ->
-    (B, F, n), a batched matrix product (a complex ``r`` as its real and imaginary parts,
-    without a complex copy of ``v``)."""
-    xp = array_api_compat.array_namespace(r, v)
-    if xp.isdtype(r.dtype, "complex floating"):
-        return _weighted(xp.real(r), v) + 1j * _weighted(xp.imag(r), v)
-    rows = xp.permute_dims(r, (0, 2, 1))[:, :, None, :]  # (B, F, 1, J)
-    return (rows @ xp.permute_dims(v, (0, 2, 1, 3)))[:, :, 0, :]  # (B, F, J, n) -> (B, F, n)
-
-
-def _solve(r, v, x, eps: float):
-    """``(sum_j v_j R_j + eps I)^-1 x`` per coefficient: the mixture against its modelled
-    covariance (Hermitian positive definite).
+def _solve(cxx: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``cxx^-1 x`` per coefficient, planar.
 
     Args:
-        r: (B, J, F, C, C) complex spatial covariances.
-        v: (B, J, F, n) real powers.
-        x: (B, C, F, n) complex mixture.
+        cxx: (B, F, C, C, 2, N) real: the Hermitian positive definite mixture covariance
+            of every coefficient (real and imaginary parts along the fifth axis).
+        x: (B, F, 2C, N) real, planar.
 
     Returns:
-        (B, C, F, n) complex.
+        (B, F, 2C, N) real, planar.
     """
-    xp = array_api_compat.array_namespace(r, v, x)
-    c = x.shape[1]
+    c = x.shape[2] // 2
     if c == 1:
-        return x / (_weighted(xp.real(r[..., 0, 0]), v) + eps)[:, None]
-    if c == 2:  # [[p, q], [q*, s]]^-1 = [[s, -q], [-q*, p]] / (p s - |q|^2)
-        p = _weighted(xp.real(r[..., 0, 0]), v) + eps
-        s = _weighted(xp.real(r[..., 1, 1]), v) + eps
-        q = _weighted(r[..., 0, 1], v)
-        scale = 1 / (p * s - (xp.real(q) ** 2 + xp.imag(q) ** 2))
-        x0, x1 = x[:, 0], x[:, 1]
-        return xp.stack([(s * x0 - q * x1) * scale, (p * x1 - xp.conj(q) * x0) * scale], axis=1)
-    rows = [[_weighted(r[..., i, k], v) for k in range(c)] for i in range(c)]
-    for i in range(c):
-        rows[i][i] = rows[i][i] + eps
-    cxx = xp.stack([xp.stack(row, axis=-1) for row in rows], axis=-2)  # (B, F, n, C, C)
-    z = xp.linalg.solve(cxx, xp.permute_dims(x, (0, 2, 3, 1))[..., None])  # (B, F, n, C, 1)
-    return xp.permute_dims(z[..., 0], (0, 3, 1, 2))
+        return x / cxx[:, :, 0, 0, 0][:, :, None]
+    if c == 2:  # [[p, q], [q*, r]]^-1 = [[r, -q], [-q*, p]] / (p r - |q|^2)
+        p, r = cxx[:, :, 0, 0, 0], cxx[:, :, 1, 1, 0]
+        qr, qi = cxx[:, :, 0, 1, 0], cxx[:, :, 0, 1, 1]
+        det = p * r - qr.square() - qi.square()
+        x0r, x1r, x0i, x1i = x.unbind(2)
+        z = (
+            r * x0r - qr * x1r + qi * x1i,  # r x0 - q x1
+            p * x1r - qr * x0r - qi * x0i,  # p x1 - q* x0
+            r * x0i - qr * x1i - qi * x1r,
+            p * x1i - qr * x0i + qi * x0r,
+        )
+        return torch.stack(z, 2) / det[:, :, None]
+    a = torch.view_as_complex(cxx.permute(0, 1, 5, 2, 3, 4).contiguous())  # (B, F, N, C, C)
+    xc = torch.complex(x[:, :, :c], x[:, :, c:]).transpose(-1, -2)[..., None]  # (B, F, N, C, 1)
+    z = torch.linalg.solve(a, xc)[..., 0].transpose(-1, -2)  # (B, F, C, N)
+    return torch.cat([z.real, z.imag], 2)
 
 
-def _filter(y, x, r, eps: float):
-    """One Wiener filtering of a batch of frames.
+def _filter(y: torch.Tensor, x: torch.Tensor, r: torch.Tensor, eps: float) -> torch.Tensor:
+    """One Wiener filtering of a batch of frames, planar.
 
     Args:
-        y: (B, J, C, F, n) current estimates (they give the powers ``v_j``).
-        x: (B, C, F, n) mixture.
-        r: (B, J, F, C, C) spatial covariances.
+        y: (B, F, J, 2C, N) current estimates (they give the powers ``v_j``).
+        x: (B, F, 2C, N) mixture.
+        r: (B, F, J, C, C) complex spatial covariances.
 
     Returns:
-        (B, J, C, F, n): ``v_j R_j (sum_k v_k R_k + eps I)^-1 x``.
+        (B, F, J, 2C, N): ``v_j R_j (sum_k v_k R_k + eps I)^-1 x``.
     """
-    xp = array_api_compat.array_namespace(y, x, r)
-    c = y.shape[2]
-    v = xp.mean(xp.real(y) ** 2 + xp.imag(y) ** 2, axis=2)  # (B, J, F, n)
-    z = _solve(r, v, x, eps)[:, None]  # (B, 1, C, F, n)
-    rows = [  # (R_j z)_i = sum_k R_j[i, k] z_k
-        sum(r[:, :, :, i, k, None] * z[:, :, k] for k in range(c)) * v for i in range(c)
-    ]
-    return xp.stack(rows, axis=2)
+    b, f, j, c2, n = y.shape
+    c = c2 // 2
+    # C v_j, the power summed over the channels, goes with R_j / C
+    power = y.square().sum(3)  # (B, F, J, N)
+    r = r / c
+    entries = torch.view_as_real(r).reshape(b, f, j, 2 * c * c).transpose(-1, -2)
+    cxx = (entries @ power).reshape(b, f, c, c, 2, n)  # sum_j v_j R_j, (B, F, C, C, 2, N)
+    for k in range(c):
+        cxx[:, :, k, k, 0] += eps
+    z = _solve(cxx, x)  # (B, F, 2C, N)
+    real = torch.cat(  # R_j as the real matrix [[Re, -Im], [Im, Re]], (B, F, J, 2C, 2C)
+        [torch.cat([r.real, -r.imag], -1), torch.cat([r.imag, r.real], -1)], -2
+    )
+    out = real.reshape(b, f, j * c2, c2) @ z  # (B, F, J * 2C, N)
+    return out.reshape(b, f, j, c2, n) * power[:, :, :, None]
 
 
 def wiener_block(
-    estimates,
-    mixture,
+    estimates: torch.Tensor,
+    mixture: torch.Tensor,
     iterations: int = 1,
     eps: float = 1e-10,
     batch_coefficients: int | None = BATCH_COEFFICIENTS,
-):
-    """Refine one block (NumPy arrays or torch tensors, differentiable).
+) -> torch.Tensor:
+    """Refine one block.
 
     Args:
         estimates: (nb_samples, nb_targets, nb_channels, rows, slices, time) complex.
@@ -167,27 +146,23 @@ def wiener_block(
             ``None``: the whole block at once.
 
     Returns:
-        refined estimates, same shape, dtype and array library as ``estimates``.
+        refined estimates, same shape as ``estimates``.
     """
     batch_coefficients = _check_batch(batch_coefficients)
     b, j, c, f, s, m = check_block(tuple(estimates.shape), tuple(mixture.shape))
     if iterations == 0:
         return estimates
-    xp = array_api_compat.array_namespace(estimates, mixture)
-    y = xp.reshape(estimates, (b, j, c, f, s * m))
-    x = xp.reshape(mixture, (b, c, f, s * m))
+    y = estimates.reshape(b, j, c, f, s * m)
+    x = mixture.reshape(b, c, f, s * m)
     spans = _spans(f, s * m, batch_coefficients)
-    in_place = not (_requires_grad(estimates) or _requires_grad(mixture))
-    out = xp.empty_like(y) if in_place else None  # refined in place after the first iteration
     for _ in range(iterations):
         r = spatial_covariances(y, eps, batch_coefficients)
-        if in_place:
-            for k in spans:  # a batch's estimates are read before they are replaced
-                out[..., k] = _filter(y[..., k], x[..., k], r, eps)
-            y = out
-        else:
-            y = xp.concat([_filter(y[..., k], x[..., k], r, eps) for k in spans], axis=-1)
-    return xp.reshape(y, tuple(estimates.shape))
+        parts = [
+            _complex(_filter(_planar(y[..., k], True), _planar(x[..., k], False), r, eps))
+            for k in spans
+        ]
+        y = torch.cat(parts, -1)
+    return y.reshape(estimates.shape)
 
 
 def wiener(
