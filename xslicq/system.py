@@ -358,7 +358,9 @@ class SeparationSystem(pl.LightningModule):
         loss, parts, estimates = self.compute_loss(batch)
         b = batch[0].shape[0]
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"{stage} loss is {float(loss)} at step {self.global_step}")
+            raise FloatingPointError(
+                f"{stage} loss is {float(loss.detach())} at step {self.global_step}"
+            )
         # validation's values are epoch means: over all ranks when there are several
         sync = stage != "train"
         self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=b, sync_dist=sync)
