@@ -49,6 +49,28 @@ def transform(scale="cqlog", backend="torch", **kwargs):
     return _TRANSFORMS[key]
 
 
+def onnx_meta(**changes) -> dict:
+    """The metadata of an exported separator on a small bark sliCQT (60 bins), stereo, the
+    four targets, no Wiener-EM: what an :class:`xslicq.inference.OnnxSeparator` is built
+    from in tests with a stand-in network; ``changes`` replace top-level keys."""
+    from xslicq.inference import FORMAT_VERSION
+
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "transform": {
+            "scale": "bark",
+            "bins": 60,
+            "fmin": 32.9,
+            "fmax": 22050.0,
+            "sample_rate": SR,
+        },
+        "matrix": {"mode": "interpolate", "T": None},
+        "targets": ["vocals", "drums", "bass", "other"],
+        "channels": 2,
+    }
+    return {**meta, **changes}
+
+
 def peak_bytes(run) -> int:
     """The most memory NumPy and Python held at once while ``run()`` ran (tracemalloc)."""
     tracemalloc.start()

@@ -17,21 +17,15 @@ from onnx import TensorProto, helper
 
 from xslicq.audio import AudioFileError, load_audio
 from xslicq.data.tracks import DatasetError, find_tracks
-from xslicq.inference import FORMAT_VERSION, METADATA_KEY, ModelFileError, OnnxSeparator
+from xslicq.inference import METADATA_KEY, ModelFileError, OnnxSeparator
 from xslicq.separate import main as separate_main
 from xslicq.separate import separate_file
 from xslicq.stream import StreamError, file_blocks
 
-from helpers import SR, noise_song, write_tone_track
+from helpers import SR, noise_song, onnx_meta, write_tone_track
 
 TARGETS = ["vocals", "drums", "bass", "other"]
-META = {
-    "format_version": FORMAT_VERSION,
-    "transform": {"scale": "bark", "bins": 60, "fmin": 32.9, "fmax": 22050.0, "sample_rate": SR},
-    "matrix": {"mode": "interpolate", "T": None},
-    "targets": TARGETS,
-    "channels": 2,
-}
+META = onnx_meta(targets=TARGETS)
 
 
 def one_error_line(err: str) -> str:

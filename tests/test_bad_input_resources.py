@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 
 from xslicq import resample as resampling
-from xslicq.inference import FORMAT_VERSION, MAX_CHUNK_SECONDS, OnnxSeparator
+from xslicq.inference import MAX_CHUNK_SECONDS, OnnxSeparator
 from xslicq.resample import resample
 from xslicq.separate import main as separate_main
 from xslicq.stream import MAX_BLOCK
 from xslicq.stream import main as stream_main
 from xslicq.transform_demo import MAX_SECONDS, check_config
 
-from helpers import SR, noise_song, peak_bytes
+from helpers import SR, noise_song, onnx_meta, peak_bytes
 
 FREQ = 1000.0  # Hz of the test sine: well inside every rate's band
 
@@ -35,20 +35,7 @@ class ConstantMasks:
 
 def separator(**kwargs) -> OnnxSeparator:
     """The torch-free separator (NumPy only, so tracemalloc sees all of its memory)."""
-    meta = {
-        "format_version": FORMAT_VERSION,
-        "transform": {
-            "scale": "bark",
-            "bins": 60,
-            "fmin": 32.9,
-            "fmax": 22050.0,
-            "sample_rate": SR,
-        },
-        "matrix": {"mode": "interpolate", "T": None},
-        "targets": ["vocals", "drums", "bass", "other"],
-        "channels": 2,
-    }
-    return OnnxSeparator(ConstantMasks(), meta, **kwargs)
+    return OnnxSeparator(ConstantMasks(), onnx_meta(), **kwargs)
 
 
 # ------------------------------------------------------------------------ resampling

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from xslicq.inference import FORMAT_VERSION, OnnxSeparator
+from xslicq.inference import OnnxSeparator
 from xslicq.separate import separate_file
 
-from helpers import SR, noise_song
+from helpers import SR, noise_song, onnx_meta
 
 TARGETS = ("vocals", "drums", "bass", "other")
 WEIGHTS = np.array([0.1, 0.2, 0.3, 0.4], np.float32)  # target j's mask everywhere
@@ -31,20 +31,7 @@ class ConstantMasks:
 
 
 def separator(wiener=0, on_call=None, **kwargs):
-    meta = {
-        "format_version": FORMAT_VERSION,
-        "transform": {
-            "scale": "bark",
-            "bins": 60,
-            "fmin": 32.9,
-            "fmax": 22050.0,
-            "sample_rate": SR,
-        },
-        "matrix": {"mode": "interpolate", "T": None},
-        "targets": list(TARGETS),
-        "channels": 2,
-        "wiener_iterations": wiener,
-    }
+    meta = onnx_meta(targets=list(TARGETS), wiener_iterations=wiener)
     return OnnxSeparator(ConstantMasks(on_call), meta, **kwargs)
 
 
